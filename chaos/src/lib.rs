@@ -1,0 +1,1 @@
+//! Chaos harness and checker (issue 4).

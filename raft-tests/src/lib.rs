@@ -1,0 +1,1 @@
+//! Cluster tests over a controlled network (issue 3).

@@ -1,0 +1,1 @@
+//! Warren: an AMQP 0-9-1 broker whose state changes are Raft log entries.
