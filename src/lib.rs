@@ -1,1 +1,4 @@
 //! Warren: an AMQP 0-9-1 broker whose state changes are Raft log entries.
+
+pub mod amqp;
+pub mod raft;
