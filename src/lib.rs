@@ -1,4 +1,7 @@
 //! Warren: an AMQP 0-9-1 broker whose state changes are Raft log entries.
 
 pub mod amqp;
+pub mod broker;
+pub mod config;
+pub mod limits;
 pub mod raft;

@@ -1,0 +1,7 @@
+//! The broker model: exchanges, routing, queues and consumers.
+//!
+//! Architecture invariant: nothing in this module does I/O or reads a clock or randomness.
+//! Time, when needed, comes from the leader's timestamp in the Raft entry being applied
+//! (as in RabbitMQ's `rabbit_fifo`). Only the Raft state machine calls into it.
+
+pub mod topic;
