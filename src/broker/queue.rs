@@ -1,0 +1,239 @@
+//! One queue's message bookkeeping: ready messages, checkouts to consumers, credit.
+//!
+//! A message is in exactly one place: `ready` (waiting), `unacked` (checked out to one
+//! consumer's channel) or gone (settled). Assignment is deterministic: consumers are served
+//! round-robin in the order they were added, each up to its prefetch, so every node applying
+//! the same commands makes the same deliveries. Bodies live elsewhere; this type only moves ids.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+/// Identifies a consumer: the connection and channel that hold it, and its tag.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ConsumerKey {
+    pub conn: u64,
+    pub channel: u16,
+    pub tag: String,
+}
+
+/// A registered consumer and its credit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consumer {
+    pub key: ConsumerKey,
+    /// Most unacked deliveries at once; 0 means unlimited (AMQP's prefetch_count 0).
+    pub prefetch: u32,
+    /// With no_ack a delivery is settled as it is made.
+    pub no_ack: bool,
+    pub n_unacked: u32,
+}
+
+/// A message waiting in the queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ready {
+    pub msg_id: u64,
+    /// How many times it was returned to the queue after a delivery (x-delivery-count).
+    pub delivery_count: u32,
+}
+
+/// A message checked out to a consumer, waiting for its settle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unacked {
+    pub consumer: ConsumerKey,
+    pub delivery_count: u32,
+}
+
+/// An assignment made by the queue: the holder of `consumer`'s channel delivers it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub msg_id: u64,
+    pub consumer: ConsumerKey,
+    pub redelivered: bool,
+    pub delivery_count: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Queue {
+    ready: VecDeque<Ready>,
+    unacked: BTreeMap<u64, Unacked>,
+    consumers: Vec<Consumer>,
+    /// Index into `consumers` of the next one to serve (round-robin).
+    next_consumer: usize,
+}
+
+impl Queue {
+    pub fn n_ready(&self) -> usize {
+        self.ready.len()
+    }
+
+    pub fn n_unacked(&self) -> usize {
+        self.unacked.len()
+    }
+
+    pub fn n_consumers(&self) -> usize {
+        self.consumers.len()
+    }
+
+    /// Appends a newly published message and hands out what credit allows.
+    pub fn enqueue(&mut self, msg_id: u64) -> Vec<Delivery> {
+        self.ready.push_back(Ready {
+            msg_id,
+            delivery_count: 0,
+        });
+        self.assign()
+    }
+
+    /// Registers a consumer (its tag must be unique on its channel: the caller checks).
+    pub fn add_consumer(&mut self, key: ConsumerKey, prefetch: u32, no_ack: bool) -> Vec<Delivery> {
+        debug_assert!(self.consumers.iter().all(|c| c.key != key));
+        self.consumers.push(Consumer {
+            key,
+            prefetch,
+            no_ack,
+            n_unacked: 0,
+        });
+        self.assign()
+    }
+
+    /// Removes a consumer. Its unacked messages stay checked out to its channel until they
+    /// are settled or the channel closes, as in AMQP.
+    pub fn cancel_consumer(&mut self, key: &ConsumerKey) -> bool {
+        let Some(index) = self.consumers.iter().position(|c| &c.key == key) else {
+            return false;
+        };
+        self.consumers.remove(index);
+        if self.next_consumer > index {
+            self.next_consumer -= 1;
+        }
+        true
+    }
+
+    /// Takes the head message for basic.get; with `no_ack` it is settled at once.
+    pub fn get(&mut self, holder: ConsumerKey, no_ack: bool) -> Option<Delivery> {
+        let ready = self.ready.pop_front()?;
+        if !no_ack {
+            let unacked = Unacked {
+                consumer: holder.clone(),
+                delivery_count: ready.delivery_count,
+            };
+            self.unacked.insert(ready.msg_id, unacked);
+        }
+        Some(delivery(ready, holder))
+    }
+
+    /// Settles a checked-out message (consumer ack, or nack/reject without requeue).
+    /// Returns false when the message is not checked out to `holder`'s channel.
+    pub fn settle(&mut self, msg_id: u64, conn: u64, channel: u16) -> (bool, Vec<Delivery>) {
+        let Some(unacked) = self.take_unacked(msg_id, conn, channel) else {
+            return (false, Vec::new());
+        };
+        self.credit(&unacked.consumer);
+        (true, self.assign())
+    }
+
+    /// Returns a checked-out message to the head of the queue with one more delivery count.
+    pub fn requeue(&mut self, msg_ids: &[u64], conn: u64, channel: u16) -> Vec<Delivery> {
+        // Walk backwards so the returned messages keep their relative order at the head.
+        for &msg_id in msg_ids.iter().rev() {
+            if let Some(unacked) = self.take_unacked(msg_id, conn, channel) {
+                self.credit(&unacked.consumer);
+                let delivery_count = unacked.delivery_count + 1;
+                self.ready.push_front(Ready {
+                    msg_id,
+                    delivery_count,
+                });
+            }
+        }
+        self.assign()
+    }
+
+    /// A channel closed: drop its consumers and return everything checked out to it.
+    pub fn channel_closed(&mut self, conn: u64, channel: u16) -> Vec<Delivery> {
+        let held: Vec<u64> = self
+            .unacked
+            .iter()
+            .filter(|(_, u)| u.consumer.conn == conn && u.consumer.channel == channel)
+            .map(|(&id, _)| id)
+            .collect();
+        let gone: Vec<ConsumerKey> = self
+            .consumers
+            .iter()
+            .filter(|c| c.key.conn == conn && c.key.channel == channel)
+            .map(|c| c.key.clone())
+            .collect();
+        for key in &gone {
+            self.cancel_consumer(key);
+        }
+        self.requeue(&held, conn, channel)
+    }
+
+    /// Drops every ready message (queue.purge); returns how many went.
+    pub fn purge(&mut self) -> usize {
+        let n = self.ready.len();
+        self.ready.clear();
+        n
+    }
+
+    fn take_unacked(&mut self, msg_id: u64, conn: u64, channel: u16) -> Option<Unacked> {
+        match self.unacked.get(&msg_id) {
+            Some(u) if u.consumer.conn == conn && u.consumer.channel == channel => {
+                self.unacked.remove(&msg_id)
+            }
+            _ => None,
+        }
+    }
+
+    fn credit(&mut self, key: &ConsumerKey) {
+        if let Some(consumer) = self.consumers.iter_mut().find(|c| &c.key == key) {
+            debug_assert!(consumer.n_unacked > 0);
+            consumer.n_unacked = consumer.n_unacked.saturating_sub(1);
+        }
+    }
+
+    /// Hands ready messages to consumers with free credit, round-robin.
+    fn assign(&mut self) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        // Each pass over the consumers either delivers or proves no one has credit: bounded.
+        while !self.ready.is_empty() && !self.consumers.is_empty() {
+            let n = self.consumers.len();
+            let Some(offset) =
+                (0..n).find(|i| has_credit(&self.consumers[(self.next_consumer + i) % n]))
+            else {
+                break;
+            };
+            let index = (self.next_consumer + offset) % n;
+            self.next_consumer = (index + 1) % n;
+            let Some(ready) = self.ready.pop_front() else {
+                break;
+            };
+            let consumer = &mut self.consumers[index];
+            if !consumer.no_ack {
+                consumer.n_unacked += 1;
+                let unacked = Unacked {
+                    consumer: consumer.key.clone(),
+                    delivery_count: ready.delivery_count,
+                };
+                self.unacked.insert(ready.msg_id, unacked);
+            }
+            out.push(delivery(ready, consumer.key.clone()));
+        }
+        out
+    }
+}
+
+fn has_credit(consumer: &Consumer) -> bool {
+    consumer.no_ack || consumer.prefetch == 0 || consumer.n_unacked < consumer.prefetch
+}
+
+fn delivery(ready: Ready, consumer: ConsumerKey) -> Delivery {
+    Delivery {
+        msg_id: ready.msg_id,
+        consumer,
+        redelivered: ready.delivery_count > 0,
+        delivery_count: ready.delivery_count,
+    }
+}
+
+#[cfg(test)]
+#[path = "queue_tests.rs"]
+mod tests;
