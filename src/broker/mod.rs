@@ -4,6 +4,8 @@
 //! Time, when needed, comes from the leader's timestamp in the Raft entry being applied
 //! (as in RabbitMQ's `rabbit_fifo`). Only the Raft state machine calls into it.
 
+pub mod command;
 pub mod exchange;
 pub mod queue;
+pub mod state;
 pub mod topic;

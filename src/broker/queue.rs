@@ -50,6 +50,8 @@ pub struct Delivery {
     pub consumer: ConsumerKey,
     pub redelivered: bool,
     pub delivery_count: u32,
+    /// True for no_ack deliveries: the queue let go of the message as it handed it out.
+    pub settled: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,7 +120,7 @@ impl Queue {
             };
             self.unacked.insert(ready.msg_id, unacked);
         }
-        Some(delivery(ready, holder))
+        Some(delivery(ready, holder, no_ack))
     }
 
     /// Settles a checked-out message (consumer ack, or nack/reject without requeue).
@@ -167,11 +169,15 @@ impl Queue {
         self.requeue(&held, conn, channel)
     }
 
-    /// Drops every ready message (queue.purge); returns how many went.
-    pub fn purge(&mut self) -> usize {
-        let n = self.ready.len();
-        self.ready.clear();
-        n
+    /// Drops every ready message (queue.purge); returns the ids that went.
+    pub fn purge(&mut self) -> Vec<u64> {
+        self.ready.drain(..).map(|r| r.msg_id).collect()
+    }
+
+    /// Ids of every message the queue holds, ready or checked out (for queue.delete).
+    pub fn all_msg_ids(&self) -> Vec<u64> {
+        let ready = self.ready.iter().map(|r| r.msg_id);
+        ready.chain(self.unacked.keys().copied()).collect()
     }
 
     fn take_unacked(&mut self, msg_id: u64, conn: u64, channel: u16) -> Option<Unacked> {
@@ -215,7 +221,7 @@ impl Queue {
                 };
                 self.unacked.insert(ready.msg_id, unacked);
             }
-            out.push(delivery(ready, consumer.key.clone()));
+            out.push(delivery(ready, consumer.key.clone(), consumer.no_ack));
         }
         out
     }
@@ -225,8 +231,9 @@ fn has_credit(consumer: &Consumer) -> bool {
     consumer.no_ack || consumer.prefetch == 0 || consumer.n_unacked < consumer.prefetch
 }
 
-fn delivery(ready: Ready, consumer: ConsumerKey) -> Delivery {
+fn delivery(ready: Ready, consumer: ConsumerKey, settled: bool) -> Delivery {
     Delivery {
+        settled,
         msg_id: ready.msg_id,
         consumer,
         redelivered: ready.delivery_count > 0,

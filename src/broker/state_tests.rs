@@ -1,0 +1,220 @@
+//! Tests of `BrokerState::apply`: declares, routing, reply codes, message lifetimes.
+
+use bytes::Bytes;
+
+use super::*;
+use crate::broker::queue::ConsumerKey;
+
+fn content(body: &'static str) -> Content {
+    Content {
+        properties: Bytes::new(),
+        body: Bytes::from_static(body.as_bytes()),
+    }
+}
+
+fn declare(s: &mut BrokerState, name: &str) {
+    let out = s.apply(Command::QueueDeclare {
+        name: name.into(),
+        passive: false,
+        exclusive_conn: None,
+    });
+    assert!(out.reply.is_ok());
+}
+
+fn publish(s: &mut BrokerState, exchange: &str, key: &str) -> Outcome {
+    s.apply(Command::Publish {
+        exchange: exchange.into(),
+        routing_key: key.into(),
+        mandatory: false,
+        headers: Vec::new(),
+        content: content("hi"),
+    })
+}
+
+fn consumer(tag: &str) -> ConsumerKey {
+    ConsumerKey {
+        conn: 1,
+        channel: 1,
+        tag: tag.into(),
+    }
+}
+
+#[test]
+fn default_exchange_routes_by_queue_name_and_counts_show_in_declare_ok() {
+    let mut s = BrokerState::default();
+    declare(&mut s, "q");
+    assert_eq!(
+        publish(&mut s, "", "q").reply,
+        Ok(Reply::Published {
+            msg_id: 1,
+            n_queues: 1
+        })
+    );
+    assert_eq!(
+        publish(&mut s, "", "nowhere").reply,
+        Ok(Reply::Published {
+            msg_id: 2,
+            n_queues: 0
+        })
+    );
+    let out = s.apply(Command::QueueDeclare {
+        name: "q".into(),
+        passive: true,
+        exclusive_conn: None,
+    });
+    assert_eq!(
+        out.reply,
+        Ok(Reply::QueueDeclared {
+            name: "q".into(),
+            message_count: 1,
+            consumer_count: 0
+        })
+    );
+    assert_eq!(
+        s.messages.len(),
+        1,
+        "an unroutable message must not be stored"
+    );
+}
+
+#[test]
+fn reply_codes_match_rabbitmq() {
+    let mut s = BrokerState::default();
+    let passive = s.apply(Command::QueueDeclare {
+        name: "x".into(),
+        passive: true,
+        exclusive_conn: None,
+    });
+    assert_eq!(passive.reply.unwrap_err().reply_code, 404);
+    s.apply(Command::QueueDeclare {
+        name: "ex".into(),
+        passive: false,
+        exclusive_conn: Some(7),
+    });
+    let other = s.apply(Command::QueueDeclare {
+        name: "ex".into(),
+        passive: false,
+        exclusive_conn: Some(8),
+    });
+    assert_eq!(other.reply.unwrap_err().reply_code, 405);
+    let kind = ExchangeKind::Fanout;
+    let redeclare = s.apply(Command::ExchangeDeclare {
+        name: "amq.direct".into(),
+        kind,
+        passive: false,
+        alternate_exchange: None,
+    });
+    assert_eq!(redeclare.reply.unwrap_err().reply_code, 406);
+    assert_eq!(
+        publish(&mut s, "missing", "k")
+            .reply
+            .unwrap_err()
+            .reply_code,
+        404
+    );
+}
+
+#[test]
+fn a_message_in_two_queues_lives_until_both_settle() {
+    let mut s = BrokerState::default();
+    declare(&mut s, "a");
+    declare(&mut s, "b");
+    for q in ["a", "b"] {
+        let bind = Command::QueueBind {
+            queue: q.into(),
+            exchange: "amq.fanout".into(),
+            routing_key: String::new(),
+        };
+        assert!(s.apply(bind).reply.is_ok());
+    }
+    publish(&mut s, "amq.fanout", "");
+    for q in ["a", "b"] {
+        let out = s.apply(Command::Consume {
+            queue: q.into(),
+            consumer: consumer(q),
+            prefetch: 0,
+            no_ack: false,
+        });
+        assert_eq!(out.deliveries.len(), 1);
+    }
+    s.apply(Command::Settle {
+        queue: "a".into(),
+        msg_ids: vec![1],
+        conn: 1,
+        channel: 1,
+    });
+    assert!(s.content(1).is_some(), "queue b still holds the message");
+    s.apply(Command::Settle {
+        queue: "b".into(),
+        msg_ids: vec![1],
+        conn: 1,
+        channel: 1,
+    });
+    assert!(s.messages.is_empty());
+}
+
+#[test]
+fn no_ack_delivery_hands_over_the_content_and_frees_it() {
+    let mut s = BrokerState::default();
+    declare(&mut s, "q");
+    s.apply(Command::Consume {
+        queue: "q".into(),
+        consumer: consumer("c"),
+        prefetch: 0,
+        no_ack: true,
+    });
+    let out = publish(&mut s, "", "q");
+    assert_eq!(out.deliveries.len(), 1);
+    assert_eq!(out.released, vec![(1, content("hi"))]);
+    assert!(s.messages.is_empty());
+}
+
+#[test]
+fn purge_and_delete_drop_stored_messages() {
+    let mut s = BrokerState::default();
+    declare(&mut s, "q");
+    publish(&mut s, "", "q");
+    publish(&mut s, "", "q");
+    assert_eq!(
+        s.apply(Command::QueuePurge { name: "q".into() }).reply,
+        Ok(Reply::Counted { message_count: 2 })
+    );
+    publish(&mut s, "", "q");
+    let full = s.apply(Command::QueueDelete {
+        name: "q".into(),
+        if_unused: false,
+        if_empty: true,
+    });
+    assert_eq!(full.reply.unwrap_err().reply_code, 406);
+    let out = s.apply(Command::QueueDelete {
+        name: "q".into(),
+        if_unused: false,
+        if_empty: false,
+    });
+    assert_eq!(out.reply, Ok(Reply::Counted { message_count: 1 }));
+    assert!(s.messages.is_empty() && s.queues.is_empty());
+}
+
+#[test]
+fn commands_and_state_round_trip_through_postcard() {
+    let mut s = BrokerState::default();
+    declare(&mut s, "q");
+    let command = Command::Publish {
+        exchange: String::new(),
+        routing_key: "q".into(),
+        mandatory: true,
+        headers: vec![("k".into(), crate::broker::exchange::HeaderValue::Int(-3))],
+        content: content("body"),
+    };
+    let bytes = postcard::to_stdvec(&command).expect("encode command");
+    assert_eq!(
+        postcard::from_bytes::<Command>(&bytes).expect("decode command"),
+        command
+    );
+    s.apply(command);
+    let bytes = postcard::to_stdvec(&s).expect("encode state");
+    assert_eq!(
+        postcard::from_bytes::<BrokerState>(&bytes).expect("decode state"),
+        s
+    );
+}
