@@ -1,1 +1,20 @@
-//! Raft glue: openraft type config and the fsync-ed segment log that stores the Raft log and vote.
+//! Raft glue: openraft type config, the fsync-ed segment log that stores the Raft log and
+//! vote, the broker state machine with its snapshot files, and a node that wires them up.
+//!
+//! * [`types`]: the openraft `TypeConfig` (node id `u64`; an entry's data is a postcard batch
+//!   of broker commands).
+//! * [`record`]: on-disk record framing (version, length, crc32c, postcard payload).
+//! * [`log_store`]: `SegmentLogStore`, an append-only log whose single writer thread batches
+//!   records into one write + one fdatasync before acknowledging them to openraft.
+//! * [`state_machine`]: `BrokerStateMachine`, the only caller of the broker's `apply`.
+//! * [`network`]: the single-node network (no peers yet).
+//! * [`node`]: `RaftNode`, open a node on a data directory and propose command batches.
+
+pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod record;
+pub mod state_machine;
+#[cfg(test)]
+mod test_sm;
+pub mod types;
