@@ -5,3 +5,4 @@ pub mod broker;
 pub mod config;
 pub mod limits;
 pub mod raft;
+pub mod server;

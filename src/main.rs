@@ -23,6 +23,12 @@ enum Command {
         /// The TOML file to check.
         file: PathBuf,
     },
+    /// Run a single-node broker (interim: state in memory, Raft not wired yet).
+    Server {
+        /// The TOML node configuration; built-in defaults when absent.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -30,6 +36,20 @@ fn main() -> anyhow::Result<()> {
         Command::CheckConfig { file } => {
             let config = NodeConfig::load(&file)?;
             println!("{}: ok ({config:?})", file.display());
+        }
+        Command::Server { config } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .init();
+            let config = match config {
+                Some(path) => NodeConfig::load(&path)?,
+                None => NodeConfig::default(),
+            };
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(warren::server::serve(config))?;
         }
     }
     Ok(())

@@ -1,0 +1,53 @@
+//! The TCP listener of the AMQP front end.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use super::connection;
+use super::proposer::LocalProposer;
+use crate::config::NodeConfig;
+
+/// Binds `config.amqp_listen` and returns the bound address (useful with port 0) and the
+/// accept loop, which runs until an accept error it cannot recover from.
+pub async fn bind(
+    config: NodeConfig,
+) -> anyhow::Result<(SocketAddr, impl Future<Output = anyhow::Result<()>>)> {
+    let listener = TcpListener::bind(config.amqp_listen)
+        .await
+        .with_context(|| format!("bind AMQP listener on {}", config.amqp_listen))?;
+    let addr = listener.local_addr()?;
+    let config = Arc::new(config);
+    let proposer = Arc::new(LocalProposer::new());
+    let accept_loop = async move {
+        loop {
+            let (socket, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Per-connection errors (e.g. ECONNABORTED, EMFILE) must not stop the node.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let config = Arc::clone(&config);
+            let proposer = Arc::clone(&proposer);
+            tokio::spawn(async move {
+                if let Err(e) = connection::run(socket, config, proposer).await {
+                    tracing::debug!(%peer, error = %e, "connection ended with error");
+                }
+            });
+        }
+    };
+    Ok((addr, accept_loop))
+}
+
+/// Serves AMQP on `config.amqp_listen` until the process ends.
+pub async fn serve(config: NodeConfig) -> anyhow::Result<()> {
+    let (addr, accept_loop) = bind(config).await?;
+    tracing::info!(%addr, "AMQP listener ready");
+    accept_loop.await
+}
