@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::proposer::{Dispatch, LocalProposer};
+use super::proposer::{Dispatch, Proposer};
 use crate::amqp::frame::{
     check_protocol_header, decode_frame, encode_frame, method_frame, parse_method, ContentHeader,
     Frame, FRAME_MIN_SIZE, FRAME_OVERHEAD, PROTOCOL_HEADER,
@@ -83,7 +83,7 @@ enum Phase {
 struct Conn {
     id: u64,
     config: Arc<NodeConfig>,
-    proposer: Arc<LocalProposer>,
+    proposer: Arc<Proposer>,
     phase: Phase,
     frame_max: u32,
     heartbeat_s: u16,
@@ -99,7 +99,7 @@ struct Conn {
 pub async fn run(
     mut socket: TcpStream,
     config: Arc<NodeConfig>,
-    proposer: Arc<LocalProposer>,
+    proposer: Arc<Proposer>,
 ) -> anyhow::Result<()> {
     let _ = socket.set_nodelay(true);
     let mut header = [0u8; 8];

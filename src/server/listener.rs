@@ -8,7 +8,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use super::connection;
-use super::proposer::LocalProposer;
+use super::proposer::Proposer;
 use crate::config::NodeConfig;
 
 /// Binds `config.amqp_listen` and returns the bound address (useful with port 0) and the
@@ -21,7 +21,7 @@ pub async fn bind(
         .with_context(|| format!("bind AMQP listener on {}", config.amqp_listen))?;
     let addr = listener.local_addr()?;
     let config = Arc::new(config);
-    let proposer = Arc::new(LocalProposer::new());
+    let proposer = Arc::new(Proposer::open(&config).await.context("open raft node")?);
     let accept_loop = async move {
         loop {
             let (socket, peer) = match listener.accept().await {

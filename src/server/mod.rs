@@ -6,4 +6,4 @@ pub mod listener;
 pub mod proposer;
 
 pub use listener::{bind, serve};
-pub use proposer::{Dispatch, LocalProposer};
+pub use proposer::{Dispatch, Proposer};

@@ -1,10 +1,14 @@
 //! The proposer: the only way the front end changes broker state.
 //!
-//! This is the interim single-node path. `LocalProposer` applies each command directly to an
-//! in-memory [`BrokerState`] behind a mutex. The Raft-backed proposer (commands batched into
-//! openraft entries, applied by the state machine on every node) replaces it; connections do
-//! not change when it does, because the front end only proposes [`Command`]s and acts on the
-//! resulting [`Outcome`]s. It never mutates broker state itself.
+//! Each command is committed as an openraft log entry on this node's [`RaftNode`] (fsync'd
+//! before commit) and applied by the state machine; only then does its outcome come back, so
+//! a publisher confirm sent on that outcome means the publish is durable. The front end only
+//! proposes [`Command`]s and acts on the resulting [`Outcome`]s; it never mutates broker
+//! state itself.
+//!
+//! Interim: proposals are serialised (one entry per command, one at a time) so deliveries
+//! reach each connection in apply order. Batching commands from many channels into one
+//! entry, with deliveries dispatched in apply order, is the next step (docs/architecture.md).
 //!
 //! Deliveries in an outcome are routed to the connection holding the consumer through a
 //! bounded per-connection queue of [`Dispatch`]es, with the message content attached (from
@@ -16,9 +20,10 @@ use std::sync::Mutex;
 
 use tokio::sync::mpsc;
 
-use crate::broker::command::{Command, Content, Outcome};
+use crate::broker::command::{Command, Content, Outcome, Refusal};
 use crate::broker::queue::Delivery;
-use crate::broker::state::BrokerState;
+use crate::config::NodeConfig;
+use crate::raft::node::RaftNode;
 
 /// How many undelivered dispatches one connection may have queued.
 pub const DISPATCH_QUEUE_MAX: usize = 65_536;
@@ -31,26 +36,25 @@ pub struct Dispatch {
     pub content: Content,
 }
 
-/// Applies commands to a local [`BrokerState`] and routes deliveries to connections.
-pub struct LocalProposer {
-    state: Mutex<BrokerState>,
+/// Commits commands through Raft and routes the deliveries they cause to connections.
+pub struct Proposer {
+    node: RaftNode,
+    /// Held across commit and dispatch so deliveries leave in apply order.
+    order: tokio::sync::Mutex<()>,
     connections: Mutex<HashMap<u64, mpsc::Sender<Dispatch>>>,
     next_conn: AtomicU64,
 }
 
-impl Default for LocalProposer {
-    fn default() -> Self {
-        LocalProposer {
-            state: Mutex::new(BrokerState::default()),
+impl Proposer {
+    /// Opens this node's Raft state in `config.data_dir` (node id 1: single node).
+    pub async fn open(config: &NodeConfig) -> anyhow::Result<Proposer> {
+        let node = RaftNode::open(&config.data_dir, 1).await?;
+        Ok(Proposer {
+            node,
+            order: tokio::sync::Mutex::new(()),
             connections: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
-        }
-    }
-}
-
-impl LocalProposer {
-    pub fn new() -> LocalProposer {
-        LocalProposer::default()
+        })
     }
 
     /// Registers a new connection: its id and the receiving end of its deliveries.
@@ -66,11 +70,27 @@ impl LocalProposer {
         lock(&self.connections).remove(&conn);
     }
 
-    /// Applies `command` and hands every delivery it caused to the holder's connection.
+    /// Commits `command` and hands every delivery it caused to the holder's connection.
+    /// When the commit fails the outcome is unknown: the caller gets a 541 refusal, which
+    /// closes the channel (never a nack: the entry may still be committed).
     pub async fn propose(&self, command: Command) -> Outcome {
-        let (outcome, dispatches) = {
-            let mut state = lock(&self.state);
-            let outcome = state.apply(command);
+        let _order = self.order.lock().await;
+        let outcome = match self.node.propose(&[command]).await {
+            Ok(mut outcomes) if outcomes.len() == 1 => outcomes.remove(0),
+            Ok(_) | Err(_) => {
+                tracing::error!("raft commit failed; the command's outcome is unknown");
+                let reply = Err(Refusal {
+                    reply_code: 541,
+                    reply_text: "INTERNAL_ERROR - outcome unknown, raft commit failed".to_string(),
+                });
+                return Outcome {
+                    reply,
+                    deliveries: Vec::new(),
+                    released: Vec::new(),
+                };
+            }
+        };
+        let dispatches = self.node.state_machine.with_broker(|state| {
             let mut dispatches = Vec::with_capacity(outcome.deliveries.len());
             for (queue, delivery) in &outcome.deliveries {
                 let content = outcome
@@ -88,8 +108,8 @@ impl LocalProposer {
                     None => tracing::error!(msg_id = delivery.msg_id, "delivery without content"),
                 }
             }
-            (outcome, dispatches)
-        };
+            dispatches
+        });
         for dispatch in dispatches {
             let sender = lock(&self.connections)
                 .get(&dispatch.delivery.consumer.conn)
