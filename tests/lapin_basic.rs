@@ -307,3 +307,88 @@ async fn consume_from_missing_queue_is_a_channel_error() {
         .expect("queue.declare");
     conn.close(200, "bye").await.expect("close");
 }
+
+/// queue.purge drops ready messages and counts them; queue.delete with if-empty refuses a
+/// non-empty queue with 406 (closing only that channel), and without it counts what it drops.
+#[tokio::test]
+async fn purge_and_delete_count_messages_and_if_empty_refuses_with_406() {
+    use lapin::options::{QueueDeleteOptions, QueuePurgeOptions};
+    let server = start_server();
+    let conn = Connection::connect(&uri(server.addr), ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let channel = conn.create_channel().await.expect("channel");
+    channel
+        .queue_declare("pq", QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .expect("declare");
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm.select");
+    for body in [&b"1"[..], b"2", b"3"] {
+        let confirm = channel
+            .basic_publish(
+                "",
+                "pq",
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default(),
+            )
+            .await
+            .expect("publish");
+        assert!(confirm.await.expect("confirm").is_ack());
+    }
+    assert_eq!(
+        channel
+            .queue_purge("pq", QueuePurgeOptions::default())
+            .await
+            .expect("purge"),
+        3
+    );
+    let confirm = channel
+        .basic_publish(
+            "",
+            "pq",
+            BasicPublishOptions::default(),
+            b"4",
+            BasicProperties::default(),
+        )
+        .await
+        .expect("publish");
+    assert!(confirm.await.expect("confirm").is_ack());
+    let refused = channel
+        .queue_delete(
+            "pq",
+            QueueDeleteOptions {
+                if_empty: true,
+                ..Default::default()
+            },
+        )
+        .await;
+    let text = format!(
+        "{:?}",
+        refused.expect_err("if-empty delete of a non-empty queue")
+    );
+    assert!(
+        text.contains("406") || text.contains("PRECONDITION_FAILED"),
+        "{text}"
+    );
+    let channel = conn.create_channel().await.expect("second channel");
+    let deleted = channel
+        .queue_delete("pq", QueueDeleteOptions::default())
+        .await
+        .expect("delete");
+    assert_eq!(deleted, 1);
+    let passive = channel
+        .queue_declare(
+            "pq",
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await;
+    assert!(passive.is_err(), "the deleted queue must be gone");
+}

@@ -488,6 +488,41 @@ impl Conn {
                     );
                 }
             }
+            AMQPClass::Queue(queue::AMQPMethod::Purge(p)) => {
+                let reply = self
+                    .propose_reply(Command::QueuePurge {
+                        name: p.queue.as_str().to_string(),
+                    })
+                    .await?;
+                if let (Reply::Counted { message_count }, false) = (reply, p.nowait) {
+                    let ok = queue::PurgeOk { message_count };
+                    self.send_method(ch, &AMQPClass::Queue(queue::AMQPMethod::PurgeOk(ok)));
+                }
+            }
+            AMQPClass::Queue(queue::AMQPMethod::Delete(d)) => {
+                let reply = self
+                    .propose_reply(Command::QueueDelete {
+                        name: d.queue.as_str().to_string(),
+                        if_unused: d.if_unused,
+                        if_empty: d.if_empty,
+                    })
+                    .await?;
+                if let (Reply::Counted { message_count }, false) = (reply, d.nowait) {
+                    let ok = queue::DeleteOk { message_count };
+                    self.send_method(ch, &AMQPClass::Queue(queue::AMQPMethod::DeleteOk(ok)));
+                }
+            }
+            AMQPClass::Exchange(exchange::AMQPMethod::Delete(d)) => {
+                self.propose_reply(Command::ExchangeDelete {
+                    name: d.exchange.as_str().to_string(),
+                    if_unused: d.if_unused,
+                })
+                .await?;
+                if !d.nowait {
+                    let ok = exchange::DeleteOk {};
+                    self.send_method(ch, &AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(ok)));
+                }
+            }
             AMQPClass::Basic(basic::AMQPMethod::Qos(q)) => {
                 self.state(ch)?.prefetch = u32::from(q.prefetch_count);
                 self.send_method(
