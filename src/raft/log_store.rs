@@ -527,17 +527,25 @@ impl RaftLogReader<TypeConfig> for SegmentLogReader {
     }
 }
 
+/// The store reads through the same code as its reader handles.
 impl RaftLogReader<TypeConfig> for SegmentLogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
-        let st = self.shared.lock();
-        Ok(st.entries.range(range).map(|(_, e)| e.clone()).collect())
+        self.reader().try_get_log_entries(range).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        Ok(self.shared.lock().vote)
+        self.reader().read_vote().await
+    }
+}
+
+impl SegmentLogStore {
+    fn reader(&self) -> SegmentLogReader {
+        SegmentLogReader {
+            shared: Arc::clone(&self.shared),
+        }
     }
 }
 
@@ -559,9 +567,7 @@ impl RaftLogStorage<TypeConfig> for SegmentLogStore {
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
-        SegmentLogReader {
-            shared: self.shared.clone(),
-        }
+        self.reader()
     }
 
     /// Durable before returning: a vote must never be forgotten after it was granted.
