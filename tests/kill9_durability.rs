@@ -3,9 +3,7 @@
 //! find every confirmed message.
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -20,32 +18,7 @@ const QUEUE: &str = "durable-q";
 /// After this many confirms the server is killed while more publishes are in flight.
 const KILL_AFTER_CONFIRMS: usize = 300;
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(config: &Path, addr: SocketAddr) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_warren"))
-        .args(["server", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn warren");
-    let server = Server(child);
-    for _ in 0..400 {
-        if TcpStream::connect(addr).is_ok() {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("warren did not listen on {addr}");
-}
+mod common;
 
 async fn connect(addr: SocketAddr) -> lapin::Channel {
     let uri = format!("amqp://guest:guest@{addr}/%2f");
@@ -71,23 +44,11 @@ async fn connect(addr: SocketAddr) -> lapin::Channel {
 
 #[tokio::test]
 async fn kill_9_mid_stream_loses_no_confirmed_message() {
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port");
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("warren.toml");
-    let data = dir.path().join("data");
-    std::fs::write(
-        &config,
-        format!(
-            "amqp_listen = \"{addr}\"\ndata_dir = \"{}\"\n",
-            data.display()
-        ),
-    )
-    .expect("write config");
+    let (config, addr) = common::write_config(dir.path());
 
     tracing::info!("--- publish with confirms, kill -9 while publishes are in flight");
-    let mut server = start(&config, addr);
+    let mut server = common::start(&config, addr);
     let channel = connect(addr).await;
     channel
         .confirm_select(ConfirmSelectOptions::default())
@@ -112,8 +73,7 @@ async fn kill_9_mid_stream_loses_no_confirmed_message() {
     let mut confirmed = BTreeSet::new();
     for (n, confirm) in pending {
         if confirmed.len() == KILL_AFTER_CONFIRMS {
-            server.0.kill().expect("kill -9");
-            server.0.wait().expect("reap");
+            server.kill();
         }
         match confirm.await {
             Ok(c) if c.is_ack() => {
@@ -134,7 +94,7 @@ async fn kill_9_mid_stream_loses_no_confirmed_message() {
     drop(server);
 
     tracing::info!("--- restart on the same data directory and drain");
-    let _server = start(&config, addr);
+    let _server = common::start(&config, addr);
     let channel = connect(addr).await;
     let declared = channel
         .queue_declare(

@@ -1,8 +1,7 @@
 //! End to end: the real `warren` binary serving a lapin client.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -13,54 +12,24 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 
-/// A running `warren server`; killed when dropped.
+mod common;
+
+/// A running `warren server` with its own temporary directory.
 struct Server {
-    child: Child,
+    _warren: common::Warren,
     addr: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_server() -> Server {
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("pick a free port");
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("warren.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "amqp_listen = \"{addr}\"\ndata_dir = \"{}\"\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .expect("write config");
-    let child = Command::new(env!("CARGO_BIN_EXE_warren"))
-        .arg("server")
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn warren");
-    let server = Server {
-        child,
+    let (config, addr) = common::write_config(dir.path());
+    let warren = common::start(&config, addr);
+    Server {
+        _warren: warren,
         addr,
         _dir: dir,
-    };
-    for _ in 0..200 {
-        if TcpStream::connect(addr).is_ok() {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(25));
     }
-    panic!("warren did not listen on {addr}");
 }
 
 fn uri(addr: SocketAddr) -> String {
