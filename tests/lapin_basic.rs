@@ -361,3 +361,67 @@ async fn purge_and_delete_count_messages_and_if_empty_refuses_with_406() {
         .await;
     assert!(passive.is_err(), "the deleted queue must be gone");
 }
+
+/// basic.get returns the head message with the count left behind, get-empty on an empty
+/// queue, and an unacked get is redelivered after its channel closes.
+#[tokio::test]
+async fn basic_get_and_get_empty() {
+    use lapin::options::BasicGetOptions;
+    let server = start_server();
+    let conn = Connection::connect(&uri(server.addr), ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let channel = conn.create_channel().await.expect("channel");
+    channel
+        .queue_declare("gq", QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .expect("declare");
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm.select");
+    for body in [&b"first"[..], b"second"] {
+        let confirm = channel
+            .basic_publish(
+                "",
+                "gq",
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default(),
+            )
+            .await
+            .expect("publish");
+        assert!(confirm.await.expect("confirm").is_ack());
+    }
+    let got = channel
+        .basic_get("gq", BasicGetOptions::default())
+        .await
+        .expect("get");
+    let got = got.expect("a message");
+    assert_eq!(got.delivery.data, b"first");
+    assert_eq!(got.message_count, 1);
+    assert!(!got.delivery.redelivered);
+    channel.close(200, "bye").await.expect("close channel");
+
+    let channel = conn.create_channel().await.expect("second channel");
+    let again = channel
+        .basic_get("gq", BasicGetOptions { no_ack: true })
+        .await
+        .expect("get");
+    let again = again.expect("the returned message");
+    assert_eq!(again.delivery.data, b"first");
+    assert!(
+        again.delivery.redelivered,
+        "a get that was never acked comes back redelivered"
+    );
+    let second = channel
+        .basic_get("gq", BasicGetOptions { no_ack: true })
+        .await
+        .expect("get");
+    assert_eq!(second.expect("second").delivery.data, b"second");
+    let empty = channel
+        .basic_get("gq", BasicGetOptions { no_ack: true })
+        .await
+        .expect("get");
+    assert!(empty.is_none(), "get-empty on an empty queue");
+}

@@ -79,6 +79,12 @@ pub enum Command {
         conn: u64,
         channel: u16,
     },
+    /// basic.get: take the head message for `holder`'s channel.
+    Get {
+        queue: String,
+        holder: ConsumerKey,
+        no_ack: bool,
+    },
 }
 
 /// A channel error for the client: the AMQP reply code and text.
@@ -138,4 +144,13 @@ pub enum Reply {
         msg_id: u64,
         n_queues: u32,
     },
+    /// basic.get found a message; `message_count` is what stays ready.
+    Got {
+        msg_id: u64,
+        redelivered: bool,
+        message_count: u32,
+        content: Content,
+    },
+    /// basic.get found the queue empty.
+    GetEmpty,
 }

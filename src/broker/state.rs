@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::command::{Command, Content, Outcome, Refusal, Reply};
 use super::exchange::{route, Binding, Destination, Exchange, ExchangeKind};
-use super::queue::{Delivery, Queue};
+use super::queue::{ConsumerKey, Delivery, Queue};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QueueEntry {
@@ -126,6 +126,11 @@ impl BrokerState {
             } => self.with_queue(&queue, |q| {
                 (Ok(Reply::Done), q.requeue(&msg_ids, conn, channel))
             }),
+            Command::Get {
+                queue,
+                holder,
+                no_ack,
+            } => (self.get(&queue, holder, no_ack), Vec::new()),
             Command::ChannelClosed { conn, channel } => {
                 (Ok(Reply::Done), self.channel_closed(conn, channel))
             }
@@ -364,6 +369,31 @@ impl BrokerState {
         }
         self.release(&settled);
         (Ok(Reply::Done), deliveries)
+    }
+
+    fn get(&mut self, queue: &str, holder: ConsumerKey, no_ack: bool) -> Result<Reply, Refusal> {
+        let Some(entry) = self.queues.get_mut(queue) else {
+            return Err(Refusal::not_found(&format!("queue '{queue}'")));
+        };
+        let Some(delivery) = entry.queue.get(holder, no_ack) else {
+            return Ok(Reply::GetEmpty);
+        };
+        let message_count = entry.queue.n_ready() as u32;
+        let Some(content) = self.content(delivery.msg_id).cloned() else {
+            // Every queued id has a stored message (release drops one only when no queue
+            // holds it); a miss is a bug, answered as empty rather than a panic in apply.
+            debug_assert!(false, "queued message {} without content", delivery.msg_id);
+            return Ok(Reply::GetEmpty);
+        };
+        if no_ack {
+            self.release(&[delivery.msg_id]);
+        }
+        Ok(Reply::Got {
+            msg_id: delivery.msg_id,
+            redelivered: delivery.redelivered,
+            message_count,
+            content,
+        })
     }
 
     fn channel_closed(&mut self, conn: u64, channel: u16) -> Vec<(String, Delivery)> {

@@ -218,3 +218,52 @@ fn commands_and_state_round_trip_through_postcard() {
         s
     );
 }
+
+#[test]
+fn get_takes_the_head_with_its_content_and_counts_what_stays() {
+    let mut s = BrokerState::default();
+    declare(&mut s, "q");
+    publish(&mut s, "", "q");
+    publish(&mut s, "", "q");
+    let holder = ConsumerKey {
+        conn: 1,
+        channel: 1,
+        tag: String::new(),
+    };
+    let got = s.apply(Command::Get {
+        queue: "q".into(),
+        holder: holder.clone(),
+        no_ack: false,
+    });
+    let expected = Reply::Got {
+        msg_id: 1,
+        redelivered: false,
+        message_count: 1,
+        content: content("hi"),
+    };
+    assert_eq!(got.reply, Ok(expected));
+    assert!(s.content(1).is_some(), "an unsettled get keeps the message");
+    let got = s.apply(Command::Get {
+        queue: "q".into(),
+        holder: holder.clone(),
+        no_ack: true,
+    });
+    assert!(matches!(
+        got.reply,
+        Ok(Reply::Got {
+            msg_id: 2,
+            message_count: 0,
+            ..
+        })
+    ));
+    assert!(
+        s.content(2).is_none(),
+        "a no_ack get lets go of the message"
+    );
+    let empty = s.apply(Command::Get {
+        queue: "q".into(),
+        holder,
+        no_ack: false,
+    });
+    assert_eq!(empty.reply, Ok(Reply::GetEmpty));
+}

@@ -523,6 +523,39 @@ impl Conn {
                     self.send_method(ch, &AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(ok)));
                 }
             }
+            AMQPClass::Basic(basic::AMQPMethod::Get(g)) => {
+                let holder = ConsumerKey {
+                    conn: self.id,
+                    channel: ch,
+                    tag: String::new(),
+                };
+                let queue = g.queue.as_str().to_string();
+                let command = Command::Get {
+                    queue: queue.clone(),
+                    holder,
+                    no_ack: g.no_ack,
+                };
+                match self.propose_reply(command).await? {
+                    Reply::Got {
+                        msg_id,
+                        redelivered,
+                        message_count,
+                        content,
+                    } => self.basic_get_ok(
+                        ch,
+                        queue,
+                        msg_id,
+                        redelivered,
+                        message_count,
+                        content,
+                        g.no_ack,
+                    )?,
+                    _ => {
+                        let empty = basic::GetEmpty {};
+                        self.send_method(ch, &AMQPClass::Basic(basic::AMQPMethod::GetEmpty(empty)));
+                    }
+                }
+            }
             AMQPClass::Basic(basic::AMQPMethod::Qos(q)) => {
                 self.state(ch)?.prefetch = u32::from(q.prefetch_count);
                 self.send_method(
@@ -829,6 +862,36 @@ impl Conn {
     }
 
     /// Writes a basic.deliver with its content to the consumer's channel.
+    /// basic.get-ok with the message; a get without no_ack is checked out to this channel.
+    #[allow(clippy::too_many_arguments)]
+    fn basic_get_ok(
+        &mut self,
+        ch: u16,
+        queue: String,
+        msg_id: u64,
+        redelivered: bool,
+        message_count: u32,
+        content: Content,
+        no_ack: bool,
+    ) -> Result<(), Refusal> {
+        let state = self.state(ch)?;
+        let delivery_tag = state.next_delivery_tag;
+        state.next_delivery_tag += 1;
+        if !no_ack {
+            state.unacked.insert(delivery_tag, (queue.clone(), msg_id));
+        }
+        let ok = basic::GetOk {
+            delivery_tag,
+            redelivered,
+            exchange: short(""),
+            routing_key: short(&queue),
+            message_count,
+        };
+        self.send_method(ch, &AMQPClass::Basic(basic::AMQPMethod::GetOk(ok)));
+        self.send_content(ch, content);
+        Ok(())
+    }
+
     fn deliver(&mut self, dispatch: Dispatch) {
         let ch = dispatch.delivery.consumer.channel;
         let Some(state) = self.channels.get_mut(&ch) else {
@@ -861,10 +924,15 @@ impl Conn {
                 routing_key: short(&dispatch.queue),
             })),
         );
+        self.send_content(ch, dispatch.content);
+    }
+
+    /// The content header (raw properties as published) and the body split at frame_max.
+    fn send_content(&mut self, ch: u16, content: Content) {
         let header = ContentHeader {
             class_id: 60,
-            body_size: dispatch.content.body.len() as u64,
-            properties: dispatch.content.properties,
+            body_size: content.body.len() as u64,
+            properties: content.properties,
         };
         encode_frame(
             &Frame::Header {
@@ -876,7 +944,7 @@ impl Conn {
         let chunk = (self.frame_max as usize)
             .saturating_sub(FRAME_OVERHEAD)
             .max(1);
-        let mut body = dispatch.content.body;
+        let mut body = content.body;
         while !body.is_empty() {
             let part = body.split_to(chunk.min(body.len()));
             encode_frame(
