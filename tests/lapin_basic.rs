@@ -277,36 +277,47 @@ async fn consume_from_missing_queue_is_a_channel_error() {
     conn.close(200, "bye").await.expect("close");
 }
 
-/// queue.purge drops ready messages and counts them; queue.delete with if-empty refuses a
-/// non-empty queue with 406 (closing only that channel), and without it counts what it drops.
-#[tokio::test]
-async fn purge_and_delete_count_messages_and_if_empty_refuses_with_406() {
-    use lapin::options::{QueueDeleteOptions, QueuePurgeOptions};
-    let server = start_server();
-    let conn = Connection::connect(&uri(server.addr), ConnectionProperties::default())
+/// A connection and a confirm-mode channel on which `queue` is declared.
+async fn confirm_channel(addr: SocketAddr, queue: &str) -> (Connection, lapin::Channel) {
+    let conn = Connection::connect(&uri(addr), ConnectionProperties::default())
         .await
         .expect("connect");
     let channel = conn.create_channel().await.expect("channel");
     channel
-        .queue_declare("pq", QueueDeclareOptions::default(), FieldTable::default())
+        .queue_declare(queue, QueueDeclareOptions::default(), FieldTable::default())
         .await
         .expect("declare");
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await
         .expect("confirm.select");
+    (conn, channel)
+}
+
+/// Publishes `body` to `queue` through the default exchange and asserts its confirm is an ack.
+async fn publish_confirmed(channel: &lapin::Channel, queue: &str, body: &[u8]) {
+    let confirm = channel
+        .basic_publish(
+            "",
+            queue,
+            BasicPublishOptions::default(),
+            body,
+            BasicProperties::default(),
+        )
+        .await
+        .expect("publish");
+    assert!(confirm.await.expect("confirm").is_ack());
+}
+
+/// queue.purge drops ready messages and counts them; queue.delete with if-empty refuses a
+/// non-empty queue with 406 (closing only that channel), and without it counts what it drops.
+#[tokio::test]
+async fn purge_and_delete_count_messages_and_if_empty_refuses_with_406() {
+    use lapin::options::{QueueDeleteOptions, QueuePurgeOptions};
+    let server = start_server();
+    let (conn, channel) = confirm_channel(server.addr, "pq").await;
     for body in [&b"1"[..], b"2", b"3"] {
-        let confirm = channel
-            .basic_publish(
-                "",
-                "pq",
-                BasicPublishOptions::default(),
-                body,
-                BasicProperties::default(),
-            )
-            .await
-            .expect("publish");
-        assert!(confirm.await.expect("confirm").is_ack());
+        publish_confirmed(&channel, "pq", body).await;
     }
     assert_eq!(
         channel
@@ -315,17 +326,7 @@ async fn purge_and_delete_count_messages_and_if_empty_refuses_with_406() {
             .expect("purge"),
         3
     );
-    let confirm = channel
-        .basic_publish(
-            "",
-            "pq",
-            BasicPublishOptions::default(),
-            b"4",
-            BasicProperties::default(),
-        )
-        .await
-        .expect("publish");
-    assert!(confirm.await.expect("confirm").is_ack());
+    publish_confirmed(&channel, "pq", b"4").await;
     let refused = channel
         .queue_delete(
             "pq",
@@ -368,30 +369,9 @@ async fn purge_and_delete_count_messages_and_if_empty_refuses_with_406() {
 async fn basic_get_and_get_empty() {
     use lapin::options::BasicGetOptions;
     let server = start_server();
-    let conn = Connection::connect(&uri(server.addr), ConnectionProperties::default())
-        .await
-        .expect("connect");
-    let channel = conn.create_channel().await.expect("channel");
-    channel
-        .queue_declare("gq", QueueDeclareOptions::default(), FieldTable::default())
-        .await
-        .expect("declare");
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .expect("confirm.select");
+    let (conn, channel) = confirm_channel(server.addr, "gq").await;
     for body in [&b"first"[..], b"second"] {
-        let confirm = channel
-            .basic_publish(
-                "",
-                "gq",
-                BasicPublishOptions::default(),
-                body,
-                BasicProperties::default(),
-            )
-            .await
-            .expect("publish");
-        assert!(confirm.await.expect("confirm").is_ack());
+        publish_confirmed(&channel, "gq", body).await;
     }
     let got = channel
         .basic_get("gq", BasicGetOptions::default())
