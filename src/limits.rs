@@ -11,10 +11,19 @@ pub const CHANNELS_PER_CONNECTION_MAX: u16 = 2047;
 pub const HEARTBEAT_S_DEFAULT: u16 = 60;
 /// Largest message body accepted by default (128 MiB), configurable per node.
 pub const BODY_SIZE_MAX_DEFAULT: u64 = 128 * 1024 * 1024;
-/// How long the proposer lingers to batch commands into one Raft entry.
-pub const PROPOSE_LINGER_US: u64 = 300;
-/// Byte budget of one Raft entry built by the proposer.
-pub const PROPOSE_BATCH_BYTES_MAX: usize = 1024 * 1024;
+/// Submissions waiting for the proposer's batching task (beyond: connections stop reading).
+pub const PROPOSE_QUEUE_MAX: usize = 4096;
+/// Raft entries handed to openraft and not yet applied. While they commit, submissions queue
+/// up for the next entry: this pipeline depth is the proposer's linger.
+pub const PROPOSE_ENTRIES_IN_FLIGHT_MAX: usize = 8;
+/// Commands in one Raft entry built by the proposer.
+pub const PROPOSE_BATCH_COMMANDS_MAX: usize = 2048;
+/// Byte budget (message content) of one Raft entry built by the proposer; one larger
+/// message still goes, alone.
+pub const PROPOSE_BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Commands one connection may have submitted and not yet seen applied; beyond that it stops
+/// reading its socket until some complete.
+pub const IN_FLIGHT_PER_CONNECTION_MAX: usize = 1024;
 
 const _: () = assert!(FRAME_SIZE_MIN <= FRAME_SIZE_MAX);
 // A batch must hold at least one full frame of body.

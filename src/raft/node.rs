@@ -1,9 +1,10 @@
 //! A single Raft node: the segment log, the broker state machine and openraft, wired together.
 //!
 //! `RaftNode::open` starts openraft on a data directory; a fresh directory initialises a
-//! one-member cluster, an existing one resumes from its snapshot file and log. `propose` puts
-//! a batch of commands in one log entry and returns their outcomes once the entry is committed
-//! and applied, which is the moment a publisher confirm may go out.
+//! one-member cluster, an existing one resumes from its snapshot file and log. `submit` puts a
+//! batch of commands in one log entry without waiting: entries enter the log in the order they
+//! were submitted, and each one's replies arrive once it is committed and applied, which is
+//! the moment a publisher confirm may go out.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,11 +15,14 @@ use anyhow::Context;
 
 use super::log_store::SegmentLogStore;
 use super::network::NoPeers;
-use super::state_machine::{decode_outcomes, encode_batch, BrokerStateMachine};
-use super::types::{NodeId, Request, TypeConfig};
-use crate::broker::command::{Command, Outcome};
+use super::state_machine::{Batch, BrokerStateMachine};
+use super::types::{NodeId, TypeConfig};
+use crate::broker::command::{Command, Refusal, Reply};
 
 pub type Raft = openraft::Raft<TypeConfig, BrokerStateMachine>;
+
+/// The replies to one entry's commands, or why the entry's outcome is unknown.
+pub type Replies = anyhow::Result<Vec<Result<Reply, Refusal>>>;
 
 /// How long `open` waits for the node to become leader of its one-member cluster.
 const LEADER_WAIT_S: u64 = 10;
@@ -64,21 +68,41 @@ impl RaftNode {
         })
     }
 
-    /// Commits `commands` as one log entry; returns their outcomes in order.
-    pub async fn propose(&self, commands: &[Command]) -> anyhow::Result<Vec<Outcome>> {
-        let response = self
-            .raft
-            .client_write(Request(encode_batch(commands)))
+    /// Appends `batch` as one log entry and returns at once with a future of its replies.
+    /// Entries enter the log in the order of `submit` calls (it only hands the entry to
+    /// openraft's core), so a caller that awaits `submit` in sequence keeps its order.
+    pub async fn submit(
+        &self,
+        batch: &Batch,
+    ) -> anyhow::Result<impl std::future::Future<Output = Replies> + Send + 'static> {
+        let (responder, receiver) = openraft::impls::ProgressResponder::complete_only();
+        self.raft
+            .client_write_ff(batch.to_request(), Some(responder))
             .await
-            .context("commit command batch")?;
-        let outcomes = decode_outcomes(&response.data);
-        anyhow::ensure!(
-            outcomes.len() == commands.len(),
-            "state machine answered {} of {} commands",
-            outcomes.len(),
-            commands.len()
-        );
-        Ok(outcomes)
+            .context("submit command batch")?;
+        let expected = batch.commands.len();
+        Ok(async move {
+            let response = receiver
+                .await
+                .context("raft dropped the entry")?
+                .context("commit command batch")?;
+            let replies = response.data.0;
+            anyhow::ensure!(
+                replies.len() == expected,
+                "state machine answered {} of {expected} commands",
+                replies.len()
+            );
+            Ok(replies)
+        })
+    }
+
+    /// Commits `commands` as one log entry (now, by the wall clock) and returns their replies.
+    pub async fn propose(&self, commands: &[Command]) -> Replies {
+        let batch = Batch {
+            time_ms: wall_clock_ms(),
+            commands: commands.to_vec(),
+        };
+        self.submit(&batch).await?.await
     }
 
     pub async fn shutdown(self) -> anyhow::Result<()> {
@@ -87,6 +111,14 @@ impl RaftNode {
             .await
             .map_err(|e| anyhow::anyhow!("shut down raft: {e}"))
     }
+}
+
+/// This node's wall clock in ms since the epoch: the time a leader stamps on its entries.
+pub fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

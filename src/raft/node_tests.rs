@@ -34,12 +34,12 @@ async fn committed_commands_survive_a_restart_with_and_without_snapshot() {
     let dir = tempfile::tempdir().expect("tempdir");
     tracing::info!("--- first life: declare and publish in batches");
     let node = RaftNode::open(dir.path(), 1).await.expect("open");
-    let outcomes = node
+    let replies = node
         .propose(&[declare(), publish(1), publish(2)])
         .await
         .expect("propose");
     assert_eq!(
-        outcomes[2].reply,
+        replies[2],
         Ok(Reply::Published {
             msg_id: 2,
             n_queues: 1

@@ -1,9 +1,14 @@
 //! The Raft state machine: applies committed entries to the broker model, and snapshots it.
 //!
 //! Architecture invariant 3: this is the only caller of `BrokerState::apply`. An entry's
-//! payload is a batch of commands (postcard); its response is the batch of outcomes in the
-//! same order. A batch that does not decode is answered with an empty outcome list rather
-//! than an error: apply must be total, and every node decodes the same bytes the same way.
+//! payload is a [`Batch`] (postcard): the leader's clock when it was proposed and the
+//! commands. The response is the replies in the same order. A batch that does not decode is
+//! answered with no replies rather than an error: apply must be total, and every node decodes
+//! the same bytes the same way.
+//!
+//! Deliveries leave here, not through the response: right after each entry is applied, under
+//! the state lock, the registered [`ApplyObserver`] sees every outcome, so deliveries reach
+//! consumers in apply order however many entries are in flight.
 //!
 //! Snapshots are files: postcard of (last applied log id, membership, broker state), written
 //! to a temporary name, fsync'd, renamed into place, then the directory fsync'd. Only then
@@ -19,8 +24,8 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::types::{Response, TypeConfig};
-use crate::broker::command::{Command, Outcome};
+use super::types::{Request, Response, TypeConfig};
+use crate::broker::command::{Command, Outcome, Refusal, Reply};
 use crate::broker::state::BrokerState;
 
 type Snap = SnapshotOf<TypeConfig, Vec<u8>>;
@@ -36,11 +41,34 @@ struct SnapshotBody {
     broker: BrokerState,
 }
 
-#[derive(Debug)]
+/// An entry's commands and the leader's wall clock (ms since the epoch) when it proposed
+/// them: the state machine's only source of time (message TTLs).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Batch {
+    pub time_ms: u64,
+    pub commands: Vec<Command>,
+}
+
+/// Sees every entry's outcomes right after they were applied, in log order, with the state
+/// they were applied to. It runs under the state lock, so it must not block.
+pub trait ApplyObserver: Send + Sync + 'static {
+    fn applied(&self, outcomes: &[Outcome], broker: &BrokerState);
+}
+
 struct Inner {
     body: SnapshotBody,
     /// The bytes and meta of the newest snapshot file, as openraft asks for it.
     current: Option<(SnapshotMetaOf<TypeConfig>, Vec<u8>)>,
+    observer: Option<Arc<dyn ApplyObserver>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("last_applied", &self.body.last_applied)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
 }
 
 /// The broker model behind openraft's state-machine interface. Clones share one state.
@@ -50,14 +78,11 @@ pub struct BrokerStateMachine {
     dir: PathBuf,
 }
 
-/// Encodes a batch of commands as an entry payload.
-pub fn encode_batch(commands: &[Command]) -> Vec<u8> {
-    postcard::to_stdvec(commands).unwrap_or_default()
-}
-
-/// Decodes the outcomes of a batch from an entry's response.
-pub fn decode_outcomes(response: &Response) -> Vec<Outcome> {
-    postcard::from_bytes(&response.0).unwrap_or_default()
+impl Batch {
+    /// The entry payload for this batch.
+    pub fn to_request(&self) -> Request {
+        Request(postcard::to_stdvec(self).unwrap_or_default())
+    }
 }
 
 impl BrokerStateMachine {
@@ -75,9 +100,18 @@ impl BrokerStateMachine {
             Err(e) => return Err(e),
         };
         Ok(BrokerStateMachine {
-            inner: Arc::new(Mutex::new(Inner { body, current })),
+            inner: Arc::new(Mutex::new(Inner {
+                body,
+                current,
+                observer: None,
+            })),
             dir: dir.to_path_buf(),
         })
+    }
+
+    /// Registers the observer that routes each entry's deliveries (one per state machine).
+    pub fn set_observer(&self, observer: Arc<dyn ApplyObserver>) {
+        self.lock().observer = Some(observer);
     }
 
     /// Runs `f` on the broker state (read-only), e.g. to fetch a body for a delivery.
@@ -89,6 +123,23 @@ impl BrokerStateMachine {
         // A panic while holding the lock cannot leave the broker half-applied in a way later
         // code could repair, but poisoning would stop the node; take the data as it is.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Inner {
+    /// Applies one entry's batch, shows the outcomes to the observer, returns the replies.
+    fn apply_batch(&mut self, request: &Request) -> Vec<Result<Reply, Refusal>> {
+        let batch: Batch = postcard::from_bytes(&request.0).unwrap_or_default();
+        let broker = &mut self.body.broker;
+        let outcomes: Vec<Outcome> = batch
+            .commands
+            .into_iter()
+            .map(|c| broker.apply(c))
+            .collect();
+        if let Some(observer) = &self.observer {
+            observer.applied(&outcomes, &self.body.broker);
+        }
+        outcomes.into_iter().map(|o| o.reply).collect()
     }
 }
 
@@ -174,19 +225,12 @@ impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
         while let Some((entry, responder)) = entries.try_next().await? {
-            let outcomes = {
+            let replies = {
                 let mut inner = self.lock();
                 inner.body.last_applied = Some(entry.log_id);
                 match entry.payload {
                     EntryPayload::Blank => Vec::new(),
-                    EntryPayload::Normal(request) => {
-                        let commands: Vec<Command> =
-                            postcard::from_bytes(&request.0).unwrap_or_default();
-                        commands
-                            .into_iter()
-                            .map(|c| inner.body.broker.apply(c))
-                            .collect()
-                    }
+                    EntryPayload::Normal(request) => inner.apply_batch(&request),
                     EntryPayload::Membership(m) => {
                         inner.body.membership =
                             StoredMembershipOf::<TypeConfig>::new(Some(entry.log_id), m);
@@ -195,7 +239,7 @@ impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
                 }
             };
             if let Some(r) = responder {
-                r.send(Response(postcard::to_stdvec(&outcomes).unwrap_or_default()));
+                r.send(Response(replies));
             }
         }
         Ok(())

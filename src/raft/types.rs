@@ -1,13 +1,18 @@
 //! openraft type configuration for Warren.
 //!
-//! `Request`/`Response` are placeholders wrapping opaque bytes; the broker's command batch
-//! type will replace them once the state machine exists.
+//! A `Request` is an entry's payload as opaque bytes (a postcard [`Batch`] of broker commands:
+//! a payload that does not decode applies as nothing, so a log record never fails to load
+//! over it). A `Response` is the list of replies, one per command; it never leaves the node.
+//!
+//! [`Batch`]: super::state_machine::Batch
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A client command replicated through the Raft log (placeholder: opaque bytes).
+use crate::broker::command::{Refusal, Reply};
+
+/// An entry's payload: a postcard-encoded command batch.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct Request(pub Vec<u8>);
 
@@ -17,13 +22,13 @@ impl fmt::Display for Request {
     }
 }
 
-/// The state machine's reply to a [`Request`] (placeholder: opaque bytes).
+/// The state machine's replies to a [`Request`], one per command, in order.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
-pub struct Response(pub Vec<u8>);
+pub struct Response(pub Vec<Result<Reply, Refusal>>);
 
 impl fmt::Display for Response {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Response({} bytes)", self.0.len())
+        write!(f, "Response({} replies)", self.0.len())
     }
 }
 

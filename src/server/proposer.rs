@@ -1,32 +1,37 @@
 //! The proposer: the only way the front end changes broker state.
 //!
-//! Each command is committed as an openraft log entry on this node's [`RaftNode`] (fsync'd
-//! before commit) and applied by the state machine; only then does its outcome come back, so
-//! a publisher confirm sent on that outcome means the publish is durable. The front end only
-//! proposes [`Command`]s and acts on the resulting [`Outcome`]s; it never mutates broker
-//! state itself.
+//! Connections submit commands; one batching task packs whatever has queued up into a single
+//! log entry (up to a command count and a byte budget) and hands it to openraft without
+//! waiting for it, keeping up to [`PROPOSE_ENTRIES_IN_FLIGHT_MAX`] entries in flight. While those
+//! commit (one grouped fsync in the log's writer thread), new submissions queue, so the depth
+//! of that pipeline is the linger: under load many publishes share one entry and one fsync,
+//! and an idle node commits a lone command at once. Entries enter the log in submission
+//! order, and a submission's commands always share one entry (tx.commit relies on that).
 //!
-//! Interim: proposals are serialised (one entry per command, one at a time) so deliveries
-//! reach each connection in apply order. Batching commands from many channels into one
-//! entry, with deliveries dispatched in apply order, is the next step (docs/architecture.md).
+//! Every queue is bounded: when the submission queue is full, `submit` waits, so the
+//! connection stops reading from its socket and its publisher slows down instead of the
+//! node's memory growing.
 //!
-//! Deliveries in an outcome are routed to the connection holding the consumer through a
-//! bounded per-connection queue of [`Dispatch`]es, with the message content attached (from
-//! the state, or from `Outcome::released` for no_ack deliveries the state already let go of).
+//! Deliveries do not come back with replies: the state machine shows every applied entry to
+//! this module's [`Routes`], which hands each delivery, with its content, to the connection
+//! holding the consumer, in apply order.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::broker::command::{Command, Content, Outcome, Refusal};
+use crate::broker::command::{Command, Content, Outcome, Refusal, Reply};
 use crate::broker::queue::Delivery;
+use crate::broker::state::BrokerState;
 use crate::config::NodeConfig;
-use crate::raft::node::RaftNode;
-
-/// How many undelivered dispatches one connection may have queued.
-pub const DISPATCH_QUEUE_MAX: usize = 65_536;
+use crate::limits::{
+    PROPOSE_BATCH_BYTES_MAX, PROPOSE_BATCH_COMMANDS_MAX, PROPOSE_ENTRIES_IN_FLIGHT_MAX,
+    PROPOSE_QUEUE_MAX,
+};
+use crate::raft::node::{wall_clock_ms, RaftNode, Replies};
+use crate::raft::state_machine::{ApplyObserver, Batch};
 
 /// One delivery for a connection: which queue, the assignment, and the message itself.
 #[derive(Clone, Debug)]
@@ -36,96 +41,210 @@ pub struct Dispatch {
     pub content: Content,
 }
 
-/// Commits commands through Raft and routes the deliveries they cause to connections.
+/// The replies to one submission, in command order; `Err` when the outcome is unknown.
+pub type SubmitReplies = Result<Vec<Result<Reply, Refusal>>, Unknown>;
+
+/// The entry holding a submission may or may not have committed (raft failed under it).
+#[derive(Clone, Debug)]
+pub struct Unknown;
+
+impl Unknown {
+    /// The channel error for a command whose outcome is unknown: never a nack, since the
+    /// entry may still commit.
+    pub fn refusal() -> Refusal {
+        Refusal {
+            reply_code: 541,
+            reply_text: "INTERNAL_ERROR - outcome unknown, raft commit failed".to_string(),
+        }
+    }
+}
+
+struct Submission {
+    commands: Vec<Command>,
+    reply: oneshot::Sender<SubmitReplies>,
+}
+
+/// Commits commands through Raft in batches; deliveries reach connections via [`Routes`].
 pub struct Proposer {
-    node: RaftNode,
-    /// Held across commit and dispatch so deliveries leave in apply order.
-    order: tokio::sync::Mutex<()>,
-    connections: Mutex<HashMap<u64, mpsc::Sender<Dispatch>>>,
+    node: Arc<RaftNode>,
+    queue: mpsc::Sender<Submission>,
+    routes: Arc<Routes>,
     next_conn: AtomicU64,
 }
 
 impl Proposer {
-    /// Opens this node's Raft state in `config.data_dir` (node id 1: single node).
+    /// Opens this node's Raft state in `config.data_dir` (node id 1: single node) and starts
+    /// the batching task.
     pub async fn open(config: &NodeConfig) -> anyhow::Result<Proposer> {
-        let node = RaftNode::open(&config.data_dir, 1).await?;
+        let node = Arc::new(RaftNode::open(&config.data_dir, 1).await?);
+        let routes = Arc::new(Routes::default());
+        node.state_machine.set_observer(Arc::clone(&routes) as _);
+        let (queue, submissions) = mpsc::channel(PROPOSE_QUEUE_MAX);
+        tokio::spawn(batch_loop(Arc::clone(&node), submissions));
         Ok(Proposer {
             node,
-            order: tokio::sync::Mutex::new(()),
-            connections: Mutex::new(HashMap::new()),
+            queue,
+            routes,
             next_conn: AtomicU64::new(1),
         })
     }
 
     /// Registers a new connection: its id and the receiving end of its deliveries.
-    pub fn register(&self) -> (u64, mpsc::Receiver<Dispatch>) {
+    ///
+    /// The delivery queue is unbounded on purpose: it is filled under the state lock, which
+    /// must never wait for a slow consumer. What bounds it is consumer credit (prefetch);
+    /// the contents it holds are shared `Bytes`, not copies.
+    pub fn register(&self) -> (u64, mpsc::UnboundedReceiver<Dispatch>) {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(DISPATCH_QUEUE_MAX);
-        lock(&self.connections).insert(id, tx);
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.routes.connections).insert(id, tx);
         (id, rx)
     }
 
-    /// Forgets a connection; deliveries to it are dropped from now on.
+    /// Forgets a connection; deliveries to it are dropped from now on (its ChannelClosed
+    /// commands return them to their queues).
     pub fn unregister(&self, conn: u64) {
-        lock(&self.connections).remove(&conn);
+        lock(&self.routes.connections).remove(&conn);
     }
 
-    /// Commits `command` and hands every delivery it caused to the holder's connection.
-    /// When the commit fails the outcome is unknown: the caller gets a 541 refusal, which
-    /// closes the channel (never a nack: the entry may still be committed).
-    pub async fn propose(&self, command: Command) -> Outcome {
-        let _order = self.order.lock().await;
-        let outcome = match self.node.propose(&[command]).await {
-            Ok(mut outcomes) if outcomes.len() == 1 => outcomes.remove(0),
-            Ok(_) | Err(_) => {
-                tracing::error!("raft commit failed; the command's outcome is unknown");
-                let reply = Err(Refusal {
-                    reply_code: 541,
-                    reply_text: "INTERNAL_ERROR - outcome unknown, raft commit failed".to_string(),
-                });
-                return Outcome {
-                    reply,
-                    deliveries: Vec::new(),
-                    released: Vec::new(),
-                };
-            }
+    /// Queues `commands` for one log entry; waits only while the submission queue is full.
+    /// The receiver yields the replies once the entry is applied.
+    pub async fn submit(&self, commands: Vec<Command>) -> oneshot::Receiver<SubmitReplies> {
+        let (reply, receiver) = oneshot::channel();
+        if let Err(mpsc::error::SendError(lost)) =
+            self.queue.send(Submission { commands, reply }).await
+        {
+            // The batching task is gone (node shutting down): nothing was submitted.
+            let _ = lost.reply.send(Err(Unknown));
+        }
+        receiver
+    }
+
+    /// Commits one command and returns its reply (541 when the outcome is unknown).
+    pub async fn propose(&self, command: Command) -> Result<Reply, Refusal> {
+        let receiver = self.submit(vec![command]).await;
+        match receiver.await {
+            Ok(Ok(mut replies)) if replies.len() == 1 => replies.remove(0),
+            _ => Err(Unknown::refusal()),
+        }
+    }
+
+    /// The node under this proposer (for status and tests).
+    pub fn node(&self) -> &RaftNode {
+        &self.node
+    }
+}
+
+/// Packs queued submissions into entries, in order, with a bounded number in flight.
+async fn batch_loop(node: Arc<RaftNode>, mut submissions: mpsc::Receiver<Submission>) {
+    let in_flight = Arc::new(Semaphore::new(PROPOSE_ENTRIES_IN_FLIGHT_MAX));
+    while let Some(first) = submissions.recv().await {
+        // Waiting for a free slot is what lets the next batch grow.
+        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+            return;
         };
-        let dispatches = self.node.state_machine.with_broker(|state| {
-            let mut dispatches = Vec::with_capacity(outcome.deliveries.len());
+        let mut batch = vec![first];
+        let mut n_commands = batch[0].commands.len();
+        let mut n_bytes = content_bytes(&batch[0].commands);
+        while n_commands < PROPOSE_BATCH_COMMANDS_MAX && n_bytes < PROPOSE_BATCH_BYTES_MAX {
+            match submissions.try_recv() {
+                Ok(next) => {
+                    n_commands += next.commands.len();
+                    n_bytes += content_bytes(&next.commands);
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut entry = Batch {
+            time_ms: wall_clock_ms(),
+            commands: Vec::with_capacity(n_commands),
+        };
+        let mut waiters = Vec::with_capacity(batch.len());
+        for submission in batch {
+            waiters.push((submission.commands.len(), submission.reply));
+            entry.commands.extend(submission.commands);
+        }
+        match node.submit(&entry).await {
+            Ok(replies) => {
+                tokio::spawn(async move {
+                    answer(waiters, replies.await);
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot submit entry; outcomes unknown");
+                answer(waiters, Err(e));
+            }
+        }
+    }
+}
+
+/// Splits an entry's replies back over the submissions it was built from.
+fn answer(waiters: Vec<(usize, oneshot::Sender<SubmitReplies>)>, replies: Replies) {
+    match replies {
+        Ok(replies) => {
+            let mut replies = replies.into_iter();
+            for (n, waiter) in waiters {
+                let _ = waiter.send(Ok(replies.by_ref().take(n).collect()));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "raft commit failed; outcomes unknown");
+            for (_, waiter) in waiters {
+                let _ = waiter.send(Err(Unknown));
+            }
+        }
+    }
+}
+
+fn content_bytes(commands: &[Command]) -> usize {
+    commands
+        .iter()
+        .map(|c| match c {
+            Command::Publish { content, .. } => content.body.len() + content.properties.len(),
+            _ => 64,
+        })
+        .sum()
+}
+
+/// Where each connection's deliveries go; fed by the state machine after every entry.
+#[derive(Default)]
+pub struct Routes {
+    connections: Mutex<HashMap<u64, mpsc::UnboundedSender<Dispatch>>>,
+}
+
+impl ApplyObserver for Routes {
+    fn applied(&self, outcomes: &[Outcome], broker: &BrokerState) {
+        let connections = lock(&self.connections);
+        for outcome in outcomes {
             for (queue, delivery) in &outcome.deliveries {
+                let Some(sender) = connections.get(&delivery.consumer.conn) else {
+                    continue; // another node's consumer, or a connection that just ended
+                };
                 let content = outcome
                     .released
                     .iter()
                     .find(|(id, _)| *id == delivery.msg_id)
                     .map(|(_, c)| c.clone())
-                    .or_else(|| state.content(delivery.msg_id).cloned());
-                match content {
-                    Some(content) => dispatches.push(Dispatch {
-                        queue: queue.clone(),
-                        delivery: delivery.clone(),
-                        content,
-                    }),
-                    None => tracing::error!(msg_id = delivery.msg_id, "delivery without content"),
-                }
-            }
-            dispatches
-        });
-        for dispatch in dispatches {
-            let sender = lock(&self.connections)
-                .get(&dispatch.delivery.consumer.conn)
-                .cloned();
-            if let Some(sender) = sender {
+                    .or_else(|| broker.content(delivery.msg_id).cloned());
+                let Some(content) = content else {
+                    tracing::error!(msg_id = delivery.msg_id, "delivery without content");
+                    continue;
+                };
                 // A closed receiver means the connection is ending; its ChannelClosed
                 // commands return the message to the queue.
-                let _ = sender.send(dispatch).await;
+                let _ = sender.send(Dispatch {
+                    queue: queue.clone(),
+                    delivery: delivery.clone(),
+                    content,
+                });
             }
         }
-        outcome
     }
 }
 
-/// Locks a mutex, recovering the data if a holder panicked (apply is total, so the state
-/// is consistent between commands).
+/// Locks a mutex, recovering the data if a holder panicked (the maps stay consistent).
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()

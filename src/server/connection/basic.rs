@@ -1,0 +1,278 @@
+//! The basic class apart from publishing: qos, consume, cancel, get, ack, nack, reject,
+//! recover.
+
+use std::collections::BTreeMap;
+
+use amq_protocol::protocol::{basic, confirm, AMQPClass};
+
+use super::completion::Then;
+use super::declare::not_implemented;
+use super::wire::{
+    conn_close, refuse, short, Failure, REPLY_NOT_ALLOWED, REPLY_NOT_IMPLEMENTED,
+    REPLY_PRECONDITION_FAILED,
+};
+use super::Conn;
+use crate::broker::command::{Command, Refusal, Reply};
+use crate::broker::queue::ConsumerKey;
+
+/// Deliveries taken off a channel by an ack/nack/reject, grouped by queue.
+type Taken = Vec<(String, Vec<u64>)>;
+
+impl Conn {
+    pub(super) async fn basic_class(
+        &mut self,
+        ch: u16,
+        m: basic::AMQPMethod,
+    ) -> Result<(), Failure> {
+        use basic::AMQPMethod as M;
+        match m {
+            M::Publish(p) => self.start_publish(ch, p)?,
+            M::Qos(q) => {
+                // amq-protocol drops prefetch_size while parsing, so the 540 RabbitMQ sends
+                // for prefetch_size != 0 cannot be sent (docs/amqp-coverage.md).
+                // global=false: per consumer, for consumers created afterwards (RabbitMQ).
+                // global=true (shared by the channel) is approximated per consumer too.
+                self.state(ch)?.prefetch = u32::from(q.prefetch_count);
+                self.send_method(ch, &AMQPClass::Basic(M::QosOk(basic::QosOk {})));
+            }
+            M::Consume(c) => self.consume(ch, c).await?,
+            M::Cancel(c) => self.cancel(ch, c).await?,
+            M::Get(g) => self.get(ch, g).await?,
+            M::Ack(a) => {
+                let taken = self.take_tags(ch, a.delivery_tag, a.multiple)?;
+                self.settle(ch, taken, Settle::Ack).await?;
+            }
+            M::Nack(n) => {
+                let taken = self.take_tags(ch, n.delivery_tag, n.multiple)?;
+                self.settle(ch, taken, Settle::reject(n.requeue)).await?;
+            }
+            M::Reject(r) => {
+                let taken = self.take_tags(ch, r.delivery_tag, false)?;
+                self.settle(ch, taken, Settle::reject(r.requeue)).await?;
+            }
+            M::Recover(r) => {
+                self.recover(ch, r.requeue).await?;
+                self.send_method(ch, &AMQPClass::Basic(M::RecoverOk(basic::RecoverOk {})));
+            }
+            M::RecoverAsync(r) => self.recover(ch, r.requeue).await?,
+            other => return Err(not_implemented(&AMQPClass::Basic(other)).into()),
+        }
+        Ok(())
+    }
+
+    pub(super) fn confirm_class(&mut self, ch: u16, m: confirm::AMQPMethod) -> Result<(), Refusal> {
+        let confirm::AMQPMethod::Select(s) = m else {
+            return Err(not_implemented(&AMQPClass::Confirm(m)));
+        };
+        let state = self.state(ch)?;
+        if state.tx.is_some() {
+            return Err(refuse(
+                REPLY_PRECONDITION_FAILED,
+                "PRECONDITION_FAILED - cannot switch from tx to confirm mode",
+            ));
+        }
+        state.confirms = true;
+        if !s.nowait {
+            let ok = confirm::AMQPMethod::SelectOk(confirm::SelectOk {});
+            self.send_method(ch, &AMQPClass::Confirm(ok));
+        }
+        Ok(())
+    }
+
+    async fn consume(&mut self, ch: u16, c: basic::Consume) -> Result<(), Refusal> {
+        let tag = if c.consumer_tag.as_str().is_empty() {
+            let n = self.next_consumer_tag;
+            self.next_consumer_tag += 1;
+            format!("amq.ctag-{}-{n}", self.id)
+        } else {
+            c.consumer_tag.as_str().to_string()
+        };
+        let queue = c.queue.as_str().to_string();
+        let state = self.state(ch)?;
+        if state.consumers.contains_key(&tag) {
+            return Err(refuse(
+                REPLY_NOT_ALLOWED,
+                format!("NOT_ALLOWED - attempt to reuse consumer tag '{tag}'"),
+            ));
+        }
+        let prefetch = state.prefetch;
+        state.consumers.insert(tag.clone(), queue.clone());
+        let consumer = ConsumerKey {
+            conn: self.id,
+            channel: ch,
+            tag: tag.clone(),
+        };
+        // Deliveries caused by this command reach this task through its dispatch queue,
+        // which is read only after this method returns: they follow the consume-ok.
+        let command = Command::Consume {
+            queue,
+            consumer,
+            prefetch,
+            no_ack: c.no_ack,
+        };
+        if let Err(refusal) = self.propose_reply(command).await {
+            self.state(ch)?.consumers.remove(&tag);
+            return Err(refusal);
+        }
+        if !c.nowait {
+            let ok = basic::ConsumeOk {
+                consumer_tag: short(&tag),
+            };
+            self.send_method(ch, &AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(ok)));
+        }
+        Ok(())
+    }
+
+    async fn cancel(&mut self, ch: u16, c: basic::Cancel) -> Result<(), Refusal> {
+        let tag = c.consumer_tag.as_str().to_string();
+        if let Some(queue) = self.state(ch)?.consumers.remove(&tag) {
+            let consumer = ConsumerKey {
+                conn: self.id,
+                channel: ch,
+                tag: tag.clone(),
+            };
+            self.propose_reply(Command::Cancel { queue, consumer })
+                .await?;
+        }
+        if !c.nowait {
+            let ok = basic::CancelOk {
+                consumer_tag: short(&tag),
+            };
+            self.send_method(ch, &AMQPClass::Basic(basic::AMQPMethod::CancelOk(ok)));
+        }
+        Ok(())
+    }
+
+    async fn get(&mut self, ch: u16, g: basic::Get) -> Result<(), Refusal> {
+        let holder = ConsumerKey {
+            conn: self.id,
+            channel: ch,
+            tag: String::new(),
+        };
+        let queue = g.queue.as_str().to_string();
+        let command = Command::Get {
+            queue: queue.clone(),
+            holder,
+            no_ack: g.no_ack,
+        };
+        match self.propose_reply(command).await? {
+            Reply::Got {
+                msg_id,
+                redelivered,
+                message_count,
+                content,
+            } => {
+                let got = super::deliver::Got {
+                    queue,
+                    msg_id,
+                    redelivered,
+                    message_count,
+                    no_ack: g.no_ack,
+                };
+                self.basic_get_ok(ch, got, content)?
+            }
+            _ => {
+                let empty = basic::AMQPMethod::GetEmpty(basic::GetEmpty {});
+                self.send_method(ch, &AMQPClass::Basic(empty));
+            }
+        }
+        Ok(())
+    }
+
+    /// recover: every unacked delivery of the channel goes back to its queue, redelivered.
+    async fn recover(&mut self, ch: u16, requeue: bool) -> Result<(), Failure> {
+        if !requeue {
+            let text = "NOT_IMPLEMENTED - requeue=false";
+            return Err(conn_close(REPLY_NOT_IMPLEMENTED, text).into());
+        }
+        let taken = self.take_tags(ch, 0, true)?;
+        for command in self.settle_commands(ch, taken, Settle::Requeue) {
+            self.propose_reply(command).await?;
+        }
+        Ok(())
+    }
+
+    /// Acks, nacks and rejects are pipelined (or buffered in a transaction): only a refusal
+    /// comes back, and it closes the channel.
+    async fn settle(&mut self, ch: u16, taken: Taken, how: Settle) -> Result<(), Refusal> {
+        let commands = self.settle_commands(ch, taken, how);
+        if commands.is_empty() {
+            return Ok(());
+        }
+        if let Some(tx) = self.state(ch)?.tx.as_mut() {
+            tx.buffer_settles(commands);
+            return Ok(());
+        }
+        self.pipeline(commands, Then::Quiet { ch }).await;
+        Ok(())
+    }
+
+    fn settle_commands(&self, ch: u16, taken: Taken, how: Settle) -> Vec<Command> {
+        let (conn, channel) = (self.id, ch);
+        taken
+            .into_iter()
+            .map(|(queue, msg_ids)| match how {
+                Settle::Requeue => Command::Requeue {
+                    queue,
+                    msg_ids,
+                    conn,
+                    channel,
+                },
+                // No dead-lettering yet: a message rejected without requeue is dropped.
+                Settle::Ack | Settle::Drop => Command::Settle {
+                    queue,
+                    msg_ids,
+                    conn,
+                    channel,
+                },
+            })
+            .collect()
+    }
+
+    /// Removes the deliveries acknowledged by (`tag`, `multiple`), grouped by queue.
+    /// `multiple` with tag 0 means every unacked delivery of the channel.
+    fn take_tags(&mut self, ch: u16, tag: u64, multiple: bool) -> Result<Taken, Refusal> {
+        let state = self.state(ch)?;
+        let tags: Vec<u64> = if multiple {
+            let upto = if tag == 0 { u64::MAX } else { tag };
+            state.unacked.range(..=upto).map(|(t, _)| *t).collect()
+        } else if state.unacked.contains_key(&tag) {
+            vec![tag]
+        } else {
+            Vec::new()
+        };
+        if tags.is_empty() && !(multiple && tag == 0) {
+            return Err(refuse(
+                REPLY_PRECONDITION_FAILED,
+                format!("PRECONDITION_FAILED - unknown delivery tag {tag}"),
+            ));
+        }
+        let mut by_queue: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for t in tags {
+            if let Some((queue, msg_id)) = state.unacked.remove(&t) {
+                if let Some(tx) = state.tx.as_mut() {
+                    tx.remember_taken(t, (queue.clone(), msg_id));
+                }
+                by_queue.entry(queue).or_default().push(msg_id);
+            }
+        }
+        Ok(by_queue.into_iter().collect())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Settle {
+    Ack,
+    Requeue,
+    Drop,
+}
+
+impl Settle {
+    fn reject(requeue: bool) -> Settle {
+        if requeue {
+            Settle::Requeue
+        } else {
+            Settle::Drop
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Messages out: basic.deliver to consumers, basic.get-ok, and the content frames.
+
+use amq_protocol::protocol::{basic, AMQPClass};
+
+use super::wire::short;
+use super::Conn;
+use crate::amqp::frame::{encode_frame, ContentHeader, Frame, FRAME_OVERHEAD};
+use crate::broker::command::{Content, Refusal};
+use crate::server::proposer::Dispatch;
+
+/// A message basic.get found, as the reply gave it.
+pub struct Got {
+    pub queue: String,
+    pub msg_id: u64,
+    pub redelivered: bool,
+    pub message_count: u32,
+    pub no_ack: bool,
+}
+
+impl Conn {
+    /// basic.get-ok with the message; a get without no_ack is checked out to this channel.
+    pub(super) fn basic_get_ok(
+        &mut self,
+        ch: u16,
+        got: Got,
+        content: Content,
+    ) -> Result<(), Refusal> {
+        let state = self.state(ch)?;
+        let delivery_tag = state.next_delivery_tag;
+        state.next_delivery_tag += 1;
+        if !got.no_ack {
+            state
+                .unacked
+                .insert(delivery_tag, (got.queue.clone(), got.msg_id));
+        }
+        let ok = basic::GetOk {
+            delivery_tag,
+            redelivered: got.redelivered,
+            // The exchange and routing key are not stored with messages yet.
+            exchange: short(""),
+            routing_key: short(&got.queue),
+            message_count: got.message_count,
+        };
+        self.send_method(ch, &AMQPClass::Basic(basic::AMQPMethod::GetOk(ok)));
+        self.send_content(ch, content);
+        Ok(())
+    }
+
+    /// Writes a basic.deliver with its content to the consumer's channel.
+    pub(super) fn deliver(&mut self, dispatch: Dispatch) {
+        let ch = dispatch.delivery.consumer.channel;
+        let Some(state) = self.channels.get_mut(&ch) else {
+            return; // channel gone: its ChannelClosed returns the message
+        };
+        // A dispatch queued before its channel or consumer went away: the state already
+        // returned the message (ChannelClosed) or still holds it for this channel.
+        if state.closing
+            || !state
+                .consumers
+                .contains_key(&dispatch.delivery.consumer.tag)
+        {
+            return;
+        }
+        let tag = state.next_delivery_tag;
+        state.next_delivery_tag += 1;
+        if !dispatch.delivery.settled {
+            state
+                .unacked
+                .insert(tag, (dispatch.queue.clone(), dispatch.delivery.msg_id));
+        }
+        let deliver = basic::Deliver {
+            consumer_tag: short(&dispatch.delivery.consumer.tag),
+            delivery_tag: tag,
+            redelivered: dispatch.delivery.redelivered,
+            // The exchange and routing key are not stored with messages yet.
+            exchange: short(""),
+            routing_key: short(&dispatch.queue),
+        };
+        self.send_method(ch, &AMQPClass::Basic(basic::AMQPMethod::Deliver(deliver)));
+        self.send_content(ch, dispatch.content);
+    }
+
+    /// The content header (raw properties as published) and the body split at frame_max.
+    pub(super) fn send_content(&mut self, ch: u16, content: Content) {
+        let header = ContentHeader {
+            class_id: 60,
+            body_size: content.body.len() as u64,
+            properties: content.properties,
+        };
+        encode_frame(
+            &Frame::Header {
+                channel: ch,
+                payload: header.to_bytes(),
+            },
+            &mut self.out,
+        );
+        let chunk = (self.frame_max as usize)
+            .saturating_sub(FRAME_OVERHEAD)
+            .max(1);
+        let mut body = content.body;
+        while !body.is_empty() {
+            let part = body.split_to(chunk.min(body.len()));
+            encode_frame(
+                &Frame::Body {
+                    channel: ch,
+                    payload: part,
+                },
+                &mut self.out,
+            );
+        }
+    }
+}

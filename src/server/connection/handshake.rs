@@ -1,0 +1,228 @@
+//! Channel 0: start/start-ok (PLAIN and AMQPLAIN), tune/tune-ok, open, close.
+
+use amq_protocol::protocol::{connection, AMQPClass};
+use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
+
+use super::wire::{
+    conn_close, ConnClose, REPLY_ACCESS_REFUSED, REPLY_COMMAND_INVALID, REPLY_NOT_ALLOWED,
+};
+use super::{Conn, Phase};
+use crate::amqp::frame::FRAME_MIN_SIZE;
+use crate::config::NodeConfig;
+use crate::limits;
+
+/// The one user until users are configurable: RabbitMQ's default.
+const DEFAULT_USER: (&[u8], &[u8]) = (b"guest", b"guest");
+
+impl Conn {
+    pub(super) fn connection_method(&mut self, method: AMQPClass) -> Result<(), ConnClose> {
+        use connection::AMQPMethod as M;
+        let AMQPClass::Connection(m) = method else {
+            return Err(conn_close(
+                REPLY_COMMAND_INVALID,
+                "COMMAND_INVALID - non-connection method on channel 0",
+            ));
+        };
+        match (&self.phase, m) {
+            (Phase::AwaitStartOk, M::StartOk(ok)) => self.start_ok(ok),
+            (Phase::AwaitTuneOk, M::TuneOk(ok)) => self.tune_ok(ok),
+            (Phase::AwaitOpen, M::Open(open)) => {
+                if open.virtual_host.as_str() != "/" {
+                    return Err(conn_close(
+                        REPLY_NOT_ALLOWED,
+                        format!(
+                            "NOT_ALLOWED - vhost {} not found",
+                            open.virtual_host.as_str()
+                        ),
+                    ));
+                }
+                self.phase = Phase::Open;
+                self.send_method(0, &AMQPClass::Connection(M::OpenOk(connection::OpenOk {})));
+                Ok(())
+            }
+            (_, M::Close(_)) => {
+                self.send_method(
+                    0,
+                    &AMQPClass::Connection(M::CloseOk(connection::CloseOk {})),
+                );
+                self.done = true;
+                Ok(())
+            }
+            (_, M::CloseOk(_)) => {
+                self.done = true;
+                Ok(())
+            }
+            _ => Err(conn_close(
+                REPLY_COMMAND_INVALID,
+                "COMMAND_INVALID - unexpected connection method",
+            )),
+        }
+    }
+
+    fn start_ok(&mut self, ok: connection::StartOk) -> Result<(), ConnClose> {
+        let mechanism = ok.mechanism.as_str();
+        if !auth_ok(mechanism, ok.response.as_bytes()) {
+            // RabbitMQ only explains the refusal to clients that asked for it; the others
+            // see the socket close.
+            self.silent_close =
+                !client_capability(&ok.client_properties, "authentication_failure_close");
+            return Err(conn_close(
+                REPLY_ACCESS_REFUSED,
+                format!("ACCESS_REFUSED - Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."),
+            ));
+        }
+        self.cancel_notify = client_capability(&ok.client_properties, "consumer_cancel_notify");
+        self.phase = Phase::AwaitTuneOk;
+        self.send_method(
+            0,
+            &AMQPClass::Connection(connection::AMQPMethod::Tune(connection::Tune {
+                channel_max: limits::CHANNELS_PER_CONNECTION_MAX,
+                frame_max: self.config.frame_max,
+                heartbeat: self.config.heartbeat_s,
+            })),
+        );
+        Ok(())
+    }
+
+    fn tune_ok(&mut self, ok: connection::TuneOk) -> Result<(), ConnClose> {
+        if ok.frame_max != 0 && ok.frame_max < FRAME_MIN_SIZE {
+            return Err(conn_close(
+                REPLY_NOT_ALLOWED,
+                "NOT_ALLOWED - frame_max below 4096",
+            ));
+        }
+        if ok.frame_max != 0 && ok.frame_max < self.frame_max {
+            self.frame_max = ok.frame_max;
+        }
+        self.heartbeat_s = if ok.heartbeat == 0 || self.config.heartbeat_s == 0 {
+            0
+        } else {
+            ok.heartbeat.min(self.config.heartbeat_s)
+        };
+        self.phase = Phase::AwaitOpen;
+        Ok(())
+    }
+}
+
+/// Whether the client's properties announce `name` in their capabilities table.
+fn client_capability(client_properties: &FieldTable, name: &str) -> bool {
+    match client_properties.inner().get("capabilities") {
+        Some(AMQPValue::FieldTable(caps)) => {
+            matches!(caps.inner().get(name), Some(AMQPValue::Boolean(true)))
+        }
+        _ => false,
+    }
+}
+
+/// Checks the credentials of a start-ok against the default user.
+pub(super) fn auth_ok(mechanism: &str, response: &[u8]) -> bool {
+    let credentials = match mechanism {
+        "PLAIN" => plain_credentials(response),
+        "AMQPLAIN" => amqplain_credentials(response),
+        _ => None,
+    };
+    credentials.is_some_and(|(user, pass)| (user.as_slice(), pass.as_slice()) == DEFAULT_USER)
+}
+
+/// PLAIN: `authzid \0 user \0 password`.
+fn plain_credentials(response: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut parts = response.split(|b| *b == 0);
+    let (Some(_authz), Some(user), Some(pass), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    Some((user.to_vec(), pass.to_vec()))
+}
+
+/// AMQPLAIN: the entries of a field table (no length prefix) with LOGIN and PASSWORD as
+/// long strings (RabbitMQ's `rabbit_auth_mechanism_amqplain`).
+fn amqplain_credentials(mut response: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (mut login, mut password) = (None, None);
+    while !response.is_empty() {
+        let (&name_len, rest) = response.split_first()?;
+        let (name, rest) = rest.split_at_checked(usize::from(name_len))?;
+        let (&kind, rest) = rest.split_first()?;
+        if kind != b'S' {
+            return None;
+        }
+        let (len, rest) = rest.split_at_checked(4)?;
+        let len = u32::from_be_bytes(len.try_into().ok()?) as usize;
+        let (value, rest) = rest.split_at_checked(len)?;
+        match name {
+            b"LOGIN" => login = Some(value.to_vec()),
+            b"PASSWORD" => password = Some(value.to_vec()),
+            _ => {}
+        }
+        response = rest;
+    }
+    Some((login?, password?))
+}
+
+pub(super) fn start_method(config: &NodeConfig) -> AMQPClass {
+    let mut caps = FieldTable::default();
+    for cap in [
+        "publisher_confirms",
+        "exchange_exchange_bindings",
+        "basic.nack",
+        "consumer_cancel_notify",
+        "connection.blocked",
+        "consumer_priorities",
+        "authentication_failure_close",
+        "per_consumer_qos",
+        "direct_reply_to",
+    ] {
+        caps.insert(ShortString::from(cap), AMQPValue::Boolean(true));
+    }
+    let mut props = FieldTable::default();
+    let text = |s: &str| AMQPValue::LongString(LongString::from(s));
+    props.insert(ShortString::from("product"), text("Warren"));
+    props.insert(
+        ShortString::from("version"),
+        text(env!("CARGO_PKG_VERSION")),
+    );
+    props.insert(ShortString::from("platform"), text("Rust"));
+    props.insert(ShortString::from("cluster_name"), text(&config.node_name));
+    props.insert(
+        ShortString::from("capabilities"),
+        AMQPValue::FieldTable(caps),
+    );
+    AMQPClass::Connection(connection::AMQPMethod::Start(connection::Start {
+        version_major: 0,
+        version_minor: 9,
+        server_properties: props,
+        mechanisms: LongString::from("PLAIN AMQPLAIN"),
+        locales: LongString::from("en_US"),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_auth() {
+        assert!(auth_ok("PLAIN", b"\0guest\0guest"));
+        assert!(!auth_ok("PLAIN", b"\0guest\0wrong"));
+        assert!(!auth_ok("PLAIN", b"guest"));
+        assert!(!auth_ok("CRAM-MD5", b"\0guest\0guest"));
+    }
+
+    #[test]
+    fn amqplain_auth() {
+        let entry = |name: &str, value: &str| {
+            let mut e = vec![name.len() as u8];
+            e.extend_from_slice(name.as_bytes());
+            e.push(b'S');
+            e.extend_from_slice(&(value.len() as u32).to_be_bytes());
+            e.extend_from_slice(value.as_bytes());
+            e
+        };
+        let good = [entry("LOGIN", "guest"), entry("PASSWORD", "guest")].concat();
+        assert!(auth_ok("AMQPLAIN", &good));
+        let bad = [entry("LOGIN", "guest"), entry("PASSWORD", "nope")].concat();
+        assert!(!auth_ok("AMQPLAIN", &bad));
+        assert!(!auth_ok("AMQPLAIN", &good[..good.len() - 2]));
+        assert!(!auth_ok("AMQPLAIN", &entry("LOGIN", "guest")));
+    }
+}

@@ -1,0 +1,271 @@
+//! One client connection: handshake, then methods in, frames out.
+//!
+//! The task proposes commands and acts on their replies; deliveries arrive as [`Dispatch`]es
+//! that the state machine routed here. Publishes, acks, nacks and rejects are pipelined: they
+//! are submitted and the task reads on, keeping their replies in a FIFO ([`in_flight`]) that
+//! completes in log order, so confirms go out in order and many publishes share one entry.
+//! Methods with a reply of their own (declare, bind, get, consume...) wait for their commit.
+//! Every byte from the network is untrusted: bad input closes the channel or connection with
+//! an AMQP reply code, never panics.
+//!
+//! [`in_flight`]: Conn::in_flight
+
+mod basic;
+mod channel;
+mod completion;
+mod declare;
+mod deliver;
+mod handshake;
+mod publish;
+mod tx;
+mod wire;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use amq_protocol::protocol::AMQPClass;
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use self::channel::ChannelState;
+use self::completion::InFlight;
+use self::wire::{conn_close, ConnClose, REPLY_CHANNEL_ERROR, REPLY_UNEXPECTED_FRAME};
+use super::proposer::{Dispatch, Proposer};
+use crate::amqp::frame::{
+    check_protocol_header, decode_frame, encode_frame, parse_method, ContentHeader, Frame,
+    PROTOCOL_HEADER,
+};
+use crate::broker::command::Command;
+use crate::config::NodeConfig;
+use crate::limits::IN_FLIGHT_PER_CONNECTION_MAX;
+
+enum Phase {
+    AwaitStartOk,
+    AwaitTuneOk,
+    AwaitOpen,
+    Open,
+}
+
+struct Conn {
+    id: u64,
+    config: Arc<NodeConfig>,
+    proposer: Arc<Proposer>,
+    phase: Phase,
+    frame_max: u32,
+    heartbeat_s: u16,
+    /// The client asked for server-sent basic.cancel (consumer_cancel_notify).
+    cancel_notify: bool,
+    /// A refused login from a client without authentication_failure_close: just hang up.
+    silent_close: bool,
+    channels: HashMap<u16, ChannelState>,
+    /// Submitted commands whose replies are awaited, oldest first (they complete in order).
+    in_flight: VecDeque<InFlight>,
+    /// Per channel, a run of confirm tags completed and not yet sent (first, last).
+    confirm_runs: HashMap<u16, (u64, u64)>,
+    out: BytesMut,
+    next_queue_name: u64,
+    next_consumer_tag: u64,
+    /// The client sent connection.close (or we finished closing): stop after flushing.
+    done: bool,
+}
+
+/// Runs one connection to completion.
+pub async fn run(
+    mut socket: TcpStream,
+    config: Arc<NodeConfig>,
+    proposer: Arc<Proposer>,
+) -> anyhow::Result<()> {
+    let _ = socket.set_nodelay(true);
+    let mut header = [0u8; 8];
+    socket.read_exact(&mut header).await?;
+    if let Err(e) = check_protocol_header(&header) {
+        tracing::debug!(error = %e, "bad protocol header");
+        socket.write_all(PROTOCOL_HEADER).await?;
+        let _ = socket.shutdown().await;
+        return Ok(());
+    }
+
+    let (id, dispatches) = proposer.register();
+    let mut conn = Conn {
+        id,
+        frame_max: config.frame_max,
+        heartbeat_s: 0,
+        config,
+        proposer: Arc::clone(&proposer),
+        phase: Phase::AwaitStartOk,
+        cancel_notify: false,
+        silent_close: false,
+        channels: HashMap::new(),
+        in_flight: VecDeque::new(),
+        confirm_runs: HashMap::new(),
+        out: BytesMut::new(),
+        next_queue_name: 1,
+        next_consumer_tag: 1,
+        done: false,
+    };
+    let result = conn.serve(&mut socket, dispatches).await;
+    // Return every unacked delivery and drop every consumer of this connection.
+    let open: Vec<u16> = conn.channels.keys().copied().collect();
+    for channel in open {
+        let _ = proposer
+            .propose(Command::ChannelClosed { conn: id, channel })
+            .await;
+    }
+    proposer.unregister(id);
+    result
+}
+
+impl Conn {
+    async fn serve(
+        &mut self,
+        socket: &mut TcpStream,
+        mut dispatches: mpsc::UnboundedReceiver<Dispatch>,
+    ) -> anyhow::Result<()> {
+        self.send_method(0, &handshake::start_method(&self.config));
+        socket.write_all(&self.out).await?;
+        self.out.clear();
+
+        let mut inbuf = BytesMut::with_capacity(8192);
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(3600));
+        let mut heartbeat_armed = 0u16;
+        let mut last_heard = Instant::now();
+        loop {
+            if self.heartbeat_s != heartbeat_armed {
+                heartbeat_armed = self.heartbeat_s;
+                let period = Duration::from_millis(u64::from(heartbeat_armed.max(1)) * 500);
+                heartbeat = tokio::time::interval_at(Instant::now() + period, period);
+            }
+            let can_read = self.in_flight.len() < IN_FLIGHT_PER_CONNECTION_MAX;
+            tokio::select! {
+                replies = completion::next_replies(&mut self.in_flight) => {
+                    self.complete_in_flight(replies).await;
+                    self.complete_ready().await;
+                    self.flush_confirms();
+                }
+                read = socket.read_buf(&mut inbuf), if can_read => {
+                    if read? == 0 {
+                        return Ok(());
+                    }
+                    last_heard = Instant::now();
+                    if let Err(close) = self.handle_input(&mut inbuf).await {
+                        if !self.silent_close {
+                            self.send_conn_close(close);
+                            socket.write_all(&self.out).await?;
+                        }
+                        let _ = socket.shutdown().await;
+                        return Ok(());
+                    }
+                }
+                Some(dispatch) = dispatches.recv() => {
+                    self.deliver(dispatch);
+                }
+                _ = heartbeat.tick(), if heartbeat_armed > 0 => {
+                    // A client silent for two heartbeat intervals is gone (AMQP 0-9-1 §4.2.7).
+                    if last_heard.elapsed() > Duration::from_secs(2 * u64::from(heartbeat_armed)) {
+                        tracing::info!(conn = self.id, "missed heartbeats; closing connection");
+                        return Ok(());
+                    }
+                    encode_frame(&Frame::Heartbeat, &mut self.out);
+                }
+            }
+            if !self.out.is_empty() {
+                socket.write_all(&self.out).await?;
+                self.out.clear();
+            }
+            if self.done {
+                let _ = socket.shutdown().await;
+                return Ok(());
+            }
+        }
+    }
+
+    async fn handle_input(&mut self, inbuf: &mut BytesMut) -> Result<(), ConnClose> {
+        loop {
+            let frame = match decode_frame(inbuf, self.frame_max) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(conn_close(e.reply_code(), format!("FRAME_ERROR - {e}"))),
+            };
+            self.handle_frame(frame).await?;
+            if self.done {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn handle_frame(&mut self, frame: Frame) -> Result<(), ConnClose> {
+        match frame {
+            Frame::Heartbeat => Ok(()),
+            Frame::Method { channel, payload } => {
+                let method = parse_method(&payload)
+                    .map_err(|e| conn_close(e.reply_code(), format!("FRAME_ERROR - {e}")))?;
+                if channel == 0 {
+                    self.connection_method(method)
+                } else {
+                    self.channel_method(channel, method).await
+                }
+            }
+            Frame::Header { channel, payload } => {
+                let header = ContentHeader::parse(payload)
+                    .map_err(|e| conn_close(e.reply_code(), format!("FRAME_ERROR - {e}")))?;
+                self.content_header(channel, header).await
+            }
+            Frame::Body { channel, payload } => self.content_body(channel, payload).await,
+        }
+    }
+
+    async fn channel_method(&mut self, ch: u16, method: AMQPClass) -> Result<(), ConnClose> {
+        if !matches!(self.phase, Phase::Open) {
+            return Err(conn_close(
+                REPLY_CHANNEL_ERROR,
+                "CHANNEL_ERROR - connection not open",
+            ));
+        }
+        if let AMQPClass::Channel(m) = &method {
+            return self.channel_class(ch, m).await;
+        }
+        let Some(state) = self.channels.get(&ch) else {
+            return Err(conn_close(
+                REPLY_CHANNEL_ERROR,
+                format!("CHANNEL_ERROR - expected 'channel.open' on channel {ch}"),
+            ));
+        };
+        if state.closing {
+            return Ok(());
+        }
+        if state.pending.is_some() {
+            return Err(conn_close(
+                REPLY_UNEXPECTED_FRAME,
+                "UNEXPECTED_FRAME - method frame while content expected",
+            ));
+        }
+        match self.class_method(ch, method).await {
+            Ok(()) => Ok(()),
+            Err(wire::Failure::Channel(refusal)) => {
+                self.close_channel(ch, refusal).await;
+                Ok(())
+            }
+            Err(wire::Failure::Connection(close)) => Err(close),
+        }
+    }
+
+    /// Methods of the exchange, queue, basic, confirm and tx classes on an open channel.
+    async fn class_method(&mut self, ch: u16, method: AMQPClass) -> Result<(), wire::Failure> {
+        match method {
+            AMQPClass::Exchange(m) => Ok(self.exchange_class(ch, m).await?),
+            AMQPClass::Queue(m) => Ok(self.queue_class(ch, m).await?),
+            AMQPClass::Basic(m) => self.basic_class(ch, m).await,
+            AMQPClass::Confirm(m) => Ok(self.confirm_class(ch, m)?),
+            AMQPClass::Tx(m) => Ok(self.tx_class(ch, m).await?),
+            other => Err(conn_close(
+                wire::REPLY_NOT_IMPLEMENTED,
+                format!("NOT_IMPLEMENTED - {:?}", other.get_amqp_method_id()),
+            )
+            .into()),
+        }
+    }
+}
