@@ -26,6 +26,11 @@ pub struct NodeConfig {
     pub heartbeat_s: u16,
     /// Largest message body accepted.
     pub body_size_max: u64,
+    /// Resident memory (bytes) above which publishers are blocked (connection.blocked), as
+    /// RabbitMQ's memory alarm; 0 means 40 % of the machine's memory, read at start.
+    pub memory_high_watermark: u64,
+    /// Users who may only log in from a loopback address (RabbitMQ's `loopback_users`).
+    pub loopback_users: Vec<String>,
 }
 
 impl Default for NodeConfig {
@@ -37,6 +42,8 @@ impl Default for NodeConfig {
             frame_max: limits::FRAME_SIZE_MAX,
             heartbeat_s: limits::HEARTBEAT_S_DEFAULT,
             body_size_max: limits::BODY_SIZE_MAX_DEFAULT,
+            memory_high_watermark: 0,
+            loopback_users: vec!["guest".to_string()],
         }
     }
 }
@@ -92,6 +99,10 @@ impl NodeConfig {
             }
             "heartbeat_s" => self.heartbeat_s = integer(value, 0, u16::MAX as i64)? as u16,
             "body_size_max" => self.body_size_max = integer(value, 0, i64::MAX)? as u64,
+            "memory_high_watermark" => {
+                self.memory_high_watermark = integer(value, 0, i64::MAX)? as u64
+            }
+            "loopback_users" => self.loopback_users = strings(value)?,
             _ => return Err("unknown setting".to_string()),
         }
         Ok(())
@@ -104,6 +115,22 @@ fn string(value: &toml::Value) -> Result<String, String> {
         toml::Value::String(_) => Err("must not be empty".to_string()),
         other => Err(format!("expected a string, found {}", other.type_str())),
     }
+}
+
+fn strings(value: &toml::Value) -> Result<Vec<String>, String> {
+    let toml::Value::Array(items) = value else {
+        return Err(format!(
+            "expected a list of strings, found {}",
+            value.type_str()
+        ));
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            toml::Value::String(s) => Ok(s.clone()),
+            other => Err(format!("expected strings, found {}", other.type_str())),
+        })
+        .collect()
 }
 
 fn integer(value: &toml::Value, min: i64, max: i64) -> Result<i64, String> {

@@ -22,6 +22,7 @@ pub async fn bind(
     let addr = listener.local_addr()?;
     let config = Arc::new(config);
     let proposer = Arc::new(Proposer::open(&config).await.context("open raft node")?);
+    let alarm = super::alarm::start(config.memory_high_watermark);
     let accept_loop = async move {
         loop {
             let (socket, peer) = match listener.accept().await {
@@ -35,8 +36,9 @@ pub async fn bind(
             };
             let config = Arc::clone(&config);
             let proposer = Arc::clone(&proposer);
+            let alarm = alarm.clone();
             tokio::spawn(async move {
-                if let Err(e) = connection::run(socket, config, proposer).await {
+                if let Err(e) = connection::run(socket, config, proposer, alarm).await {
                     tracing::debug!(%peer, error = %e, "connection ended with error");
                 }
             });

@@ -15,6 +15,22 @@ use crate::limits;
 const DEFAULT_USER: (&[u8], &[u8]) = (b"guest", b"guest");
 
 impl Conn {
+    /// connection.blocked / unblocked, to clients that asked for them (RabbitMQ sends them
+    /// to every such client, publishing or not).
+    pub(super) fn notify_blocked(&mut self, on: bool) {
+        if !self.blocked_notify || !matches!(self.phase, Phase::Open) {
+            return;
+        }
+        let method = if on {
+            connection::AMQPMethod::Blocked(connection::Blocked {
+                reason: ShortString::from("low on memory"),
+            })
+        } else {
+            connection::AMQPMethod::Unblocked(connection::Unblocked {})
+        };
+        self.send_method(0, &AMQPClass::Connection(method));
+    }
+
     pub(super) fn connection_method(&mut self, method: AMQPClass) -> Result<(), ConnClose> {
         use connection::AMQPMethod as M;
         let AMQPClass::Connection(m) = method else {
@@ -38,6 +54,9 @@ impl Conn {
                 }
                 self.phase = Phase::Open;
                 self.send_method(0, &AMQPClass::Connection(M::OpenOk(connection::OpenOk {})));
+                if self.alarm_on {
+                    self.notify_blocked(true);
+                }
                 Ok(())
             }
             (_, M::Close(_)) => {
@@ -61,7 +80,16 @@ impl Conn {
 
     fn start_ok(&mut self, ok: connection::StartOk) -> Result<(), ConnClose> {
         let mechanism = ok.mechanism.as_str();
-        if !auth_ok(mechanism, ok.response.as_bytes()) {
+        let user = authenticate(mechanism, ok.response.as_bytes());
+        let allowed = user.as_ref().is_some_and(|user| {
+            self.peer_loopback
+                || !self
+                    .config
+                    .loopback_users
+                    .iter()
+                    .any(|u| u.as_bytes() == user.as_slice())
+        });
+        if !allowed {
             // RabbitMQ only explains the refusal to clients that asked for it; the others
             // see the socket close.
             self.silent_close =
@@ -72,6 +100,7 @@ impl Conn {
             ));
         }
         self.cancel_notify = client_capability(&ok.client_properties, "consumer_cancel_notify");
+        self.blocked_notify = client_capability(&ok.client_properties, "connection.blocked");
         self.phase = Phase::AwaitTuneOk;
         self.send_method(
             0,
@@ -114,14 +143,14 @@ fn client_capability(client_properties: &FieldTable, name: &str) -> bool {
     }
 }
 
-/// Checks the credentials of a start-ok against the default user.
-pub(super) fn auth_ok(mechanism: &str, response: &[u8]) -> bool {
-    let credentials = match mechanism {
+/// Checks the credentials of a start-ok against the default user; the user on success.
+fn authenticate(mechanism: &str, response: &[u8]) -> Option<Vec<u8>> {
+    let (user, pass) = match mechanism {
         "PLAIN" => plain_credentials(response),
         "AMQPLAIN" => amqplain_credentials(response),
         _ => None,
-    };
-    credentials.is_some_and(|(user, pass)| (user.as_slice(), pass.as_slice()) == DEFAULT_USER)
+    }?;
+    ((user.as_slice(), pass.as_slice()) == DEFAULT_USER).then_some(user)
 }
 
 /// PLAIN: `authzid \0 user \0 password`.
@@ -199,6 +228,10 @@ pub(super) fn start_method(config: &NodeConfig) -> AMQPClass {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn auth_ok(mechanism: &str, response: &[u8]) -> bool {
+        authenticate(mechanism, response).is_some()
+    }
 
     #[test]
     fn plain_auth() {

@@ -28,7 +28,7 @@ use amq_protocol::protocol::AMQPClass;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use self::channel::ChannelState;
@@ -61,6 +61,14 @@ struct Conn {
     cancel_notify: bool,
     /// A refused login from a client without authentication_failure_close: just hang up.
     silent_close: bool,
+    /// The client connected from a loopback address (for `loopback_users`).
+    peer_loopback: bool,
+    /// The client asked for connection.blocked/unblocked notifications.
+    blocked_notify: bool,
+    /// The connection has published: the memory alarm stops reading from it.
+    publisher: bool,
+    /// The memory alarm is on (last value seen).
+    alarm_on: bool,
     channels: HashMap<u16, ChannelState>,
     /// Submitted commands whose replies are awaited, oldest first (they complete in order).
     in_flight: VecDeque<InFlight>,
@@ -78,8 +86,10 @@ pub async fn run(
     mut socket: TcpStream,
     config: Arc<NodeConfig>,
     proposer: Arc<Proposer>,
+    alarm: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let _ = socket.set_nodelay(true);
+    let peer_loopback = socket.peer_addr().is_ok_and(|a| a.ip().is_loopback());
     let mut header = [0u8; 8];
     socket.read_exact(&mut header).await?;
     if let Err(e) = check_protocol_header(&header) {
@@ -99,6 +109,10 @@ pub async fn run(
         phase: Phase::AwaitStartOk,
         cancel_notify: false,
         silent_close: false,
+        peer_loopback,
+        blocked_notify: false,
+        publisher: false,
+        alarm_on: *alarm.borrow(),
         channels: HashMap::new(),
         in_flight: VecDeque::new(),
         confirm_runs: HashMap::new(),
@@ -107,7 +121,7 @@ pub async fn run(
         next_consumer_tag: 1,
         done: false,
     };
-    let result = conn.serve(&mut socket, dispatches).await;
+    let result = conn.serve(&mut socket, dispatches, alarm).await;
     // Return every unacked delivery and drop every consumer of this connection.
     let open: Vec<u16> = conn.channels.keys().copied().collect();
     for channel in open {
@@ -124,6 +138,7 @@ impl Conn {
         &mut self,
         socket: &mut TcpStream,
         mut dispatches: mpsc::UnboundedReceiver<Dispatch>,
+        mut alarm: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
         self.send_method(0, &handshake::start_method(&self.config));
         socket.write_all(&self.out).await?;
@@ -139,7 +154,10 @@ impl Conn {
                 let period = Duration::from_millis(u64::from(heartbeat_armed.max(1)) * 500);
                 heartbeat = tokio::time::interval_at(Instant::now() + period, period);
             }
-            let can_read = self.in_flight.len() < IN_FLIGHT_PER_CONNECTION_MAX;
+            // Backpressure: a connection with too much in flight, or a publisher during a
+            // memory alarm, is not read until that passes.
+            let blocked = self.alarm_on && self.publisher;
+            let can_read = self.in_flight.len() < IN_FLIGHT_PER_CONNECTION_MAX && !blocked;
             tokio::select! {
                 replies = completion::next_replies(&mut self.in_flight) => {
                     self.complete_in_flight(replies).await;
@@ -162,6 +180,10 @@ impl Conn {
                 }
                 Some(dispatch) = dispatches.recv() => {
                     self.deliver(dispatch);
+                }
+                Ok(()) = alarm.changed() => {
+                    self.alarm_on = *alarm.borrow_and_update();
+                    self.notify_blocked(self.alarm_on);
                 }
                 _ = heartbeat.tick(), if heartbeat_armed > 0 => {
                     // A client silent for two heartbeat intervals is gone (AMQP 0-9-1 §4.2.7).

@@ -27,6 +27,7 @@ impl Conn {
             let text = "NOT_IMPLEMENTED - immediate=true";
             return Err(conn_close(REPLY_NOT_IMPLEMENTED, text).into());
         }
+        self.publisher = true;
         self.state(ch)?.pending = Some(PendingPublish {
             method: p,
             header: None,
