@@ -76,6 +76,7 @@ impl Proposer {
     /// Opens this node's Raft state in `config.data_dir` (node id 1: single node) and starts
     /// the batching task.
     pub async fn open(config: &NodeConfig) -> anyhow::Result<Proposer> {
+        let incarnation = next_incarnation(&config.data_dir)?;
         let node = Arc::new(RaftNode::open(&config.data_dir, 1).await?);
         let routes = Arc::new(Routes::default());
         node.state_machine.set_observer(Arc::clone(&routes) as _);
@@ -85,11 +86,12 @@ impl Proposer {
             node,
             queue,
             routes,
-            next_conn: AtomicU64::new(1),
+            next_conn: AtomicU64::new((u64::from(incarnation) << 32) | 1),
         })
     }
 
-    /// Registers a new connection: its id and the receiving end of its deliveries.
+    /// Registers a new connection: its id and the receiving end of its deliveries. Ids carry
+    /// the node's incarnation in their upper half, so no id is reused across restarts.
     ///
     /// The delivery queue is unbounded on purpose: it is filled under the state lock, which
     /// must never wait for a slow consumer. What bounds it is consumer credit (prefetch);
@@ -196,6 +198,31 @@ fn answer(waiters: Vec<(usize, oneshot::Sender<SubmitReplies>)>, replies: Replie
             }
         }
     }
+}
+
+/// Reads, bumps and durably rewrites the node's incarnation number (file `incarnation` in
+/// the data directory): each start of the node gets a new one.
+fn next_incarnation(dir: &std::path::Path) -> anyhow::Result<u32> {
+    use anyhow::Context;
+    use std::io::Write;
+    std::fs::create_dir_all(dir).context("create data directory")?;
+    let path = dir.join("incarnation");
+    let last = match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .trim()
+            .parse::<u32>()
+            .with_context(|| format!("{} is not a number", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e).context("read incarnation"),
+    };
+    let next = last.checked_add(1).context("incarnation number exhausted")?;
+    let tmp = dir.join("incarnation.tmp");
+    let mut file = std::fs::File::create(&tmp).context("write incarnation")?;
+    file.write_all(format!("{next}\n").as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(next)
 }
 
 fn content_bytes(commands: &[Command]) -> usize {
