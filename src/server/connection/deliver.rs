@@ -4,9 +4,31 @@ use amq_protocol::protocol::{basic, AMQPClass};
 
 use super::wire::short;
 use super::Conn;
+use crate::amqp::field_table::FieldValue;
 use crate::amqp::frame::{encode_frame, ContentHeader, Frame, FRAME_OVERHEAD};
+use crate::amqp::properties::set_header;
 use crate::broker::command::{Content, Refusal};
 use crate::server::proposer::Dispatch;
+
+/// The message with an `x-delivery-count` header (a long) counting its earlier returns to the
+/// queue, as RabbitMQ's quorum queues add it; unchanged on its first delivery. Properties the
+/// codec cannot read are sent as they came (the client published them so).
+pub(super) fn with_delivery_count(content: Content, delivery_count: u32) -> Content {
+    if delivery_count == 0 {
+        return content;
+    }
+    let count = FieldValue::I64(i64::from(delivery_count));
+    match set_header(&content.properties, "x-delivery-count", count) {
+        Ok(properties) => Content {
+            properties,
+            body: content.body,
+        },
+        Err(e) => {
+            tracing::debug!(error = %e, "properties not rewritten");
+            content
+        }
+    }
+}
 
 /// A message basic.get found, as the reply gave it.
 pub struct Got {
@@ -77,7 +99,8 @@ impl Conn {
             routing_key: short(&dispatch.queue),
         };
         self.send_method(ch, &AMQPClass::Basic(basic::AMQPMethod::Deliver(deliver)));
-        self.send_content(ch, dispatch.content);
+        let content = with_delivery_count(dispatch.content, dispatch.delivery.delivery_count);
+        self.send_content(ch, content);
     }
 
     /// The content header (raw properties as published) and the body split at frame_max.
