@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::args::Arguments;
 use super::exchange::{ExchangeKind, HeaderValue};
 use super::queue::{ConsumerKey, Delivery};
 
@@ -18,33 +19,45 @@ pub struct Content {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Command {
+    /// exchange.declare; `alternate-exchange` travels in `arguments`.
     ExchangeDeclare {
         name: String,
         kind: ExchangeKind,
         passive: bool,
-        alternate_exchange: Option<String>,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: Arguments,
     },
     ExchangeDelete {
         name: String,
         if_unused: bool,
     },
+    /// queue.declare from connection `conn` (the owner when `exclusive`).
     QueueDeclare {
         name: String,
         passive: bool,
-        exclusive_conn: Option<u64>,
+        durable: bool,
+        exclusive: bool,
+        auto_delete: bool,
+        arguments: Arguments,
+        conn: u64,
     },
     QueueDelete {
         name: String,
         if_unused: bool,
         if_empty: bool,
+        conn: u64,
     },
     QueuePurge {
         name: String,
+        conn: u64,
     },
     QueueBind {
         queue: String,
         exchange: String,
         routing_key: String,
+        conn: u64,
     },
     Publish {
         exchange: String,
@@ -94,26 +107,54 @@ pub struct Refusal {
     pub reply_text: String,
 }
 
+/// The only vhost Warren has; RabbitMQ names it in most reply texts.
+pub const VHOST: &str = "/";
+
 impl Refusal {
-    pub fn not_found(what: &str) -> Refusal {
+    fn new(reply_code: u16, reply_text: String) -> Refusal {
         Refusal {
-            reply_code: 404,
-            reply_text: format!("NOT_FOUND - no {what}"),
+            reply_code,
+            reply_text,
         }
+    }
+    pub fn no_queue(name: &str) -> Refusal {
+        Refusal::new(
+            404,
+            format!("NOT_FOUND - no queue '{name}' in vhost '{VHOST}'"),
+        )
+    }
+    pub fn no_exchange(name: &str) -> Refusal {
+        Refusal::new(
+            404,
+            format!("NOT_FOUND - no exchange '{name}' in vhost '{VHOST}'"),
+        )
     }
     pub fn precondition_failed(text: String) -> Refusal {
-        Refusal {
-            reply_code: 406,
-            reply_text: format!("PRECONDITION_FAILED - {text}"),
-        }
+        Refusal::new(406, format!("PRECONDITION_FAILED - {text}"))
+    }
+    pub fn access_refused(text: String) -> Refusal {
+        Refusal::new(403, format!("ACCESS_REFUSED - {text}"))
+    }
+    /// A redeclare whose `arg` differs: `what` is e.g. "queue 'q'".
+    pub fn inequivalent(what: &str, arg: &str, received: String, current: String) -> Refusal {
+        Refusal::precondition_failed(format!(
+            "inequivalent arg '{arg}' for {what} in vhost '{VHOST}': \
+             received {received} but current is {current}"
+        ))
     }
     pub fn resource_locked(queue: &str) -> Refusal {
-        Refusal {
-            reply_code: 405,
-            reply_text: format!(
-                "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{queue}'"
+        Refusal::new(
+            405,
+            format!(
+                "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{queue}' \
+                 in vhost '{VHOST}'. It could be originally declared on another connection \
+                 or the exclusive property value does not match that of the original \
+                 declaration."
             ),
-        }
+        )
+    }
+    pub fn default_exchange() -> Refusal {
+        Refusal::access_refused("operation not permitted on the default exchange".to_string())
     }
 }
 

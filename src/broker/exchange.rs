@@ -32,6 +32,16 @@ impl ExchangeKind {
             _ => None,
         }
     }
+
+    /// The name exchange.declare uses for this type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExchangeKind::Direct => "direct",
+            ExchangeKind::Fanout => "fanout",
+            ExchangeKind::Topic => "topic",
+            ExchangeKind::Headers => "headers",
+        }
+    }
 }
 
 /// Where a binding leads.
@@ -77,6 +87,16 @@ impl HeaderValue {
             other => HeaderValue::Other(format!("{other:?}")),
         }
     }
+}
+
+/// Converts a field table (declare or binding arguments) into ordered pairs, every integer
+/// width normalised to i64.
+pub fn field_table_pairs(table: &FieldTable) -> Vec<(String, HeaderValue)> {
+    table
+        .inner()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), HeaderValue::from_amqp(v)))
+        .collect()
 }
 
 /// Converts binding arguments of a headers exchange: `x-match` decides all/any (default all),

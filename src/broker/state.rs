@@ -9,14 +9,23 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::args::{Arguments, QueueArgs};
 use super::command::{Command, Content, Outcome, Refusal, Reply};
-use super::exchange::{route, Binding, Destination, Exchange, ExchangeKind};
+use super::exchange::{route, Exchange, ExchangeKind, HeaderValue};
 use super::queue::{ConsumerKey, Delivery, Queue};
+use super::state_declare::QueueDeclare;
 
+/// A queue and what it was declared with.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QueueEntry {
     pub queue: Queue,
+    pub durable: bool,
+    pub auto_delete: bool,
     pub exclusive_conn: Option<u64>,
+    /// The declare arguments as received, for the equivalence check of a redeclare.
+    pub arguments: Arguments,
+    /// The same arguments, parsed: what the queue acts on.
+    pub args: QueueArgs,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -56,86 +65,26 @@ impl Default for BrokerState {
     }
 }
 
-type Applied = (Result<Reply, Refusal>, Vec<(String, Delivery)>);
+/// What one command caused besides its reply, gathered while it is applied.
+#[derive(Debug, Default)]
+pub(super) struct Effects {
+    pub deliveries: Vec<(String, Delivery)>,
+}
+
+impl Effects {
+    pub fn deliver(&mut self, queue: &str, deliveries: Vec<Delivery>) {
+        let named = deliveries.into_iter().map(|d| (queue.to_string(), d));
+        self.deliveries.extend(named);
+    }
+}
 
 impl BrokerState {
     /// Applies one command. Total: every input gives an outcome.
     pub fn apply(&mut self, command: Command) -> Outcome {
-        let (reply, deliveries) = match command {
-            Command::ExchangeDeclare {
-                name,
-                kind,
-                passive,
-                alternate_exchange,
-            } => (
-                self.exchange_declare(name, kind, passive, alternate_exchange),
-                Vec::new(),
-            ),
-            Command::ExchangeDelete { name, if_unused } => {
-                (self.exchange_delete(&name, if_unused), Vec::new())
-            }
-            Command::QueueDeclare {
-                name,
-                passive,
-                exclusive_conn,
-            } => (
-                self.queue_declare(name, passive, exclusive_conn),
-                Vec::new(),
-            ),
-            Command::QueueDelete {
-                name,
-                if_unused,
-                if_empty,
-            } => self.queue_delete(&name, if_unused, if_empty),
-            Command::QueuePurge { name } => self.queue_purge(&name),
-            Command::QueueBind {
-                queue,
-                exchange,
-                routing_key,
-            } => (self.queue_bind(queue, &exchange, routing_key), Vec::new()),
-            Command::Publish {
-                exchange,
-                routing_key,
-                mandatory: _,
-                headers,
-                content,
-            } => self.publish(&exchange, &routing_key, &headers, content),
-            Command::Consume {
-                queue,
-                consumer,
-                prefetch,
-                no_ack,
-            } => self.with_queue(&queue, |q| {
-                (Ok(Reply::Done), q.add_consumer(consumer, prefetch, no_ack))
-            }),
-            Command::Cancel { queue, consumer } => self.with_queue(&queue, |q| {
-                q.cancel_consumer(&consumer);
-                (Ok(Reply::Done), Vec::new())
-            }),
-            Command::Settle {
-                queue,
-                msg_ids,
-                conn,
-                channel,
-            } => self.settle(&queue, &msg_ids, conn, channel),
-            Command::Requeue {
-                queue,
-                msg_ids,
-                conn,
-                channel,
-            } => self.with_queue(&queue, |q| {
-                (Ok(Reply::Done), q.requeue(&msg_ids, conn, channel))
-            }),
-            Command::Get {
-                queue,
-                holder,
-                no_ack,
-            } => (self.get(&queue, holder, no_ack), Vec::new()),
-            Command::ChannelClosed { conn, channel } => {
-                (Ok(Reply::Done), self.channel_closed(conn, channel))
-            }
-        };
-        let settled: Vec<u64> = deliveries
+        let mut fx = Effects::default();
+        let reply = self.dispatch(command, &mut fx);
+        let settled: Vec<u64> = fx
+            .deliveries
             .iter()
             .filter(|(_, d)| d.settled)
             .map(|(_, d)| d.msg_id)
@@ -147,8 +96,110 @@ impl BrokerState {
         self.release(&settled);
         Outcome {
             reply,
-            deliveries,
+            deliveries: fx.deliveries,
             released,
+        }
+    }
+
+    fn dispatch(&mut self, command: Command, fx: &mut Effects) -> Result<Reply, Refusal> {
+        match command {
+            Command::ExchangeDeclare {
+                name,
+                kind,
+                passive,
+                durable,
+                auto_delete,
+                internal,
+                arguments,
+            } => {
+                let mut x = Exchange::new(kind);
+                x.durable = durable;
+                x.auto_delete = auto_delete;
+                x.internal = internal;
+                x.alternate_exchange = super::args::alternate_exchange(&arguments);
+                self.exchange_declare(name, x, passive)
+            }
+            Command::ExchangeDelete { name, if_unused } => self.exchange_delete(&name, if_unused),
+            Command::QueueDeclare {
+                name,
+                passive,
+                durable,
+                exclusive,
+                auto_delete,
+                arguments,
+                conn,
+            } => {
+                let declare = QueueDeclare {
+                    durable,
+                    exclusive,
+                    auto_delete,
+                    arguments,
+                    conn,
+                };
+                self.queue_declare(name, passive, declare)
+            }
+            Command::QueueDelete {
+                name,
+                if_unused,
+                if_empty,
+                conn,
+            } => self.queue_delete(&name, if_unused, if_empty, conn),
+            Command::QueuePurge { name, conn } => self.queue_purge(&name, conn),
+            Command::QueueBind {
+                queue,
+                exchange,
+                routing_key,
+                conn,
+            } => self.queue_bind(queue, &exchange, routing_key, conn),
+            Command::Publish {
+                exchange,
+                routing_key,
+                mandatory: _,
+                headers,
+                content,
+            } => self.publish(&exchange, &routing_key, &headers, content, fx),
+            Command::Consume {
+                queue,
+                consumer,
+                prefetch,
+                no_ack,
+            } => {
+                let entry = self.queue_mut(&queue, consumer.conn)?;
+                let deliveries = entry.queue.add_consumer(consumer, prefetch, no_ack);
+                fx.deliver(&queue, deliveries);
+                Ok(Reply::Done)
+            }
+            Command::Cancel { queue, consumer } => {
+                let entry = self.queue_mut(&queue, consumer.conn)?;
+                entry.queue.cancel_consumer(&consumer);
+                Ok(Reply::Done)
+            }
+            Command::Settle {
+                queue,
+                msg_ids,
+                conn,
+                channel,
+            } => self.settle(&queue, &msg_ids, conn, channel, fx),
+            Command::Requeue {
+                queue,
+                msg_ids,
+                conn,
+                channel,
+            } => {
+                let entry = self.queue_mut(&queue, conn)?;
+                let deliveries = entry.queue.requeue(&msg_ids, conn, channel);
+                fx.deliver(&queue, deliveries);
+                Ok(Reply::Done)
+            }
+            Command::Get {
+                queue,
+                holder,
+                no_ack,
+            } => self.get(&queue, holder, no_ack),
+            Command::ChannelClosed { conn, channel } => {
+                self.channel_closed(conn, channel, fx);
+                Ok(Reply::Done)
+            }
         }
     }
 
@@ -157,169 +208,42 @@ impl BrokerState {
         self.messages.get(&msg_id).map(|m| &m.content)
     }
 
-    fn exchange_declare(
-        &mut self,
-        name: String,
-        kind: ExchangeKind,
-        passive: bool,
-        alternate_exchange: Option<String>,
-    ) -> Result<Reply, Refusal> {
-        match self.exchanges.get(&name) {
-            Some(x)
-                if passive || (x.kind == kind && x.alternate_exchange == alternate_exchange) =>
-            {
-                Ok(Reply::Done)
-            }
-            Some(_) => Err(Refusal::precondition_failed(format!(
-                "inequivalent arg 'type' for exchange '{name}'"
-            ))),
-            None if passive => Err(Refusal::not_found(&format!("exchange '{name}'"))),
-            None => {
-                let mut x = Exchange::new(kind);
-                x.alternate_exchange = alternate_exchange;
-                self.exchanges.insert(name, x);
-                Ok(Reply::Done)
-            }
+    /// The queue `name` for a command from connection `conn`: 404 when it does not exist,
+    /// 405 when another connection owns it exclusively.
+    pub(super) fn queue_mut(&mut self, name: &str, conn: u64) -> Result<&mut QueueEntry, Refusal> {
+        let entry = self
+            .queues
+            .get_mut(name)
+            .ok_or_else(|| Refusal::no_queue(name))?;
+        if entry.exclusive_conn.is_some_and(|owner| owner != conn) {
+            return Err(Refusal::resource_locked(name));
         }
-    }
-
-    fn exchange_delete(&mut self, name: &str, if_unused: bool) -> Result<Reply, Refusal> {
-        let Some(x) = self.exchanges.get(name) else {
-            return Err(Refusal::not_found(&format!("exchange '{name}'")));
-        };
-        if if_unused && !x.bindings.is_empty() {
-            return Err(Refusal::precondition_failed(format!(
-                "exchange '{name}' in use"
-            )));
-        }
-        self.exchanges.remove(name);
-        Ok(Reply::Done)
-    }
-
-    fn queue_declare(
-        &mut self,
-        name: String,
-        passive: bool,
-        exclusive_conn: Option<u64>,
-    ) -> Result<Reply, Refusal> {
-        if let Some(entry) = self.queues.get(&name) {
-            if entry.exclusive_conn.is_some() && entry.exclusive_conn != exclusive_conn {
-                return Err(Refusal::resource_locked(&name));
-            }
-            return Ok(declared(name, &entry.queue));
-        }
-        if passive {
-            return Err(Refusal::not_found(&format!("queue '{name}'")));
-        }
-        let entry = QueueEntry {
-            queue: Queue::default(),
-            exclusive_conn,
-        };
-        let reply = declared(name.clone(), &entry.queue);
-        self.queues.insert(name, entry);
-        Ok(reply)
-    }
-
-    fn queue_delete(&mut self, name: &str, if_unused: bool, if_empty: bool) -> Applied {
-        let Some(entry) = self.queues.get(name) else {
-            return (
-                Err(Refusal::not_found(&format!("queue '{name}'"))),
-                Vec::new(),
-            );
-        };
-        if if_unused && entry.queue.n_consumers() > 0 {
-            return (
-                Err(Refusal::precondition_failed(format!(
-                    "queue '{name}' in use"
-                ))),
-                Vec::new(),
-            );
-        }
-        if if_empty && entry.queue.n_ready() + entry.queue.n_unacked() > 0 {
-            return (
-                Err(Refusal::precondition_failed(format!(
-                    "queue '{name}' not empty"
-                ))),
-                Vec::new(),
-            );
-        }
-        let Some(entry) = self.queues.remove(name) else {
-            return (Ok(Reply::Done), Vec::new());
-        };
-        let ids = entry.queue.all_msg_ids();
-        let message_count = entry.queue.n_ready() as u32;
-        self.release(&ids);
-        for x in self.exchanges.values_mut() {
-            x.bindings
-                .retain(|b| b.destination != Destination::Queue(name.to_string()));
-        }
-        (Ok(Reply::Counted { message_count }), Vec::new())
-    }
-
-    fn queue_purge(&mut self, name: &str) -> Applied {
-        let Some(entry) = self.queues.get_mut(name) else {
-            return (
-                Err(Refusal::not_found(&format!("queue '{name}'"))),
-                Vec::new(),
-            );
-        };
-        let ids = entry.queue.purge();
-        self.release(&ids);
-        (
-            Ok(Reply::Counted {
-                message_count: ids.len() as u32,
-            }),
-            Vec::new(),
-        )
-    }
-
-    fn queue_bind(
-        &mut self,
-        queue: String,
-        exchange: &str,
-        routing_key: String,
-    ) -> Result<Reply, Refusal> {
-        if !self.queues.contains_key(&queue) {
-            return Err(Refusal::not_found(&format!("queue '{queue}'")));
-        }
-        let Some(x) = self.exchanges.get_mut(exchange) else {
-            return Err(Refusal::not_found(&format!("exchange '{exchange}'")));
-        };
-        let destination = Destination::Queue(queue);
-        if !x
-            .bindings
-            .iter()
-            .any(|b| b.destination == destination && b.routing_key == routing_key)
-        {
-            x.bindings.push(Binding {
-                destination,
-                routing_key,
-                match_all: true,
-                match_headers: Vec::new(),
-            });
-        }
-        Ok(Reply::Done)
+        Ok(entry)
     }
 
     fn publish(
         &mut self,
         exchange: &str,
         routing_key: &str,
-        headers: &[(String, super::exchange::HeaderValue)],
+        headers: &[(String, HeaderValue)],
         content: Content,
-    ) -> Applied {
+        fx: &mut Effects,
+    ) -> Result<Reply, Refusal> {
         let queues: Vec<String> = if exchange.is_empty() {
             self.queues
                 .contains_key(routing_key)
                 .then(|| routing_key.to_string())
                 .into_iter()
                 .collect()
-        } else if !self.exchanges.contains_key(exchange) {
-            return (
-                Err(Refusal::not_found(&format!("exchange '{exchange}'"))),
-                Vec::new(),
-            );
         } else {
+            let Some(x) = self.exchanges.get(exchange) else {
+                return Err(Refusal::no_exchange(exchange));
+            };
+            if x.internal {
+                return Err(Refusal::access_refused(format!(
+                    "cannot publish to internal exchange '{exchange}' in vhost '/'"
+                )));
+            }
             route(&self.exchanges, exchange, routing_key, headers)
                 .into_iter()
                 .collect()
@@ -336,45 +260,38 @@ impl BrokerState {
                 },
             );
         }
-        let mut deliveries = Vec::new();
         for name in queues {
             if let Some(entry) = self.queues.get_mut(&name) {
-                deliveries.extend(
-                    entry
-                        .queue
-                        .enqueue(msg_id)
-                        .into_iter()
-                        .map(|d| (name.clone(), d)),
-                );
+                let deliveries = entry.queue.enqueue(msg_id);
+                fx.deliver(&name, deliveries);
             }
         }
-        (Ok(Reply::Published { msg_id, n_queues }), deliveries)
+        Ok(Reply::Published { msg_id, n_queues })
     }
 
-    fn settle(&mut self, queue: &str, msg_ids: &[u64], conn: u64, channel: u16) -> Applied {
-        let Some(entry) = self.queues.get_mut(queue) else {
-            return (
-                Err(Refusal::not_found(&format!("queue '{queue}'"))),
-                Vec::new(),
-            );
-        };
+    fn settle(
+        &mut self,
+        queue: &str,
+        msg_ids: &[u64],
+        conn: u64,
+        channel: u16,
+        fx: &mut Effects,
+    ) -> Result<Reply, Refusal> {
+        let entry = self.queue_mut(queue, conn)?;
         let mut settled = Vec::new();
-        let mut deliveries = Vec::new();
         for &id in msg_ids {
             let (ok, more) = entry.queue.settle(id, conn, channel);
             if ok {
                 settled.push(id);
             }
-            deliveries.extend(more.into_iter().map(|d| (queue.to_string(), d)));
+            fx.deliver(queue, more);
         }
         self.release(&settled);
-        (Ok(Reply::Done), deliveries)
+        Ok(Reply::Done)
     }
 
     fn get(&mut self, queue: &str, holder: ConsumerKey, no_ack: bool) -> Result<Reply, Refusal> {
-        let Some(entry) = self.queues.get_mut(queue) else {
-            return Err(Refusal::not_found(&format!("queue '{queue}'")));
-        };
+        let entry = self.queue_mut(queue, holder.conn)?;
         let Some(delivery) = entry.queue.get(holder, no_ack) else {
             return Ok(Reply::GetEmpty);
         };
@@ -396,45 +313,14 @@ impl BrokerState {
         })
     }
 
-    fn channel_closed(&mut self, conn: u64, channel: u16) -> Vec<(String, Delivery)> {
-        let mut deliveries = Vec::new();
+    fn channel_closed(&mut self, conn: u64, channel: u16, fx: &mut Effects) {
         for (name, entry) in self.queues.iter_mut() {
-            deliveries.extend(
-                entry
-                    .queue
-                    .channel_closed(conn, channel)
-                    .into_iter()
-                    .map(|d| (name.clone(), d)),
-            );
-        }
-        deliveries
-    }
-
-    fn with_queue(
-        &mut self,
-        name: &str,
-        f: impl FnOnce(&mut Queue) -> (Result<Reply, Refusal>, Vec<Delivery>),
-    ) -> Applied {
-        match self.queues.get_mut(name) {
-            Some(entry) => {
-                let (reply, deliveries) = f(&mut entry.queue);
-                (
-                    reply,
-                    deliveries
-                        .into_iter()
-                        .map(|d| (name.to_string(), d))
-                        .collect(),
-                )
-            }
-            None => (
-                Err(Refusal::not_found(&format!("queue '{name}'"))),
-                Vec::new(),
-            ),
+            fx.deliver(name, entry.queue.channel_closed(conn, channel));
         }
     }
 
     /// One queue let go of each message; a message no queue holds is dropped.
-    fn release(&mut self, msg_ids: &[u64]) {
+    pub(super) fn release(&mut self, msg_ids: &[u64]) {
         for id in msg_ids {
             if let Some(m) = self.messages.get_mut(id) {
                 m.n_holders = m.n_holders.saturating_sub(1);
@@ -446,7 +332,7 @@ impl BrokerState {
     }
 }
 
-fn declared(name: String, queue: &Queue) -> Reply {
+pub(super) fn declared(name: String, queue: &Queue) -> Reply {
     Reply::QueueDeclared {
         name,
         message_count: queue.n_ready() as u32,

@@ -25,7 +25,11 @@ fn declare() -> Command {
     Command::QueueDeclare {
         name: "q".into(),
         passive: false,
-        exclusive_conn: None,
+        durable: true,
+        exclusive: false,
+        auto_delete: false,
+        arguments: Vec::new(),
+        conn: 1,
     }
 }
 

@@ -21,7 +21,7 @@ use crate::amqp::frame::{
     Frame, FRAME_MIN_SIZE, FRAME_OVERHEAD, PROTOCOL_HEADER,
 };
 use crate::broker::command::{Command, Content, Refusal, Reply};
-use crate::broker::exchange::{ExchangeKind, HeaderValue};
+use crate::broker::exchange::{field_table_pairs, ExchangeKind, HeaderValue};
 use crate::broker::queue::ConsumerKey;
 use crate::config::NodeConfig;
 use crate::limits;
@@ -420,16 +420,14 @@ impl Conn {
                         ),
                     ));
                 };
-                let alternate_exchange = match d.arguments.inner().get("alternate-exchange") {
-                    Some(AMQPValue::LongString(s)) => Some(s.to_string()),
-                    Some(AMQPValue::ShortString(s)) => Some(s.as_str().to_string()),
-                    _ => None,
-                };
                 self.propose_reply(Command::ExchangeDeclare {
                     name: d.exchange.as_str().to_string(),
                     kind,
                     passive: d.passive,
-                    alternate_exchange,
+                    durable: d.durable,
+                    auto_delete: d.auto_delete,
+                    internal: d.internal,
+                    arguments: field_table_pairs(&d.arguments),
                 })
                 .await?;
                 if !d.nowait {
@@ -453,7 +451,11 @@ impl Conn {
                     .propose_reply(Command::QueueDeclare {
                         name,
                         passive: d.passive,
-                        exclusive_conn: d.exclusive.then_some(self.id),
+                        durable: d.durable,
+                        exclusive: d.exclusive,
+                        auto_delete: d.auto_delete,
+                        arguments: field_table_pairs(&d.arguments),
+                        conn: self.id,
                     })
                     .await?;
                 if let Reply::QueueDeclared {
@@ -479,6 +481,7 @@ impl Conn {
                     queue: b.queue.as_str().to_string(),
                     exchange: b.exchange.as_str().to_string(),
                     routing_key: b.routing_key.as_str().to_string(),
+                    conn: self.id,
                 })
                 .await?;
                 if !b.nowait {
@@ -492,6 +495,7 @@ impl Conn {
                 let reply = self
                     .propose_reply(Command::QueuePurge {
                         name: p.queue.as_str().to_string(),
+                        conn: self.id,
                     })
                     .await?;
                 if let (Reply::Counted { message_count }, false) = (reply, p.nowait) {
@@ -505,6 +509,7 @@ impl Conn {
                         name: d.queue.as_str().to_string(),
                         if_unused: d.if_unused,
                         if_empty: d.if_empty,
+                        conn: self.id,
                     })
                     .await?;
                 if let (Reply::Counted { message_count }, false) = (reply, d.nowait) {
