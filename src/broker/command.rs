@@ -57,6 +57,7 @@ pub enum Command {
         queue: String,
         exchange: String,
         routing_key: String,
+        arguments: Arguments,
         conn: u64,
     },
     Publish {
@@ -97,6 +98,28 @@ pub enum Command {
         queue: String,
         holder: ConsumerKey,
         no_ack: bool,
+    },
+    /// queue.unbind; unbinding a binding that does not exist is unbind-ok (RabbitMQ 3.10).
+    QueueUnbind {
+        queue: String,
+        exchange: String,
+        routing_key: String,
+        arguments: Arguments,
+        conn: u64,
+    },
+    /// exchange.bind: messages routed by `source` also go through `destination`.
+    ExchangeBind {
+        destination: String,
+        source: String,
+        routing_key: String,
+        arguments: Arguments,
+    },
+    /// exchange.unbind; idempotent like QueueUnbind.
+    ExchangeUnbind {
+        destination: String,
+        source: String,
+        routing_key: String,
+        arguments: Arguments,
     },
 }
 

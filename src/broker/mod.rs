@@ -10,4 +10,6 @@ pub mod exchange;
 pub mod queue;
 pub mod state;
 mod state_declare;
+#[cfg(test)]
+mod test_support;
 pub mod topic;

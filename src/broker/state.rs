@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::args::{Arguments, QueueArgs};
 use super::command::{Command, Content, Outcome, Refusal, Reply};
-use super::exchange::{route, Exchange, ExchangeKind, HeaderValue};
+use super::exchange::{route, Destination, Exchange, ExchangeKind, HeaderValue};
 use super::queue::{ConsumerKey, Delivery, Queue};
 use super::state_declare::QueueDeclare;
 
@@ -149,8 +149,40 @@ impl BrokerState {
                 queue,
                 exchange,
                 routing_key,
+                arguments,
                 conn,
-            } => self.queue_bind(queue, &exchange, routing_key, conn),
+            } => {
+                let destination = Destination::Queue(queue);
+                self.bind(&exchange, destination, routing_key, arguments, conn, true)
+            }
+            Command::QueueUnbind {
+                queue,
+                exchange,
+                routing_key,
+                arguments,
+                conn,
+            } => {
+                let destination = Destination::Queue(queue);
+                self.bind(&exchange, destination, routing_key, arguments, conn, false)
+            }
+            Command::ExchangeBind {
+                destination,
+                source,
+                routing_key,
+                arguments,
+            } => {
+                let destination = Destination::Exchange(destination);
+                self.bind(&source, destination, routing_key, arguments, 0, true)
+            }
+            Command::ExchangeUnbind {
+                destination,
+                source,
+                routing_key,
+                arguments,
+            } => {
+                let destination = Destination::Exchange(destination);
+                self.bind(&source, destination, routing_key, arguments, 0, false)
+            }
             Command::Publish {
                 exchange,
                 routing_key,

@@ -185,35 +185,46 @@ impl BrokerState {
         })
     }
 
-    pub(super) fn queue_bind(
+    /// queue.bind/unbind and exchange.bind/unbind (`add` false): checks both ends as
+    /// RabbitMQ does (default exchange 403, source then destination 404, exclusive 405).
+    pub(super) fn bind(
         &mut self,
-        queue: String,
-        exchange: &str,
+        source: &str,
+        destination: Destination,
         routing_key: String,
+        arguments: Arguments,
         conn: u64,
+        add: bool,
     ) -> Result<Reply, Refusal> {
-        if exchange.is_empty() {
+        if source.is_empty() || destination == Destination::Exchange(String::new()) {
             return Err(Refusal::default_exchange());
         }
-        if !self.exchanges.contains_key(exchange) {
-            return Err(Refusal::no_exchange(exchange));
+        if !self.exchanges.contains_key(source) {
+            return Err(Refusal::no_exchange(source));
         }
-        self.queue_mut(&queue, conn)?;
-        let Some(x) = self.exchanges.get_mut(exchange) else {
-            return Err(Refusal::no_exchange(exchange));
+        match &destination {
+            Destination::Queue(q) => {
+                self.queue_mut(q, conn)?;
+            }
+            Destination::Exchange(x) if !self.exchanges.contains_key(x) => {
+                return Err(Refusal::no_exchange(x));
+            }
+            Destination::Exchange(_) => {}
+        }
+        let binding = Binding::new(destination, routing_key, arguments);
+        let Some(x) = self.exchanges.get_mut(source) else {
+            return Err(Refusal::no_exchange(source));
         };
-        let destination = Destination::Queue(queue);
-        if !x
-            .bindings
-            .iter()
-            .any(|b| b.destination == destination && b.routing_key == routing_key)
-        {
-            x.bindings.push(Binding {
-                destination,
-                routing_key,
-                match_all: true,
-                match_headers: Vec::new(),
-            });
+        let (d, k, a) = (
+            &binding.destination,
+            &binding.routing_key,
+            &binding.arguments,
+        );
+        let exists = x.bindings.iter().any(|b| b.is(d, k, a));
+        if add && !exists {
+            x.bindings.push(binding);
+        } else if !add {
+            x.bindings.retain(|b| !b.is(d, k, a));
         }
         Ok(Reply::Done)
     }
@@ -262,3 +273,7 @@ fn queue_equivalent(name: &str, entry: &QueueEntry, req: &QueueDeclare) -> Resul
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "state_declare_tests.rs"]
+mod tests;

@@ -481,6 +481,7 @@ impl Conn {
                     queue: b.queue.as_str().to_string(),
                     exchange: b.exchange.as_str().to_string(),
                     routing_key: b.routing_key.as_str().to_string(),
+                    arguments: field_table_pairs(&b.arguments),
                     conn: self.id,
                 })
                 .await?;
