@@ -121,6 +121,11 @@ pub enum Command {
         routing_key: String,
         arguments: Arguments,
     },
+    /// A connection ended: its deliveries return to their queues, its consumers and its
+    /// exclusive queues go (covers every channel: no ChannelClosed is needed first).
+    ConnectionClosed {
+        conn: u64,
+    },
 }
 
 /// A channel error for the client: the AMQP reply code and text.

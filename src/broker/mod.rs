@@ -10,6 +10,7 @@ pub mod exchange;
 pub mod queue;
 pub mod state;
 mod state_declare;
+mod state_lifecycle;
 #[cfg(test)]
 mod test_support;
 pub mod topic;

@@ -61,6 +61,8 @@ pub struct Queue {
     consumers: Vec<Consumer>,
     /// Index into `consumers` of the next one to serve (round-robin).
     next_consumer: usize,
+    /// Whether a consumer was ever added: an auto-delete queue goes only after that.
+    had_consumer: bool,
 }
 
 impl Queue {
@@ -76,6 +78,16 @@ impl Queue {
         self.consumers.len()
     }
 
+    /// True for a queue that had consumers and has none left (auto-delete's trigger).
+    pub fn lost_all_consumers(&self) -> bool {
+        self.had_consumer && self.consumers.is_empty()
+    }
+
+    /// The keys of the registered consumers.
+    pub fn consumer_keys(&self) -> impl Iterator<Item = &ConsumerKey> {
+        self.consumers.iter().map(|c| &c.key)
+    }
+
     /// Appends a newly published message and hands out what credit allows.
     pub fn enqueue(&mut self, msg_id: u64) -> Vec<Delivery> {
         self.ready.push_back(Ready {
@@ -88,6 +100,7 @@ impl Queue {
     /// Registers a consumer (its tag must be unique on its channel: the caller checks).
     pub fn add_consumer(&mut self, key: ConsumerKey, prefetch: u32, no_ack: bool) -> Vec<Delivery> {
         debug_assert!(self.consumers.iter().all(|c| c.key != key));
+        self.had_consumer = true;
         self.consumers.push(Consumer {
             key,
             prefetch,
@@ -137,36 +150,55 @@ impl Queue {
     pub fn requeue(&mut self, msg_ids: &[u64], conn: u64, channel: u16) -> Vec<Delivery> {
         // Walk backwards so the returned messages keep their relative order at the head.
         for &msg_id in msg_ids.iter().rev() {
-            if let Some(unacked) = self.take_unacked(msg_id, conn, channel) {
-                self.credit(&unacked.consumer);
-                let delivery_count = unacked.delivery_count + 1;
-                self.ready.push_front(Ready {
-                    msg_id,
-                    delivery_count,
-                });
-            }
+            self.requeue_one(msg_id, conn, channel);
         }
         self.assign()
     }
 
+    fn requeue_one(&mut self, msg_id: u64, conn: u64, channel: u16) {
+        if let Some(unacked) = self.take_unacked(msg_id, conn, channel) {
+            self.credit(&unacked.consumer);
+            let delivery_count = unacked.delivery_count + 1;
+            self.ready.push_front(Ready {
+                msg_id,
+                delivery_count,
+            });
+        }
+    }
+
     /// A channel closed: drop its consumers and return everything checked out to it.
     pub fn channel_closed(&mut self, conn: u64, channel: u16) -> Vec<Delivery> {
-        let held: Vec<u64> = self
+        self.holder_gone(|k| k.conn == conn && k.channel == channel)
+    }
+
+    /// A connection closed: the same for all its channels.
+    pub fn connection_closed(&mut self, conn: u64) -> Vec<Delivery> {
+        self.holder_gone(|k| k.conn == conn)
+    }
+
+    /// Drops the consumers `gone` matches and returns their channels' checked-out messages
+    /// to the head of the queue, in id order, as redelivered.
+    fn holder_gone(&mut self, gone: impl Fn(&ConsumerKey) -> bool) -> Vec<Delivery> {
+        let held: Vec<(u64, u64, u16)> = self
             .unacked
             .iter()
-            .filter(|(_, u)| u.consumer.conn == conn && u.consumer.channel == channel)
-            .map(|(&id, _)| id)
+            .filter(|(_, u)| gone(&u.consumer))
+            .map(|(&id, u)| (id, u.consumer.conn, u.consumer.channel))
             .collect();
-        let gone: Vec<ConsumerKey> = self
+        let keys: Vec<ConsumerKey> = self
             .consumers
             .iter()
-            .filter(|c| c.key.conn == conn && c.key.channel == channel)
+            .filter(|c| gone(&c.key))
             .map(|c| c.key.clone())
             .collect();
-        for key in &gone {
+        for key in &keys {
             self.cancel_consumer(key);
         }
-        self.requeue(&held, conn, channel)
+        // Backwards with push_front (inside requeue), so the ids keep their order.
+        for &(id, conn, channel) in held.iter().rev() {
+            self.requeue_one(id, conn, channel);
+        }
+        self.assign()
     }
 
     /// Drops every ready message (queue.purge); returns the ids that went.

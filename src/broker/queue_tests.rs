@@ -117,6 +117,9 @@ enum Op {
     CloseChannel {
         conn: u64,
     },
+    CloseConnection {
+        conn: u64,
+    },
     Purge,
 }
 
@@ -130,6 +133,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..64usize).prop_map(|index| Op::Requeue { index }),
         1 => any::<bool>().prop_map(|no_ack| Op::Get { no_ack }),
         1 => (0..3u64).prop_map(|conn| Op::CloseChannel { conn }),
+        1 => (0..3u64).prop_map(|conn| Op::CloseConnection { conn }),
         1 => Just(Op::Purge),
     ]
 }
@@ -174,6 +178,9 @@ fn step(q: &mut Queue, op: &Op, published: &mut u64, n_consumers_made: &mut u64)
         }
         Op::CloseChannel { conn } => {
             q.channel_closed(*conn, 1);
+        }
+        Op::CloseConnection { conn } => {
+            q.connection_closed(*conn);
         }
         Op::Purge => {
             q.purge();

@@ -204,6 +204,7 @@ impl BrokerState {
             Command::Cancel { queue, consumer } => {
                 let entry = self.queue_mut(&queue, consumer.conn)?;
                 entry.queue.cancel_consumer(&consumer);
+                self.auto_delete_queues();
                 Ok(Reply::Done)
             }
             Command::Settle {
@@ -230,6 +231,10 @@ impl BrokerState {
             } => self.get(&queue, holder, no_ack),
             Command::ChannelClosed { conn, channel } => {
                 self.channel_closed(conn, channel, fx);
+                Ok(Reply::Done)
+            }
+            Command::ConnectionClosed { conn } => {
+                self.connection_closed(conn, fx);
                 Ok(Reply::Done)
             }
         }
@@ -343,12 +348,6 @@ impl BrokerState {
             message_count,
             content,
         })
-    }
-
-    fn channel_closed(&mut self, conn: u64, channel: u16, fx: &mut Effects) {
-        for (name, entry) in self.queues.iter_mut() {
-            fx.deliver(name, entry.queue.channel_closed(conn, channel));
-        }
     }
 
     /// One queue let go of each message; a message no queue holds is dropped.

@@ -223,34 +223,13 @@ impl BrokerState {
         let exists = x.bindings.iter().any(|b| b.is(d, k, a));
         if add && !exists {
             x.bindings.push(binding);
-        } else if !add {
+        } else if !add && exists {
             x.bindings.retain(|b| !b.is(d, k, a));
+            if x.auto_delete && x.bindings.is_empty() {
+                self.unbind_all(Destination::Exchange(source.to_string()));
+            }
         }
         Ok(Reply::Done)
-    }
-
-    /// Deletes a queue with its messages and every binding to it; returns how many
-    /// messages were ready.
-    pub(super) fn remove_queue(&mut self, name: &str) -> u32 {
-        let Some(entry) = self.queues.remove(name) else {
-            return 0;
-        };
-        let ids = entry.queue.all_msg_ids();
-        self.release(&ids);
-        let destination = Destination::Queue(name.to_string());
-        for x in self.exchanges.values_mut() {
-            x.bindings.retain(|b| b.destination != destination);
-        }
-        entry.queue.n_ready() as u32
-    }
-
-    /// Deletes an exchange and every binding to it from other exchanges.
-    pub(super) fn remove_exchange(&mut self, name: &str) {
-        self.exchanges.remove(name);
-        let destination = Destination::Exchange(name.to_string());
-        for x in self.exchanges.values_mut() {
-            x.bindings.retain(|b| b.destination != destination);
-        }
     }
 }
 
