@@ -126,6 +126,12 @@ pub enum Command {
     ConnectionClosed {
         conn: u64,
     },
+    /// basic.recover(requeue=true) on a channel: its unacked deliveries return to their
+    /// queues as redelivered; consumers stay.
+    Recover {
+        conn: u64,
+        channel: u16,
+    },
 }
 
 /// A channel error for the client: the AMQP reply code and text.
@@ -195,6 +201,9 @@ pub struct Outcome {
     /// Contents of messages this command let go of while delivering them (no_ack
     /// deliveries): the state no longer holds them, so the delivering node takes them here.
     pub released: Vec<(u64, Content)>,
+    /// Consumers removed because their queue went (queue.delete, auto-delete, the exclusive
+    /// owner's close): the node holding each sends basic.cancel (consumer_cancel_notify).
+    pub cancelled: Vec<(String, ConsumerKey)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -166,6 +166,18 @@ impl Queue {
         }
     }
 
+    /// basic.recover(requeue=true): every message checked out to the channel goes back to
+    /// the head as redelivered; its consumers stay and may get them again at once.
+    pub fn recover(&mut self, conn: u64, channel: u16) -> Vec<Delivery> {
+        let held: Vec<u64> = self
+            .unacked
+            .iter()
+            .filter(|(_, u)| u.consumer.conn == conn && u.consumer.channel == channel)
+            .map(|(&id, _)| id)
+            .collect();
+        self.requeue(&held, conn, channel)
+    }
+
     /// A channel closed: drop its consumers and return everything checked out to it.
     pub fn channel_closed(&mut self, conn: u64, channel: u16) -> Vec<Delivery> {
         self.holder_gone(|k| k.conn == conn && k.channel == channel)

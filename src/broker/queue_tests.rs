@@ -120,6 +120,9 @@ enum Op {
     CloseConnection {
         conn: u64,
     },
+    Recover {
+        conn: u64,
+    },
     Purge,
 }
 
@@ -134,6 +137,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<bool>().prop_map(|no_ack| Op::Get { no_ack }),
         1 => (0..3u64).prop_map(|conn| Op::CloseChannel { conn }),
         1 => (0..3u64).prop_map(|conn| Op::CloseConnection { conn }),
+        1 => (0..3u64).prop_map(|conn| Op::Recover { conn }),
         1 => Just(Op::Purge),
     ]
 }
@@ -181,6 +185,9 @@ fn step(q: &mut Queue, op: &Op, published: &mut u64, n_consumers_made: &mut u64)
         }
         Op::CloseConnection { conn } => {
             q.connection_closed(*conn);
+        }
+        Op::Recover { conn } => {
+            q.recover(*conn, 1);
         }
         Op::Purge => {
             q.purge();

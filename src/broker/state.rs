@@ -69,6 +69,7 @@ impl Default for BrokerState {
 #[derive(Debug, Default)]
 pub(super) struct Effects {
     pub deliveries: Vec<(String, Delivery)>,
+    pub cancelled: Vec<(String, ConsumerKey)>,
 }
 
 impl Effects {
@@ -98,6 +99,7 @@ impl BrokerState {
             reply,
             deliveries: fx.deliveries,
             released,
+            cancelled: fx.cancelled,
         }
     }
 
@@ -143,7 +145,7 @@ impl BrokerState {
                 if_unused,
                 if_empty,
                 conn,
-            } => self.queue_delete(&name, if_unused, if_empty, conn),
+            } => self.queue_delete(&name, if_unused, if_empty, conn, fx),
             Command::QueuePurge { name, conn } => self.queue_purge(&name, conn),
             Command::QueueBind {
                 queue,
@@ -204,7 +206,7 @@ impl BrokerState {
             Command::Cancel { queue, consumer } => {
                 let entry = self.queue_mut(&queue, consumer.conn)?;
                 entry.queue.cancel_consumer(&consumer);
-                self.auto_delete_queues();
+                self.auto_delete_queues(fx);
                 Ok(Reply::Done)
             }
             Command::Settle {
@@ -235,6 +237,12 @@ impl BrokerState {
             }
             Command::ConnectionClosed { conn } => {
                 self.connection_closed(conn, fx);
+                Ok(Reply::Done)
+            }
+            Command::Recover { conn, channel } => {
+                for (name, entry) in self.queues.iter_mut() {
+                    fx.deliver(name, entry.queue.recover(conn, channel));
+                }
                 Ok(Reply::Done)
             }
         }

@@ -7,7 +7,7 @@ use super::args::{queue_args_mismatch, render_arg, Arguments, QueueArgs};
 use super::command::{Refusal, Reply, VHOST};
 use super::exchange::{Binding, Destination, Exchange};
 use super::queue::Queue;
-use super::state::{declared, BrokerState, QueueEntry};
+use super::state::{declared, BrokerState, Effects, QueueEntry};
 
 /// The properties of a non-passive queue.declare.
 pub(super) struct QueueDeclare {
@@ -156,6 +156,7 @@ impl BrokerState {
         if_unused: bool,
         if_empty: bool,
         conn: u64,
+        fx: &mut Effects,
     ) -> Result<Reply, Refusal> {
         // RabbitMQ 3.10 answers delete-ok (0 messages) for a queue that does not exist.
         if !self.queues.contains_key(name) {
@@ -172,7 +173,7 @@ impl BrokerState {
                 "queue '{name}' in vhost '{VHOST}' not empty"
             )));
         }
-        let message_count = self.remove_queue(name);
+        let message_count = self.remove_queue(name, fx);
         Ok(Reply::Counted { message_count })
     }
 

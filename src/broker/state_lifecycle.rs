@@ -14,7 +14,7 @@ impl BrokerState {
         for (name, entry) in self.queues.iter_mut() {
             fx.deliver(name, entry.queue.channel_closed(conn, channel));
         }
-        self.auto_delete_queues();
+        self.auto_delete_queues(fx);
     }
 
     /// Returns every delivery the connection's channels held, then deletes the exclusive
@@ -30,13 +30,13 @@ impl BrokerState {
             .map(|(name, _)| name.clone())
             .collect();
         for name in owned {
-            self.remove_queue(&name);
+            self.remove_queue(&name, fx);
         }
-        self.auto_delete_queues();
+        self.auto_delete_queues(fx);
     }
 
     /// Deletes the auto-delete queues whose last consumer went.
-    pub(super) fn auto_delete_queues(&mut self) {
+    pub(super) fn auto_delete_queues(&mut self, fx: &mut Effects) {
         let unused: Vec<String> = self
             .queues
             .iter()
@@ -44,16 +44,18 @@ impl BrokerState {
             .map(|(name, _)| name.clone())
             .collect();
         for name in unused {
-            self.remove_queue(&name);
+            self.remove_queue(&name, fx);
         }
     }
 
-    /// Deletes a queue with its messages and every binding to it; returns how many
-    /// messages were ready.
-    pub(super) fn remove_queue(&mut self, name: &str) -> u32 {
+    /// Deletes a queue with its messages and every binding to it; its consumers are
+    /// reported cancelled. Returns how many messages were ready.
+    pub(super) fn remove_queue(&mut self, name: &str, fx: &mut Effects) -> u32 {
         let Some(entry) = self.queues.remove(name) else {
             return 0;
         };
+        let keys = entry.queue.consumer_keys().cloned();
+        fx.cancelled.extend(keys.map(|k| (name.to_string(), k)));
         let ids = entry.queue.all_msg_ids();
         self.release(&ids);
         self.unbind_all(Destination::Queue(name.to_string()));

@@ -135,3 +135,47 @@ fn auto_delete_exchange_goes_with_its_last_source_binding_and_cascades() {
         "upstream's only binding led to ax"
     );
 }
+
+#[test]
+fn deleting_a_queue_reports_its_consumers_cancelled() {
+    let mut s = BrokerState::default();
+    declare(&mut s, "q");
+    consume(&mut s, "q", key(1, 1, "a"));
+    consume(&mut s, "q", key(2, 1, "b"));
+    let out = s.apply(Command::QueueDelete {
+        name: "q".into(),
+        if_unused: false,
+        if_empty: false,
+        conn: 1,
+    });
+    let cancelled = vec![
+        ("q".to_string(), key(1, 1, "a")),
+        ("q".to_string(), key(2, 1, "b")),
+    ];
+    assert_eq!(out.cancelled, cancelled);
+}
+
+#[test]
+fn recover_redelivers_the_channels_unacked_and_keeps_its_consumers() {
+    let mut s = BrokerState::default();
+    declare(&mut s, "q");
+    publish(&mut s, "", "q");
+    publish(&mut s, "", "q");
+    assert_eq!(consume(&mut s, "q", key(1, 1, "a")), 2);
+    let out = s.apply(Command::Recover {
+        conn: 1,
+        channel: 1,
+    });
+    let again: Vec<(u64, bool, u32)> = out
+        .deliveries
+        .iter()
+        .map(|(_, d)| (d.msg_id, d.redelivered, d.delivery_count))
+        .collect();
+    assert_eq!(again, vec![(1, true, 1), (2, true, 1)]);
+    assert_eq!(s.queues["q"].queue.n_consumers(), 1);
+    let other = s.apply(Command::Recover {
+        conn: 1,
+        channel: 2,
+    });
+    assert!(other.deliveries.is_empty(), "another channel holds nothing");
+}

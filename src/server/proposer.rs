@@ -87,6 +87,7 @@ impl Proposer {
                     reply,
                     deliveries: Vec::new(),
                     released: Vec::new(),
+                    cancelled: Vec::new(),
                 };
             }
         };
