@@ -226,8 +226,12 @@ pub enum Reply {
     Got {
         msg_id: u64,
         redelivered: bool,
+        /// Times returned to the queue: the front end's x-delivery-count.
+        delivery_count: u32,
         message_count: u32,
         content: Content,
+        exchange: String,
+        routing_key: String,
     },
     /// basic.get found the queue empty.
     GetEmpty,

@@ -28,9 +28,14 @@ pub struct QueueEntry {
     pub args: QueueArgs,
 }
 
+/// A message as the state stores it: once, however many queues hold it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StoredMessage {
     pub content: Content,
+    /// Where it was published: basic.deliver and basic.get-ok carry both.
+    pub exchange: String,
+    pub routing_key: String,
+    /// How many queues hold it (ready or unacked); at 0 it is dropped.
     pub n_holders: u32,
 }
 
@@ -253,6 +258,12 @@ impl BrokerState {
         self.messages.get(&msg_id).map(|m| &m.content)
     }
 
+    /// A stored message with its metadata (exchange, routing key), for the node
+    /// delivering it: basic.deliver needs more than the content.
+    pub fn message(&self, msg_id: u64) -> Option<&StoredMessage> {
+        self.messages.get(&msg_id)
+    }
+
     /// The queue `name` for a command from connection `conn`: 404 when it does not exist,
     /// 405 when another connection owns it exclusively.
     pub(super) fn queue_mut(&mut self, name: &str, conn: u64) -> Result<&mut QueueEntry, Refusal> {
@@ -301,6 +312,8 @@ impl BrokerState {
                 msg_id,
                 StoredMessage {
                     content,
+                    exchange: exchange.to_string(),
+                    routing_key: routing_key.to_string(),
                     n_holders: n_queues,
                 },
             );
@@ -341,7 +354,7 @@ impl BrokerState {
             return Ok(Reply::GetEmpty);
         };
         let message_count = entry.queue.n_ready() as u32;
-        let Some(content) = self.content(delivery.msg_id).cloned() else {
+        let Some(message) = self.message(delivery.msg_id).cloned() else {
             // Every queued id has a stored message (release drops one only when no queue
             // holds it); a miss is a bug, answered as empty rather than a panic in apply.
             debug_assert!(false, "queued message {} without content", delivery.msg_id);
@@ -353,8 +366,11 @@ impl BrokerState {
         Ok(Reply::Got {
             msg_id: delivery.msg_id,
             redelivered: delivery.redelivered,
+            delivery_count: delivery.delivery_count,
             message_count,
-            content,
+            content: message.content,
+            exchange: message.exchange,
+            routing_key: message.routing_key,
         })
     }
 

@@ -191,8 +191,11 @@ fn get_takes_the_head_with_its_content_and_counts_what_stays() {
     let expected = Reply::Got {
         msg_id: 1,
         redelivered: false,
+        delivery_count: 0,
         message_count: 1,
         content: content("hi"),
+        exchange: String::new(),
+        routing_key: "q".into(),
     };
     assert_eq!(got.reply, Ok(expected));
     assert!(s.content(1).is_some(), "an unsettled get keeps the message");
@@ -219,4 +222,18 @@ fn get_takes_the_head_with_its_content_and_counts_what_stays() {
         no_ack: false,
     });
     assert_eq!(empty.reply, Ok(Reply::GetEmpty));
+}
+
+#[test]
+fn stored_messages_keep_their_exchange_and_routing_key() {
+    let mut s = BrokerState::default();
+    declare(&mut s, "q");
+    bind(&mut s, "q", "amq.topic", "a.*");
+    publish(&mut s, "amq.topic", "a.b");
+    let message = s.message(1).expect("stored");
+    assert_eq!(
+        (message.exchange.as_str(), message.routing_key.as_str()),
+        ("amq.topic", "a.b")
+    );
+    assert_eq!(message.content, content("hi"));
 }

@@ -547,6 +547,7 @@ impl Conn {
                         redelivered,
                         message_count,
                         content,
+                        ..
                     } => self.basic_get_ok(
                         ch,
                         queue,
