@@ -66,6 +66,8 @@ pub enum Command {
         mandatory: bool,
         headers: Vec<(String, HeaderValue)>,
         content: Content,
+        /// The `expiration` property in ms, parsed by the front end (per-message TTL).
+        expiration_ms: Option<u64>,
     },
     Consume {
         queue: String,
@@ -132,6 +134,9 @@ pub enum Command {
         conn: u64,
         channel: u16,
     },
+    /// Nothing but time passing: expires messages in every queue. The leader proposes it
+    /// periodically so TTLs act without other traffic.
+    Tick,
 }
 
 /// A channel error for the client: the AMQP reply code and text.

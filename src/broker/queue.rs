@@ -34,6 +34,8 @@ pub struct Ready {
     pub msg_id: u64,
     /// How many times it was returned to the queue after a delivery (x-delivery-count).
     pub delivery_count: u32,
+    /// When it expires if still ready (TTL); requeues keep the original expiry.
+    pub expires_at_ms: Option<u64>,
 }
 
 /// A message checked out to a consumer, waiting for its settle.
@@ -41,6 +43,8 @@ pub struct Ready {
 pub struct Unacked {
     pub consumer: ConsumerKey,
     pub delivery_count: u32,
+    /// Kept for a requeue: a checked-out message does not expire, a returned one may.
+    pub expires_at_ms: Option<u64>,
 }
 
 /// An assignment made by the queue: the holder of `consumer`'s channel delivers it.
@@ -63,6 +67,10 @@ pub struct Queue {
     next_consumer: usize,
     /// Whether a consumer was ever added: an auto-delete queue goes only after that.
     had_consumer: bool,
+    /// The entry time of the latest command that touched the queue (never goes back).
+    now_ms: u64,
+    /// Ids that expired at the head, waiting for the state to release them.
+    expired: Vec<u64>,
 }
 
 impl Queue {
@@ -88,11 +96,40 @@ impl Queue {
         self.consumers.iter().map(|c| &c.key)
     }
 
+    /// Advances the queue's clock to `now_ms` and expires ready messages at the head. Only
+    /// the head is checked, as in RabbitMQ: a longer-lived head shields those behind it.
+    pub fn touch(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        while let Some(ready) = self.ready.pop_front() {
+            if !self.is_expired(&ready) {
+                self.ready.push_front(ready);
+                break;
+            }
+            self.expired.push(ready.msg_id);
+        }
+    }
+
+    /// Takes the ids expired so far; the caller releases or dead-letters them.
+    pub fn take_expired(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.expired)
+    }
+
+    fn is_expired(&self, ready: &Ready) -> bool {
+        ready.expires_at_ms.is_some_and(|at| at <= self.now_ms)
+    }
+
+    /// The head ready message that has not expired; expired ones on the way are set aside.
+    fn pop_live(&mut self) -> Option<Ready> {
+        self.touch(self.now_ms);
+        self.ready.pop_front()
+    }
+
     /// Appends a newly published message and hands out what credit allows.
-    pub fn enqueue(&mut self, msg_id: u64) -> Vec<Delivery> {
+    pub fn enqueue(&mut self, msg_id: u64, expires_at_ms: Option<u64>) -> Vec<Delivery> {
         self.ready.push_back(Ready {
             msg_id,
             delivery_count: 0,
+            expires_at_ms,
         });
         self.assign()
     }
@@ -125,11 +162,12 @@ impl Queue {
 
     /// Takes the head message for basic.get; with `no_ack` it is settled at once.
     pub fn get(&mut self, holder: ConsumerKey, no_ack: bool) -> Option<Delivery> {
-        let ready = self.ready.pop_front()?;
+        let ready = self.pop_live()?;
         if !no_ack {
             let unacked = Unacked {
                 consumer: holder.clone(),
                 delivery_count: ready.delivery_count,
+                expires_at_ms: ready.expires_at_ms,
             };
             self.unacked.insert(ready.msg_id, unacked);
         }
@@ -162,6 +200,7 @@ impl Queue {
             self.ready.push_front(Ready {
                 msg_id,
                 delivery_count,
+                expires_at_ms: unacked.expires_at_ms,
             });
         }
     }
@@ -221,7 +260,11 @@ impl Queue {
     /// Ids of every message the queue holds, ready or checked out (for queue.delete).
     pub fn all_msg_ids(&self) -> Vec<u64> {
         let ready = self.ready.iter().map(|r| r.msg_id);
-        ready.chain(self.unacked.keys().copied()).collect()
+        let expired = self.expired.iter().copied();
+        ready
+            .chain(self.unacked.keys().copied())
+            .chain(expired)
+            .collect()
     }
 
     fn take_unacked(&mut self, msg_id: u64, conn: u64, channel: u16) -> Option<Unacked> {
@@ -253,7 +296,7 @@ impl Queue {
             };
             let index = (self.next_consumer + offset) % n;
             self.next_consumer = (index + 1) % n;
-            let Some(ready) = self.ready.pop_front() else {
+            let Some(ready) = self.pop_live() else {
                 break;
             };
             let consumer = &mut self.consumers[index];
@@ -262,6 +305,7 @@ impl Queue {
                 let unacked = Unacked {
                     consumer: consumer.key.clone(),
                     delivery_count: ready.delivery_count,
+                    expires_at_ms: ready.expires_at_ms,
                 };
                 self.unacked.insert(ready.msg_id, unacked);
             }

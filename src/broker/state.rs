@@ -45,6 +45,8 @@ pub struct BrokerState {
     pub queues: BTreeMap<String, QueueEntry>,
     pub messages: BTreeMap<u64, StoredMessage>,
     next_msg_id: u64,
+    /// The leader timestamp of the latest entry applied (never goes back).
+    now_ms: u64,
 }
 
 impl Default for BrokerState {
@@ -66,8 +68,17 @@ impl Default for BrokerState {
             queues: BTreeMap::new(),
             messages: BTreeMap::new(),
             next_msg_id: 1,
+            now_ms: 0,
         }
     }
+}
+
+/// A publish's message and its metadata, on its way to the queues.
+struct Published {
+    content: Content,
+    exchange: String,
+    routing_key: String,
+    expiration_ms: Option<u64>,
 }
 
 /// What one command caused besides its reply, gathered while it is applied.
@@ -85,10 +96,14 @@ impl Effects {
 }
 
 impl BrokerState {
-    /// Applies one command. Total: every input gives an outcome.
-    pub fn apply(&mut self, command: Command) -> Outcome {
+    /// Applies one command at `now_ms`, the leader's timestamp in its log entry (the only
+    /// clock apply may read). Total: every input gives an outcome.
+    pub fn apply(&mut self, now_ms: u64, command: Command) -> Outcome {
+        // Leader clocks may step back across an election; message expiry must not.
+        self.now_ms = self.now_ms.max(now_ms);
         let mut fx = Effects::default();
         let reply = self.dispatch(command, &mut fx);
+        self.release_expired();
         let settled: Vec<u64> = fx
             .deliveries
             .iter()
@@ -196,7 +211,16 @@ impl BrokerState {
                 mandatory: _,
                 headers,
                 content,
-            } => self.publish(&exchange, &routing_key, &headers, content, fx),
+                expiration_ms,
+            } => {
+                let message = Published {
+                    content,
+                    exchange,
+                    routing_key,
+                    expiration_ms,
+                };
+                self.publish(message, &headers, fx)
+            }
             Command::Consume {
                 queue,
                 consumer,
@@ -244,6 +268,11 @@ impl BrokerState {
                 self.connection_closed(conn, fx);
                 Ok(Reply::Done)
             }
+            Command::Tick => {
+                let now_ms = self.now_ms;
+                self.queues.values_mut().for_each(|e| e.queue.touch(now_ms));
+                Ok(Reply::Done)
+            }
             Command::Recover { conn, channel } => {
                 for (name, entry) in self.queues.iter_mut() {
                     fx.deliver(name, entry.queue.recover(conn, channel));
@@ -271,6 +300,7 @@ impl BrokerState {
             .queues
             .get_mut(name)
             .ok_or_else(|| Refusal::no_queue(name))?;
+        entry.queue.touch(self.now_ms);
         if entry.exclusive_conn.is_some_and(|owner| owner != conn) {
             return Err(Refusal::resource_locked(name));
         }
@@ -279,12 +309,11 @@ impl BrokerState {
 
     fn publish(
         &mut self,
-        exchange: &str,
-        routing_key: &str,
+        message: Published,
         headers: &[(String, HeaderValue)],
-        content: Content,
         fx: &mut Effects,
     ) -> Result<Reply, Refusal> {
+        let (exchange, routing_key) = (&message.exchange, &message.routing_key);
         let queues: Vec<String> = if exchange.is_empty() {
             self.queues
                 .contains_key(routing_key)
@@ -308,19 +337,24 @@ impl BrokerState {
         self.next_msg_id += 1;
         let n_queues = queues.len() as u32;
         if n_queues > 0 {
-            self.messages.insert(
-                msg_id,
-                StoredMessage {
-                    content,
-                    exchange: exchange.to_string(),
-                    routing_key: routing_key.to_string(),
-                    n_holders: n_queues,
-                },
-            );
+            let stored = StoredMessage {
+                content: message.content,
+                exchange: message.exchange,
+                routing_key: message.routing_key,
+                n_holders: n_queues,
+            };
+            self.messages.insert(msg_id, stored);
         }
         for name in queues {
             if let Some(entry) = self.queues.get_mut(&name) {
-                let deliveries = entry.queue.enqueue(msg_id);
+                entry.queue.touch(self.now_ms);
+                // The message lives for the shorter of the queue's and its own TTL.
+                let ttl_ms = match (entry.args.message_ttl_ms, message.expiration_ms) {
+                    (Some(q), Some(m)) => Some(q.min(m)),
+                    (q, m) => q.or(m),
+                };
+                let expires_at_ms = ttl_ms.map(|ttl| self.now_ms.saturating_add(ttl));
+                let deliveries = entry.queue.enqueue(msg_id, expires_at_ms);
                 fx.deliver(&name, deliveries);
             }
         }
@@ -372,6 +406,16 @@ impl BrokerState {
             exchange: message.exchange,
             routing_key: message.routing_key,
         })
+    }
+
+    /// Releases what queues expired during this command.
+    fn release_expired(&mut self) {
+        let expired: Vec<u64> = self
+            .queues
+            .values_mut()
+            .flat_map(|e| e.queue.take_expired())
+            .collect();
+        self.release(&expired);
     }
 
     /// One queue let go of each message; a message no queue holds is dropped.

@@ -14,9 +14,10 @@ fn exclusive_queue_is_locked_to_its_connection() {
         ..QueueDecl::new("ex")
     }
     .command();
-    assert!(s.apply(mine.clone()).reply.is_ok());
-    assert!(s.apply(mine).reply.is_ok(), "the owner may redeclare");
+    assert!(s.apply(0, mine.clone()).reply.is_ok());
+    assert!(s.apply(0, mine).reply.is_ok(), "the owner may redeclare");
     let other = s.apply(
+        0,
         QueueDecl {
             exclusive: true,
             conn: 8,
@@ -30,6 +31,7 @@ fn exclusive_queue_is_locked_to_its_connection() {
         .reply_text
         .starts_with("RESOURCE_LOCKED - cannot obtain exclusive access to locked queue 'ex'"));
     let passive = s.apply(
+        0,
         QueueDecl {
             passive: true,
             conn: 8,
@@ -38,23 +40,32 @@ fn exclusive_queue_is_locked_to_its_connection() {
         .command(),
     );
     assert_eq!(passive.reply.unwrap_err().reply_code, 405);
-    let consume = s.apply(Command::Consume {
-        queue: "ex".into(),
-        consumer: consumer("c"),
-        prefetch: 0,
-        no_ack: false,
-    });
+    let consume = s.apply(
+        0,
+        Command::Consume {
+            queue: "ex".into(),
+            consumer: consumer("c"),
+            prefetch: 0,
+            no_ack: false,
+        },
+    );
     assert_eq!(consume.reply.unwrap_err().reply_code, 405);
-    let get = s.apply(Command::Get {
-        queue: "ex".into(),
-        holder: consumer(""),
-        no_ack: false,
-    });
+    let get = s.apply(
+        0,
+        Command::Get {
+            queue: "ex".into(),
+            holder: consumer(""),
+            no_ack: false,
+        },
+    );
     assert_eq!(get.reply.unwrap_err().reply_code, 405);
-    let purge = s.apply(Command::QueuePurge {
-        name: "ex".into(),
-        conn: 1,
-    });
+    let purge = s.apply(
+        0,
+        Command::QueuePurge {
+            name: "ex".into(),
+            conn: 1,
+        },
+    );
     assert_eq!(purge.reply.unwrap_err().reply_code, 405);
 }
 
@@ -63,6 +74,7 @@ fn queue_redeclare_with_other_properties_is_406_with_rabbitmq_text() {
     let mut s = BrokerState::default();
     declare(&mut s, "q");
     let durable = s.apply(
+        0,
         QueueDecl {
             durable: true,
             ..QueueDecl::new("q")
@@ -76,6 +88,7 @@ fn queue_redeclare_with_other_properties_is_406_with_rabbitmq_text() {
     );
     let ttl = vec![("x-message-ttl".to_string(), HeaderValue::Int(1000))];
     let args = s.apply(
+        0,
         QueueDecl {
             arguments: ttl.clone(),
             ..QueueDecl::new("q")
@@ -89,6 +102,7 @@ fn queue_redeclare_with_other_properties_is_406_with_rabbitmq_text() {
     );
     let ignored = vec![("my-own-arg".to_string(), HeaderValue::Bool(true))];
     let other = s.apply(
+        0,
         QueueDecl {
             arguments: ignored,
             ..QueueDecl::new("q")
@@ -97,6 +111,7 @@ fn queue_redeclare_with_other_properties_is_406_with_rabbitmq_text() {
     );
     assert!(other.reply.is_ok(), "arguments RabbitMQ does not compare");
     let passive = s.apply(
+        0,
         QueueDecl {
             passive: true,
             durable: true,
@@ -108,6 +123,7 @@ fn queue_redeclare_with_other_properties_is_406_with_rabbitmq_text() {
     assert!(passive.reply.is_ok(), "passive declare ignores properties");
     let bad = vec![("x-message-ttl".to_string(), HeaderValue::Int(-1))];
     let bad = s.apply(
+        0,
         QueueDecl {
             arguments: bad,
             ..QueueDecl::new("q2")
@@ -125,16 +141,17 @@ fn queue_redeclare_with_other_properties_is_406_with_rabbitmq_text() {
 fn exchange_redeclare_reserved_names_and_internal_publish() {
     let mut s = BrokerState::default();
     assert!(s
-        .apply(exchange_declare("x", ExchangeKind::Direct))
+        .apply(0, exchange_declare("x", ExchangeKind::Direct))
         .reply
         .is_ok());
-    let kind = s.apply(exchange_declare("x", ExchangeKind::Fanout));
+    let kind = s.apply(0, exchange_declare("x", ExchangeKind::Fanout));
     assert_eq!(
         kind.reply.unwrap_err().reply_text,
         "PRECONDITION_FAILED - inequivalent arg 'type' for exchange 'x' in vhost '/': \
          received 'fanout' but current is 'direct'"
     );
     let passive = s.apply(
+        0,
         ExchangeDecl {
             passive: true,
             ..ExchangeDecl::new("x", ExchangeKind::Topic)
@@ -142,7 +159,7 @@ fn exchange_redeclare_reserved_names_and_internal_publish() {
         .command(),
     );
     assert!(passive.reply.is_ok());
-    let reserved = s.apply(exchange_declare("amq.x", ExchangeKind::Direct));
+    let reserved = s.apply(0, exchange_declare("amq.x", ExchangeKind::Direct));
     let refusal = reserved.reply.unwrap_err();
     assert_eq!(refusal.reply_code, 403);
     assert_eq!(
@@ -150,6 +167,7 @@ fn exchange_redeclare_reserved_names_and_internal_publish() {
         "ACCESS_REFUSED - exchange name 'amq.x' contains reserved prefix 'amq.*'"
     );
     let builtin = s.apply(
+        0,
         ExchangeDecl {
             durable: true,
             ..ExchangeDecl::new("amq.topic", ExchangeKind::Topic)
@@ -160,14 +178,14 @@ fn exchange_redeclare_reserved_names_and_internal_publish() {
         builtin.reply.is_ok(),
         "an existing amq.* with the same type"
     );
-    let default = s.apply(exchange_declare("", ExchangeKind::Direct));
+    let default = s.apply(0, exchange_declare("", ExchangeKind::Direct));
     assert_eq!(default.reply.unwrap_err().reply_code, 403);
     let internal = ExchangeDecl {
         internal: true,
         ..ExchangeDecl::new("int", ExchangeKind::Fanout)
     }
     .command();
-    assert!(s.apply(internal).reply.is_ok());
+    assert!(s.apply(0, internal).reply.is_ok());
     let refusal = publish(&mut s, "int", "").reply.unwrap_err();
     assert_eq!(
         refusal.reply_text,
@@ -178,6 +196,7 @@ fn exchange_redeclare_reserved_names_and_internal_publish() {
         HeaderValue::Str("a".into()),
     )];
     let changed = s.apply(
+        0,
         ExchangeDecl {
             arguments: ae,
             ..ExchangeDecl::new("x", ExchangeKind::Direct)
@@ -210,9 +229,9 @@ fn unbind_removes_only_the_matching_binding_and_is_idempotent() {
         arguments: Vec::new(),
         conn: 1,
     };
-    assert_eq!(s.apply(unbind.clone()).reply, Ok(Reply::Done));
+    assert_eq!(s.apply(0, unbind.clone()).reply, Ok(Reply::Done));
     assert_eq!(
-        s.apply(unbind).reply,
+        s.apply(0, unbind).reply,
         Ok(Reply::Done),
         "unbind twice is unbind-ok"
     );
@@ -224,13 +243,16 @@ fn unbind_removes_only_the_matching_binding_and_is_idempotent() {
             n_queues: 0
         })
     );
-    let missing = s.apply(Command::QueueUnbind {
-        queue: "nope".into(),
-        exchange: "amq.direct".into(),
-        routing_key: "a".into(),
-        arguments: Vec::new(),
-        conn: 1,
-    });
+    let missing = s.apply(
+        0,
+        Command::QueueUnbind {
+            queue: "nope".into(),
+            exchange: "amq.direct".into(),
+            routing_key: "a".into(),
+            arguments: Vec::new(),
+            conn: 1,
+        },
+    );
     assert_eq!(
         missing.reply.unwrap_err().reply_text,
         "NOT_FOUND - no queue 'nope' in vhost '/'"
@@ -252,17 +274,21 @@ fn headers_bindings_carry_their_arguments_and_unbind_needs_the_same_ones() {
         arguments: args.clone(),
         conn: 1,
     };
-    assert!(s.apply(bind).reply.is_ok());
-    let hit = s.apply(Command::Publish {
-        exchange: "amq.headers".into(),
-        routing_key: String::new(),
-        mandatory: false,
-        headers: vec![
-            ("k".into(), HeaderValue::Int(1)),
-            ("z".into(), HeaderValue::Bool(true)),
-        ],
-        content: content("h"),
-    });
+    assert!(s.apply(0, bind).reply.is_ok());
+    let hit = s.apply(
+        0,
+        Command::Publish {
+            exchange: "amq.headers".into(),
+            routing_key: String::new(),
+            mandatory: false,
+            headers: vec![
+                ("k".into(), HeaderValue::Int(1)),
+                ("z".into(), HeaderValue::Bool(true)),
+            ],
+            content: content("h"),
+            expiration_ms: None,
+        },
+    );
     assert!(matches!(
         hit.reply,
         Ok(Reply::Published { n_queues: 1, .. })
@@ -274,7 +300,7 @@ fn headers_bindings_carry_their_arguments_and_unbind_needs_the_same_ones() {
         arguments: Vec::new(),
         conn: 1,
     };
-    s.apply(other_args);
+    s.apply(0, other_args);
     assert_eq!(
         n_bindings(&s, "amq.headers"),
         1,
@@ -282,13 +308,16 @@ fn headers_bindings_carry_their_arguments_and_unbind_needs_the_same_ones() {
     );
     let mut reversed = args;
     reversed.reverse();
-    s.apply(Command::QueueUnbind {
-        queue: "q".into(),
-        exchange: "amq.headers".into(),
-        routing_key: String::new(),
-        arguments: reversed,
-        conn: 1,
-    });
+    s.apply(
+        0,
+        Command::QueueUnbind {
+            queue: "q".into(),
+            exchange: "amq.headers".into(),
+            routing_key: String::new(),
+            arguments: reversed,
+            conn: 1,
+        },
+    );
     assert_eq!(
         n_bindings(&s, "amq.headers"),
         0,
@@ -301,7 +330,7 @@ fn exchange_to_exchange_bindings_route_and_unbind() {
     let mut s = BrokerState::default();
     declare(&mut s, "q");
     assert!(s
-        .apply(exchange_declare("src", ExchangeKind::Topic))
+        .apply(0, exchange_declare("src", ExchangeKind::Topic))
         .reply
         .is_ok());
     bind(&mut s, "q", "amq.fanout", "");
@@ -323,7 +352,7 @@ fn exchange_to_exchange_bindings_route_and_unbind() {
             },
         }
     };
-    assert_eq!(s.apply(e2e(true)).reply, Ok(Reply::Done));
+    assert_eq!(s.apply(0, e2e(true)).reply, Ok(Reply::Done));
     assert!(matches!(
         publish(&mut s, "src", "a.b").reply,
         Ok(Reply::Published { n_queues: 1, .. })
@@ -332,27 +361,33 @@ fn exchange_to_exchange_bindings_route_and_unbind() {
         publish(&mut s, "src", "b.b").reply,
         Ok(Reply::Published { n_queues: 0, .. })
     ));
-    assert_eq!(s.apply(e2e(false)).reply, Ok(Reply::Done));
+    assert_eq!(s.apply(0, e2e(false)).reply, Ok(Reply::Done));
     assert!(matches!(
         publish(&mut s, "src", "a.b").reply,
         Ok(Reply::Published { n_queues: 0, .. })
     ));
-    let missing = s.apply(Command::ExchangeBind {
-        destination: "nowhere".into(),
-        source: "src".into(),
-        routing_key: String::new(),
-        arguments: Vec::new(),
-    });
+    let missing = s.apply(
+        0,
+        Command::ExchangeBind {
+            destination: "nowhere".into(),
+            source: "src".into(),
+            routing_key: String::new(),
+            arguments: Vec::new(),
+        },
+    );
     assert_eq!(
         missing.reply.unwrap_err().reply_text,
         "NOT_FOUND - no exchange 'nowhere' in vhost '/'"
     );
-    let default = s.apply(Command::ExchangeBind {
-        destination: "src".into(),
-        source: String::new(),
-        routing_key: String::new(),
-        arguments: Vec::new(),
-    });
+    let default = s.apply(
+        0,
+        Command::ExchangeBind {
+            destination: "src".into(),
+            source: String::new(),
+            routing_key: String::new(),
+            arguments: Vec::new(),
+        },
+    );
     assert_eq!(default.reply.unwrap_err().reply_code, 403);
 }
 
@@ -360,7 +395,7 @@ fn exchange_to_exchange_bindings_route_and_unbind() {
 fn deleting_an_exchange_removes_bindings_to_it() {
     let mut s = BrokerState::default();
     assert!(s
-        .apply(exchange_declare("mid", ExchangeKind::Fanout))
+        .apply(0, exchange_declare("mid", ExchangeKind::Fanout))
         .reply
         .is_ok());
     let bind = Command::ExchangeBind {
@@ -369,17 +404,23 @@ fn deleting_an_exchange_removes_bindings_to_it() {
         routing_key: String::new(),
         arguments: Vec::new(),
     };
-    assert!(s.apply(bind).reply.is_ok());
-    let delete = s.apply(Command::ExchangeDelete {
-        name: "mid".into(),
-        if_unused: false,
-    });
+    assert!(s.apply(0, bind).reply.is_ok());
+    let delete = s.apply(
+        0,
+        Command::ExchangeDelete {
+            name: "mid".into(),
+            if_unused: false,
+        },
+    );
     assert_eq!(delete.reply, Ok(Reply::Done));
     assert_eq!(n_bindings(&s, "amq.fanout"), 0);
-    let again = s.apply(Command::ExchangeDelete {
-        name: "mid".into(),
-        if_unused: false,
-    });
+    let again = s.apply(
+        0,
+        Command::ExchangeDelete {
+            name: "mid".into(),
+            if_unused: false,
+        },
+    );
     assert_eq!(
         again.reply,
         Ok(Reply::Done),

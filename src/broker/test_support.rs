@@ -57,7 +57,7 @@ pub fn queue_declare(name: &str) -> Command {
 }
 
 pub fn declare(s: &mut BrokerState, name: &str) {
-    let out = s.apply(queue_declare(name));
+    let out = s.apply(0, queue_declare(name));
     assert!(out.reply.is_ok());
 }
 
@@ -104,24 +104,31 @@ pub fn exchange_declare(name: &str, kind: ExchangeKind) -> Command {
 }
 
 pub fn bind(s: &mut BrokerState, queue: &str, exchange: &str, key: &str) {
-    let out = s.apply(Command::QueueBind {
-        queue: queue.into(),
-        exchange: exchange.into(),
-        routing_key: key.into(),
-        arguments: Vec::new(),
-        conn: 1,
-    });
+    let out = s.apply(
+        0,
+        Command::QueueBind {
+            queue: queue.into(),
+            exchange: exchange.into(),
+            routing_key: key.into(),
+            arguments: Vec::new(),
+            conn: 1,
+        },
+    );
     assert_eq!(out.reply, Ok(Reply::Done));
 }
 
 pub fn publish(s: &mut BrokerState, exchange: &str, key: &str) -> Outcome {
-    s.apply(Command::Publish {
-        exchange: exchange.into(),
-        routing_key: key.into(),
-        mandatory: false,
-        headers: Vec::new(),
-        content: content("hi"),
-    })
+    s.apply(
+        0,
+        Command::Publish {
+            exchange: exchange.into(),
+            routing_key: key.into(),
+            mandatory: false,
+            headers: Vec::new(),
+            content: content("hi"),
+            expiration_ms: None,
+        },
+    )
 }
 
 pub fn consumer(tag: &str) -> ConsumerKey {

@@ -18,6 +18,7 @@ fn publish(n: u32) -> Command {
             properties: Bytes::new(),
             body: Bytes::from(format!("m{n}")),
         },
+        expiration_ms: None,
     }
 }
 

@@ -184,7 +184,8 @@ impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
                             postcard::from_bytes(&request.0).unwrap_or_default();
                         commands
                             .into_iter()
-                            .map(|c| inner.body.broker.apply(c))
+                            // TODO: entry timestamp (the leader's time in the entry).
+                            .map(|c| inner.body.broker.apply(0, c))
                             .collect()
                     }
                     EntryPayload::Membership(m) => {

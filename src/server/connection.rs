@@ -850,6 +850,7 @@ impl Conn {
                     properties: header.properties,
                     body: body.freeze(),
                 },
+                expiration_ms: None,
             })
             .await;
         match outcome.reply {
