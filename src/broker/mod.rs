@@ -11,6 +11,7 @@ pub mod queue;
 pub mod state;
 mod state_declare;
 mod state_lifecycle;
+mod state_messages;
 #[cfg(test)]
 mod test_support;
 pub mod topic;

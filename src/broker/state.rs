@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use super::args::{Arguments, QueueArgs};
 use super::command::{Command, Content, Outcome, Refusal, Reply};
-use super::exchange::{route, Destination, Exchange, ExchangeKind, HeaderValue};
+use super::exchange::{Destination, Exchange, ExchangeKind};
 use super::queue::{ConsumerKey, Delivery, Queue};
 use super::state_declare::QueueDeclare;
+use super::state_messages::Published;
 
 /// A queue and what it was declared with.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,9 +45,9 @@ pub struct BrokerState {
     pub exchanges: BTreeMap<String, Exchange>,
     pub queues: BTreeMap<String, QueueEntry>,
     pub messages: BTreeMap<u64, StoredMessage>,
-    next_msg_id: u64,
+    pub(super) next_msg_id: u64,
     /// The leader timestamp of the latest entry applied (never goes back).
-    now_ms: u64,
+    pub(super) now_ms: u64,
 }
 
 impl Default for BrokerState {
@@ -71,14 +72,6 @@ impl Default for BrokerState {
             now_ms: 0,
         }
     }
-}
-
-/// A publish's message and its metadata, on its way to the queues.
-struct Published {
-    content: Content,
-    exchange: String,
-    routing_key: String,
-    expiration_ms: Option<u64>,
 }
 
 /// What one command caused besides its reply, gathered while it is applied.
@@ -305,107 +298,6 @@ impl BrokerState {
             return Err(Refusal::resource_locked(name));
         }
         Ok(entry)
-    }
-
-    fn publish(
-        &mut self,
-        message: Published,
-        headers: &[(String, HeaderValue)],
-        fx: &mut Effects,
-    ) -> Result<Reply, Refusal> {
-        let (exchange, routing_key) = (&message.exchange, &message.routing_key);
-        let queues: Vec<String> = if exchange.is_empty() {
-            self.queues
-                .contains_key(routing_key)
-                .then(|| routing_key.to_string())
-                .into_iter()
-                .collect()
-        } else {
-            let Some(x) = self.exchanges.get(exchange) else {
-                return Err(Refusal::no_exchange(exchange));
-            };
-            if x.internal {
-                return Err(Refusal::access_refused(format!(
-                    "cannot publish to internal exchange '{exchange}' in vhost '/'"
-                )));
-            }
-            route(&self.exchanges, exchange, routing_key, headers)
-                .into_iter()
-                .collect()
-        };
-        let msg_id = self.next_msg_id;
-        self.next_msg_id += 1;
-        let n_queues = queues.len() as u32;
-        if n_queues > 0 {
-            let stored = StoredMessage {
-                content: message.content,
-                exchange: message.exchange,
-                routing_key: message.routing_key,
-                n_holders: n_queues,
-            };
-            self.messages.insert(msg_id, stored);
-        }
-        for name in queues {
-            if let Some(entry) = self.queues.get_mut(&name) {
-                entry.queue.touch(self.now_ms);
-                // The message lives for the shorter of the queue's and its own TTL.
-                let ttl_ms = match (entry.args.message_ttl_ms, message.expiration_ms) {
-                    (Some(q), Some(m)) => Some(q.min(m)),
-                    (q, m) => q.or(m),
-                };
-                let expires_at_ms = ttl_ms.map(|ttl| self.now_ms.saturating_add(ttl));
-                let deliveries = entry.queue.enqueue(msg_id, expires_at_ms);
-                fx.deliver(&name, deliveries);
-            }
-        }
-        Ok(Reply::Published { msg_id, n_queues })
-    }
-
-    fn settle(
-        &mut self,
-        queue: &str,
-        msg_ids: &[u64],
-        conn: u64,
-        channel: u16,
-        fx: &mut Effects,
-    ) -> Result<Reply, Refusal> {
-        let entry = self.queue_mut(queue, conn)?;
-        let mut settled = Vec::new();
-        for &id in msg_ids {
-            let (ok, more) = entry.queue.settle(id, conn, channel);
-            if ok {
-                settled.push(id);
-            }
-            fx.deliver(queue, more);
-        }
-        self.release(&settled);
-        Ok(Reply::Done)
-    }
-
-    fn get(&mut self, queue: &str, holder: ConsumerKey, no_ack: bool) -> Result<Reply, Refusal> {
-        let entry = self.queue_mut(queue, holder.conn)?;
-        let Some(delivery) = entry.queue.get(holder, no_ack) else {
-            return Ok(Reply::GetEmpty);
-        };
-        let message_count = entry.queue.n_ready() as u32;
-        let Some(message) = self.message(delivery.msg_id).cloned() else {
-            // Every queued id has a stored message (release drops one only when no queue
-            // holds it); a miss is a bug, answered as empty rather than a panic in apply.
-            debug_assert!(false, "queued message {} without content", delivery.msg_id);
-            return Ok(Reply::GetEmpty);
-        };
-        if no_ack {
-            self.release(&[delivery.msg_id]);
-        }
-        Ok(Reply::Got {
-            msg_id: delivery.msg_id,
-            redelivered: delivery.redelivered,
-            delivery_count: delivery.delivery_count,
-            message_count,
-            content: message.content,
-            exchange: message.exchange,
-            routing_key: message.routing_key,
-        })
     }
 
     /// Releases what queues expired during this command.
