@@ -6,8 +6,10 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::args::Arguments;
 use super::exchange::{ExchangeKind, HeaderValue};
 use super::queue::{ConsumerKey, Delivery};
+use super::state::StoredMessage;
 
 /// A message as published: raw content-header properties (kept verbatim) and the body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,33 +20,46 @@ pub struct Content {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Command {
+    /// exchange.declare; `alternate-exchange` travels in `arguments`.
     ExchangeDeclare {
         name: String,
         kind: ExchangeKind,
         passive: bool,
-        alternate_exchange: Option<String>,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: Arguments,
     },
     ExchangeDelete {
         name: String,
         if_unused: bool,
     },
+    /// queue.declare from connection `conn` (the owner when `exclusive`).
     QueueDeclare {
         name: String,
         passive: bool,
-        exclusive_conn: Option<u64>,
+        durable: bool,
+        exclusive: bool,
+        auto_delete: bool,
+        arguments: Arguments,
+        conn: u64,
     },
     QueueDelete {
         name: String,
         if_unused: bool,
         if_empty: bool,
+        conn: u64,
     },
     QueuePurge {
         name: String,
+        conn: u64,
     },
     QueueBind {
         queue: String,
         exchange: String,
         routing_key: String,
+        arguments: Arguments,
+        conn: u64,
     },
     Publish {
         exchange: String,
@@ -52,6 +67,8 @@ pub enum Command {
         mandatory: bool,
         headers: Vec<(String, HeaderValue)>,
         content: Content,
+        /// The `expiration` property in ms, parsed by the front end (per-message TTL).
+        expiration_ms: Option<u64>,
     },
     Consume {
         queue: String,
@@ -85,6 +102,42 @@ pub enum Command {
         holder: ConsumerKey,
         no_ack: bool,
     },
+    /// queue.unbind; unbinding a binding that does not exist is unbind-ok (RabbitMQ 3.10).
+    QueueUnbind {
+        queue: String,
+        exchange: String,
+        routing_key: String,
+        arguments: Arguments,
+        conn: u64,
+    },
+    /// exchange.bind: messages routed by `source` also go through `destination`.
+    ExchangeBind {
+        destination: String,
+        source: String,
+        routing_key: String,
+        arguments: Arguments,
+    },
+    /// exchange.unbind; idempotent like QueueUnbind.
+    ExchangeUnbind {
+        destination: String,
+        source: String,
+        routing_key: String,
+        arguments: Arguments,
+    },
+    /// A connection ended: its deliveries return to their queues, its consumers and its
+    /// exclusive queues go (covers every channel: no ChannelClosed is needed first).
+    ConnectionClosed {
+        conn: u64,
+    },
+    /// basic.recover(requeue=true) on a channel: its unacked deliveries return to their
+    /// queues as redelivered; consumers stay.
+    Recover {
+        conn: u64,
+        channel: u16,
+    },
+    /// Nothing but time passing: expires messages in every queue. The leader proposes it
+    /// periodically so TTLs act without other traffic.
+    Tick,
 }
 
 /// A channel error for the client: the AMQP reply code and text.
@@ -94,26 +147,54 @@ pub struct Refusal {
     pub reply_text: String,
 }
 
+/// The only vhost Warren has; RabbitMQ names it in most reply texts.
+pub const VHOST: &str = "/";
+
 impl Refusal {
-    pub fn not_found(what: &str) -> Refusal {
+    fn new(reply_code: u16, reply_text: String) -> Refusal {
         Refusal {
-            reply_code: 404,
-            reply_text: format!("NOT_FOUND - no {what}"),
+            reply_code,
+            reply_text,
         }
+    }
+    pub fn no_queue(name: &str) -> Refusal {
+        Refusal::new(
+            404,
+            format!("NOT_FOUND - no queue '{name}' in vhost '{VHOST}'"),
+        )
+    }
+    pub fn no_exchange(name: &str) -> Refusal {
+        Refusal::new(
+            404,
+            format!("NOT_FOUND - no exchange '{name}' in vhost '{VHOST}'"),
+        )
     }
     pub fn precondition_failed(text: String) -> Refusal {
-        Refusal {
-            reply_code: 406,
-            reply_text: format!("PRECONDITION_FAILED - {text}"),
-        }
+        Refusal::new(406, format!("PRECONDITION_FAILED - {text}"))
+    }
+    pub fn access_refused(text: String) -> Refusal {
+        Refusal::new(403, format!("ACCESS_REFUSED - {text}"))
+    }
+    /// A redeclare whose `arg` differs: `what` is e.g. "queue 'q'".
+    pub fn inequivalent(what: &str, arg: &str, received: String, current: String) -> Refusal {
+        Refusal::precondition_failed(format!(
+            "inequivalent arg '{arg}' for {what} in vhost '{VHOST}': \
+             received {received} but current is {current}"
+        ))
     }
     pub fn resource_locked(queue: &str) -> Refusal {
-        Refusal {
-            reply_code: 405,
-            reply_text: format!(
-                "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{queue}'"
+        Refusal::new(
+            405,
+            format!(
+                "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{queue}' \
+                 in vhost '{VHOST}'. It could be originally declared on another connection \
+                 or the exclusive property value does not match that of the original \
+                 declaration."
             ),
-        }
+        )
+    }
+    pub fn default_exchange() -> Refusal {
+        Refusal::access_refused("operation not permitted on the default exchange".to_string())
     }
 }
 
@@ -123,9 +204,12 @@ impl Refusal {
 pub struct Outcome {
     pub reply: Result<Reply, Refusal>,
     pub deliveries: Vec<(String, Delivery)>,
-    /// Contents of messages this command let go of while delivering them (no_ack
-    /// deliveries): the state no longer holds them, so the delivering node takes them here.
-    pub released: Vec<(u64, Content)>,
+    /// Messages this command let go of while delivering them (no_ack deliveries): the state
+    /// no longer holds them, so the delivering node takes them here.
+    pub released: Vec<(u64, StoredMessage)>,
+    /// Consumers removed because their queue went (queue.delete, auto-delete, the exclusive
+    /// owner's close): the node holding each sends basic.cancel (consumer_cancel_notify).
+    pub cancelled: Vec<(String, ConsumerKey)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,8 +232,12 @@ pub enum Reply {
     Got {
         msg_id: u64,
         redelivered: bool,
+        /// Times returned to the queue: the front end's x-delivery-count.
+        delivery_count: u32,
         message_count: u32,
         content: Content,
+        exchange: String,
+        routing_key: String,
     },
     /// basic.get found the queue empty.
     GetEmpty,

@@ -32,6 +32,16 @@ impl ExchangeKind {
             _ => None,
         }
     }
+
+    /// The name exchange.declare uses for this type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExchangeKind::Direct => "direct",
+            ExchangeKind::Fanout => "fanout",
+            ExchangeKind::Topic => "topic",
+            ExchangeKind::Headers => "headers",
+        }
+    }
 }
 
 /// Where a binding leads.
@@ -41,14 +51,47 @@ pub enum Destination {
     Exchange(String),
 }
 
-/// A binding from an exchange. For headers exchanges `match_headers` holds the binding's
-/// arguments as (name, value) pairs in their original order, `x-match` removed.
+/// A binding from an exchange. `arguments` are the binding's arguments as bound (sorted by
+/// name: with the destination and key they identify the binding, as in RabbitMQ). For
+/// headers exchanges `match_headers` holds the non-`x-` arguments and `match_all` the
+/// `x-match` mode, derived from `arguments` once at bind time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Binding {
     pub destination: Destination,
     pub routing_key: String,
+    pub arguments: Vec<(String, HeaderValue)>,
     pub match_all: bool,
     pub match_headers: Vec<(String, HeaderValue)>,
+}
+
+impl Binding {
+    pub fn new(
+        destination: Destination,
+        routing_key: String,
+        mut arguments: Vec<(String, HeaderValue)>,
+    ) -> Binding {
+        arguments.sort_by(|a, b| a.0.cmp(&b.0));
+        let (match_all, match_headers) = headers_binding_args(&arguments);
+        Binding {
+            destination,
+            routing_key,
+            arguments,
+            match_all,
+            match_headers,
+        }
+    }
+
+    /// True when this is the binding (`destination`, `routing_key`, sorted `arguments`).
+    pub fn is(
+        &self,
+        destination: &Destination,
+        routing_key: &str,
+        arguments: &[(String, HeaderValue)],
+    ) -> bool {
+        &self.destination == destination
+            && self.routing_key == routing_key
+            && self.arguments == arguments
+    }
 }
 
 /// A header value as bindings compare it: by type and content.
@@ -79,17 +122,26 @@ impl HeaderValue {
     }
 }
 
-/// Converts binding arguments of a headers exchange: `x-match` decides all/any (default all),
+/// Converts a field table (declare or binding arguments) into ordered pairs, every integer
+/// width normalised to i64.
+pub fn field_table_pairs(table: &FieldTable) -> Vec<(String, HeaderValue)> {
+    table
+        .inner()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), HeaderValue::from_amqp(v)))
+        .collect()
+}
+
+/// Reads binding arguments of a headers exchange: `x-match` decides all/any (default all),
 /// other `x-` keys are ignored as RabbitMQ does.
-pub fn headers_binding_args(args: &FieldTable) -> (bool, Vec<(String, HeaderValue)>) {
+pub fn headers_binding_args(args: &[(String, HeaderValue)]) -> (bool, Vec<(String, HeaderValue)>) {
     let mut match_all = true;
     let mut pairs = Vec::new();
-    for (name, value) in args.inner() {
-        let name = name.as_str();
+    for (name, value) in args {
         if name == "x-match" {
-            match_all = !matches!(value, AMQPValue::LongString(s) if s.to_string() == "any");
+            match_all = !matches!(value, HeaderValue::Str(s) if s == "any");
         } else if !name.starts_with("x-") {
-            pairs.push((name.to_string(), HeaderValue::from_amqp(value)));
+            pairs.push((name.clone(), value.clone()));
         }
     }
     (match_all, pairs)

@@ -3,12 +3,11 @@
 use super::*;
 
 fn bind(x: &mut Exchange, destination: Destination, routing_key: &str) {
-    x.bindings.push(Binding {
+    x.bindings.push(Binding::new(
         destination,
-        routing_key: routing_key.to_string(),
-        match_all: true,
-        match_headers: Vec::new(),
-    });
+        routing_key.to_string(),
+        Vec::new(),
+    ));
 }
 
 fn q(name: &str) -> Destination {
@@ -48,18 +47,11 @@ fn headers_exchange_matches_all_or_any() {
         ("format".to_string(), HeaderValue::Str("pdf".into())),
         ("size".to_string(), HeaderValue::Int(3)),
     ];
-    x.bindings.push(Binding {
-        destination: q("all"),
-        routing_key: String::new(),
-        match_all: true,
-        match_headers: pairs.clone(),
-    });
-    x.bindings.push(Binding {
-        destination: q("any"),
-        routing_key: String::new(),
-        match_all: false,
-        match_headers: pairs,
-    });
+    x.bindings
+        .push(Binding::new(q("all"), String::new(), pairs.clone()));
+    let mut any = pairs;
+    any.push(("x-match".to_string(), HeaderValue::Str("any".into())));
+    x.bindings.push(Binding::new(q("any"), String::new(), any));
     let xs = BTreeMap::from([("h".to_string(), x)]);
     let both = [
         ("size".to_string(), HeaderValue::Int(3)),
@@ -83,7 +75,7 @@ fn x_match_any_is_read_from_binding_arguments() {
     let mut args = FieldTable::default();
     args.insert("x-match".into(), AMQPValue::LongString("any".into()));
     args.insert("k".into(), AMQPValue::LongInt(1));
-    let (match_all, pairs) = headers_binding_args(&args);
+    let (match_all, pairs) = headers_binding_args(&field_table_pairs(&args));
     assert!(!match_all);
     assert_eq!(pairs, vec![("k".to_string(), HeaderValue::Int(1))]);
 }

@@ -4,8 +4,14 @@
 //! Time, when needed, comes from the leader's timestamp in the Raft entry being applied
 //! (as in RabbitMQ's `rabbit_fifo`). Only the Raft state machine calls into it.
 
+pub mod args;
 pub mod command;
 pub mod exchange;
 pub mod queue;
 pub mod state;
+mod state_declare;
+mod state_lifecycle;
+mod state_messages;
+#[cfg(test)]
+mod test_support;
 pub mod topic;

@@ -34,6 +34,8 @@ pub struct Ready {
     pub msg_id: u64,
     /// How many times it was returned to the queue after a delivery (x-delivery-count).
     pub delivery_count: u32,
+    /// When it expires if still ready (TTL); requeues keep the original expiry.
+    pub expires_at_ms: Option<u64>,
 }
 
 /// A message checked out to a consumer, waiting for its settle.
@@ -41,6 +43,8 @@ pub struct Ready {
 pub struct Unacked {
     pub consumer: ConsumerKey,
     pub delivery_count: u32,
+    /// Kept for a requeue: a checked-out message does not expire, a returned one may.
+    pub expires_at_ms: Option<u64>,
 }
 
 /// An assignment made by the queue: the holder of `consumer`'s channel delivers it.
@@ -61,6 +65,12 @@ pub struct Queue {
     consumers: Vec<Consumer>,
     /// Index into `consumers` of the next one to serve (round-robin).
     next_consumer: usize,
+    /// Whether a consumer was ever added: an auto-delete queue goes only after that.
+    had_consumer: bool,
+    /// The entry time of the latest command that touched the queue (never goes back).
+    now_ms: u64,
+    /// Ids that expired at the head, waiting for the state to release them.
+    expired: Vec<u64>,
 }
 
 impl Queue {
@@ -76,11 +86,55 @@ impl Queue {
         self.consumers.len()
     }
 
+    /// True for a queue that had consumers and has none left (auto-delete's trigger).
+    pub fn lost_all_consumers(&self) -> bool {
+        self.had_consumer && self.consumers.is_empty()
+    }
+
+    /// The keys of the registered consumers.
+    pub fn consumer_keys(&self) -> impl Iterator<Item = &ConsumerKey> {
+        self.consumers.iter().map(|c| &c.key)
+    }
+
+    /// Advances the queue's clock to `now_ms` and expires ready messages at the head. Only
+    /// the head is checked, as in RabbitMQ: a longer-lived head shields those behind it.
+    pub fn touch(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        while let Some(ready) = self.ready.pop_front() {
+            if !self.is_expired(&ready) {
+                self.ready.push_front(ready);
+                break;
+            }
+            self.expired.push(ready.msg_id);
+        }
+    }
+
+    /// When the head ready message expires, if it does.
+    pub fn head_expires_at(&self) -> Option<u64> {
+        self.ready.front().and_then(|r| r.expires_at_ms)
+    }
+
+    /// Takes the ids expired so far; the caller releases or dead-letters them.
+    pub fn take_expired(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.expired)
+    }
+
+    fn is_expired(&self, ready: &Ready) -> bool {
+        ready.expires_at_ms.is_some_and(|at| at <= self.now_ms)
+    }
+
+    /// The head ready message that has not expired; expired ones on the way are set aside.
+    fn pop_live(&mut self) -> Option<Ready> {
+        self.touch(self.now_ms);
+        self.ready.pop_front()
+    }
+
     /// Appends a newly published message and hands out what credit allows.
-    pub fn enqueue(&mut self, msg_id: u64) -> Vec<Delivery> {
+    pub fn enqueue(&mut self, msg_id: u64, expires_at_ms: Option<u64>) -> Vec<Delivery> {
         self.ready.push_back(Ready {
             msg_id,
             delivery_count: 0,
+            expires_at_ms,
         });
         self.assign()
     }
@@ -88,6 +142,7 @@ impl Queue {
     /// Registers a consumer (its tag must be unique on its channel: the caller checks).
     pub fn add_consumer(&mut self, key: ConsumerKey, prefetch: u32, no_ack: bool) -> Vec<Delivery> {
         debug_assert!(self.consumers.iter().all(|c| c.key != key));
+        self.had_consumer = true;
         self.consumers.push(Consumer {
             key,
             prefetch,
@@ -112,11 +167,12 @@ impl Queue {
 
     /// Takes the head message for basic.get; with `no_ack` it is settled at once.
     pub fn get(&mut self, holder: ConsumerKey, no_ack: bool) -> Option<Delivery> {
-        let ready = self.ready.pop_front()?;
+        let ready = self.pop_live()?;
         if !no_ack {
             let unacked = Unacked {
                 consumer: holder.clone(),
                 delivery_count: ready.delivery_count,
+                expires_at_ms: ready.expires_at_ms,
             };
             self.unacked.insert(ready.msg_id, unacked);
         }
@@ -137,36 +193,74 @@ impl Queue {
     pub fn requeue(&mut self, msg_ids: &[u64], conn: u64, channel: u16) -> Vec<Delivery> {
         // Walk backwards so the returned messages keep their relative order at the head.
         for &msg_id in msg_ids.iter().rev() {
-            if let Some(unacked) = self.take_unacked(msg_id, conn, channel) {
-                self.credit(&unacked.consumer);
-                let delivery_count = unacked.delivery_count + 1;
-                self.ready.push_front(Ready {
-                    msg_id,
-                    delivery_count,
-                });
-            }
+            self.requeue_one(msg_id, conn, channel);
         }
         self.assign()
     }
 
-    /// A channel closed: drop its consumers and return everything checked out to it.
-    pub fn channel_closed(&mut self, conn: u64, channel: u16) -> Vec<Delivery> {
+    fn requeue_one(&mut self, msg_id: u64, conn: u64, channel: u16) {
+        if let Some(unacked) = self.take_unacked(msg_id, conn, channel) {
+            self.credit(&unacked.consumer);
+            let delivery_count = unacked.delivery_count + 1;
+            self.ready.push_front(Ready {
+                msg_id,
+                delivery_count,
+                expires_at_ms: unacked.expires_at_ms,
+            });
+        }
+    }
+
+    /// basic.recover(requeue=true): every message checked out to the channel goes back to
+    /// the head as redelivered; its consumers stay and may get them again at once.
+    pub fn recover(&mut self, conn: u64, channel: u16) -> Vec<Delivery> {
         let held: Vec<u64> = self
             .unacked
             .iter()
             .filter(|(_, u)| u.consumer.conn == conn && u.consumer.channel == channel)
             .map(|(&id, _)| id)
             .collect();
-        let gone: Vec<ConsumerKey> = self
+        self.requeue(&held, conn, channel)
+    }
+
+    /// A channel closed: drop its consumers and return everything checked out to it.
+    pub fn channel_closed(&mut self, conn: u64, channel: u16) -> Vec<Delivery> {
+        self.holder_gone(|k| k.conn == conn && k.channel == channel)
+    }
+
+    /// A connection closed: the same for all its channels.
+    pub fn connection_closed(&mut self, conn: u64) -> Vec<Delivery> {
+        self.holder_gone(|k| k.conn == conn)
+    }
+
+    /// Drops the consumers `gone` matches and returns their channels' checked-out messages
+    /// to the head of the queue, in id order, as redelivered.
+    fn holder_gone(&mut self, gone: impl Fn(&ConsumerKey) -> bool) -> Vec<Delivery> {
+        let held: Vec<(u64, u64, u16)> = self
+            .unacked
+            .iter()
+            .filter(|(_, u)| gone(&u.consumer))
+            .map(|(&id, u)| (id, u.consumer.conn, u.consumer.channel))
+            .collect();
+        let keys: Vec<ConsumerKey> = self
             .consumers
             .iter()
-            .filter(|c| c.key.conn == conn && c.key.channel == channel)
+            .filter(|c| gone(&c.key))
             .map(|c| c.key.clone())
             .collect();
-        for key in &gone {
+        for key in &keys {
             self.cancel_consumer(key);
         }
-        self.requeue(&held, conn, channel)
+        // Backwards with push_front (inside requeue), so the ids keep their order.
+        for &(id, conn, channel) in held.iter().rev() {
+            self.requeue_one(id, conn, channel);
+        }
+        self.assign()
+    }
+
+    /// The connections holding consumers or checked-out messages of this queue.
+    pub fn holder_conns(&self) -> impl Iterator<Item = u64> + '_ {
+        let consumers = self.consumers.iter().map(|c| c.key.conn);
+        consumers.chain(self.unacked.values().map(|u| u.consumer.conn))
     }
 
     /// Drops every ready message (queue.purge); returns the ids that went.
@@ -177,7 +271,11 @@ impl Queue {
     /// Ids of every message the queue holds, ready or checked out (for queue.delete).
     pub fn all_msg_ids(&self) -> Vec<u64> {
         let ready = self.ready.iter().map(|r| r.msg_id);
-        ready.chain(self.unacked.keys().copied()).collect()
+        let expired = self.expired.iter().copied();
+        ready
+            .chain(self.unacked.keys().copied())
+            .chain(expired)
+            .collect()
     }
 
     fn take_unacked(&mut self, msg_id: u64, conn: u64, channel: u16) -> Option<Unacked> {
@@ -209,7 +307,7 @@ impl Queue {
             };
             let index = (self.next_consumer + offset) % n;
             self.next_consumer = (index + 1) % n;
-            let Some(ready) = self.ready.pop_front() else {
+            let Some(ready) = self.pop_live() else {
                 break;
             };
             let consumer = &mut self.consumers[index];
@@ -218,6 +316,7 @@ impl Queue {
                 let unacked = Unacked {
                     consumer: consumer.key.clone(),
                     delivery_count: ready.delivery_count,
+                    expires_at_ms: ready.expires_at_ms,
                 };
                 self.unacked.insert(ready.msg_id, unacked);
             }

@@ -19,7 +19,7 @@ fn prefetch_limits_deliveries_and_a_settle_frees_credit() {
     let mut q = Queue::default();
     assert!(q.add_consumer(key(1, 1, "a"), 2, false).is_empty());
     let first: Vec<u64> = (1..=3)
-        .flat_map(|id| q.enqueue(id))
+        .flat_map(|id| q.enqueue(id, None))
         .map(|d| d.msg_id)
         .collect();
     assert_eq!(first, vec![1, 2]);
@@ -35,7 +35,7 @@ fn consumers_are_served_round_robin() {
     q.add_consumer(key(1, 1, "a"), 0, false);
     q.add_consumer(key(2, 1, "b"), 0, false);
     let tags: Vec<String> = (1..=4)
-        .flat_map(|id| q.enqueue(id))
+        .flat_map(|id| q.enqueue(id, None))
         .map(|d| d.consumer.tag)
         .collect();
     assert_eq!(tags, vec!["a", "b", "a", "b"]);
@@ -45,7 +45,7 @@ fn consumers_are_served_round_robin() {
 fn closing_a_channel_requeues_its_messages_as_redelivered_in_order() {
     let mut q = Queue::default();
     for id in 1..=3 {
-        q.enqueue(id);
+        q.enqueue(id, None);
     }
     q.add_consumer(key(1, 1, "a"), 0, false);
     assert!(q.channel_closed(1, 1).is_empty());
@@ -62,7 +62,7 @@ fn closing_a_channel_requeues_its_messages_as_redelivered_in_order() {
 fn settle_from_another_channel_is_refused() {
     let mut q = Queue::default();
     q.add_consumer(key(1, 1, "a"), 0, false);
-    q.enqueue(7);
+    q.enqueue(7, None);
     assert!(!q.settle(7, 1, 2).0);
     assert!(!q.settle(8, 1, 1).0);
     assert!(q.settle(7, 1, 1).0);
@@ -76,7 +76,7 @@ fn settle_from_another_channel_is_refused() {
 fn no_ack_consumers_settle_on_delivery() {
     let mut q = Queue::default();
     q.add_consumer(key(1, 1, "a"), 1, true);
-    assert_eq!((1..=5).flat_map(|id| q.enqueue(id)).count(), 5);
+    assert_eq!((1..=5).flat_map(|id| q.enqueue(id, None)).count(), 5);
     assert_eq!((q.n_ready(), q.n_unacked()), (0, 0));
 }
 
@@ -84,7 +84,7 @@ fn no_ack_consumers_settle_on_delivery() {
 fn get_takes_the_head_and_purge_drops_only_ready() {
     let mut q = Queue::default();
     for id in 1..=3 {
-        q.enqueue(id);
+        q.enqueue(id, None);
     }
     let got = q.get(key(1, 1, ""), false).map(|d| d.msg_id);
     assert_eq!(got, Some(1));
@@ -117,6 +117,18 @@ enum Op {
     CloseChannel {
         conn: u64,
     },
+    CloseConnection {
+        conn: u64,
+    },
+    Recover {
+        conn: u64,
+    },
+    EnqueueWithTtl {
+        ttl_ms: u64,
+    },
+    Touch {
+        advance_ms: u64,
+    },
     Purge,
 }
 
@@ -130,6 +142,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..64usize).prop_map(|index| Op::Requeue { index }),
         1 => any::<bool>().prop_map(|no_ack| Op::Get { no_ack }),
         1 => (0..3u64).prop_map(|conn| Op::CloseChannel { conn }),
+        1 => (0..3u64).prop_map(|conn| Op::CloseConnection { conn }),
+        1 => (0..3u64).prop_map(|conn| Op::Recover { conn }),
+        1 => (0..20u64).prop_map(|ttl_ms| Op::EnqueueWithTtl { ttl_ms }),
+        1 => (0..10u64).prop_map(|advance_ms| Op::Touch { advance_ms }),
         1 => Just(Op::Purge),
     ]
 }
@@ -139,7 +155,7 @@ fn step(q: &mut Queue, op: &Op, published: &mut u64, n_consumers_made: &mut u64)
     match op {
         Op::Enqueue => {
             *published += 1;
-            q.enqueue(*published);
+            q.enqueue(*published, None);
         }
         Op::AddConsumer {
             conn,
@@ -174,6 +190,24 @@ fn step(q: &mut Queue, op: &Op, published: &mut u64, n_consumers_made: &mut u64)
         }
         Op::CloseChannel { conn } => {
             q.channel_closed(*conn, 1);
+        }
+        Op::CloseConnection { conn } => {
+            q.connection_closed(*conn);
+        }
+        Op::EnqueueWithTtl { ttl_ms } => {
+            *published += 1;
+            q.enqueue(*published, Some(q.now_ms + ttl_ms));
+        }
+        Op::Touch { advance_ms } => {
+            q.touch(q.now_ms + advance_ms);
+            q.take_expired();
+            assert!(
+                !q.ready.front().is_some_and(|r| q.is_expired(r)),
+                "touch left an expired head"
+            );
+        }
+        Op::Recover { conn } => {
+            q.recover(*conn, 1);
         }
         Op::Purge => {
             q.purge();
@@ -231,4 +265,33 @@ proptest! {
             prop_assert_eq!(q2, q);
         }
     }
+}
+
+#[test]
+fn expired_heads_are_set_aside_on_touch_get_and_requeue() {
+    let mut q = Queue::default();
+    q.enqueue(1, Some(10));
+    q.enqueue(2, Some(5));
+    q.enqueue(3, None);
+    q.touch(6);
+    assert!(
+        q.take_expired().is_empty(),
+        "a live head shields what is behind it"
+    );
+    q.touch(10);
+    assert_eq!(q.take_expired(), vec![1, 2]);
+    assert_eq!(q.get(key(1, 1, ""), false).map(|d| d.msg_id), Some(3));
+    q.enqueue(4, Some(12));
+    q.add_consumer(key(1, 1, "a"), 0, false);
+    q.touch(20);
+    assert!(
+        q.take_expired().is_empty(),
+        "unacked messages do not expire"
+    );
+    q.requeue(&[4], 1, 1);
+    assert_eq!(
+        q.take_expired(),
+        vec![4],
+        "a requeued message keeps its expiry"
+    );
 }

@@ -9,19 +9,34 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::args::{Arguments, QueueArgs};
 use super::command::{Command, Content, Outcome, Refusal, Reply};
-use super::exchange::{route, Binding, Destination, Exchange, ExchangeKind};
+use super::exchange::{Destination, Exchange, ExchangeKind};
 use super::queue::{ConsumerKey, Delivery, Queue};
+use super::state_declare::QueueDeclare;
+use super::state_messages::Published;
 
+/// A queue and what it was declared with.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QueueEntry {
     pub queue: Queue,
+    pub durable: bool,
+    pub auto_delete: bool,
     pub exclusive_conn: Option<u64>,
+    /// The declare arguments as received, for the equivalence check of a redeclare.
+    pub arguments: Arguments,
+    /// The same arguments, parsed: what the queue acts on.
+    pub args: QueueArgs,
 }
 
+/// A message as the state stores it: once, however many queues hold it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StoredMessage {
     pub content: Content,
+    /// Where it was published: basic.deliver and basic.get-ok carry both.
+    pub exchange: String,
+    pub routing_key: String,
+    /// How many queues hold it (ready or unacked); at 0 it is dropped.
     pub n_holders: u32,
 }
 
@@ -30,7 +45,9 @@ pub struct BrokerState {
     pub exchanges: BTreeMap<String, Exchange>,
     pub queues: BTreeMap<String, QueueEntry>,
     pub messages: BTreeMap<u64, StoredMessage>,
-    next_msg_id: u64,
+    pub(super) next_msg_id: u64,
+    /// The leader timestamp of the latest entry applied (never goes back).
+    pub(super) now_ms: u64,
 }
 
 impl Default for BrokerState {
@@ -52,103 +69,209 @@ impl Default for BrokerState {
             queues: BTreeMap::new(),
             messages: BTreeMap::new(),
             next_msg_id: 1,
+            now_ms: 0,
         }
     }
 }
 
-type Applied = (Result<Reply, Refusal>, Vec<(String, Delivery)>);
+/// What one command caused besides its reply, gathered while it is applied.
+#[derive(Debug, Default)]
+pub(super) struct Effects {
+    pub deliveries: Vec<(String, Delivery)>,
+    pub cancelled: Vec<(String, ConsumerKey)>,
+}
+
+impl Effects {
+    pub fn deliver(&mut self, queue: &str, deliveries: Vec<Delivery>) {
+        let named = deliveries.into_iter().map(|d| (queue.to_string(), d));
+        self.deliveries.extend(named);
+    }
+}
 
 impl BrokerState {
-    /// Applies one command. Total: every input gives an outcome.
-    pub fn apply(&mut self, command: Command) -> Outcome {
-        let (reply, deliveries) = match command {
-            Command::ExchangeDeclare {
-                name,
-                kind,
-                passive,
-                alternate_exchange,
-            } => (
-                self.exchange_declare(name, kind, passive, alternate_exchange),
-                Vec::new(),
-            ),
-            Command::ExchangeDelete { name, if_unused } => {
-                (self.exchange_delete(&name, if_unused), Vec::new())
-            }
-            Command::QueueDeclare {
-                name,
-                passive,
-                exclusive_conn,
-            } => (
-                self.queue_declare(name, passive, exclusive_conn),
-                Vec::new(),
-            ),
-            Command::QueueDelete {
-                name,
-                if_unused,
-                if_empty,
-            } => self.queue_delete(&name, if_unused, if_empty),
-            Command::QueuePurge { name } => self.queue_purge(&name),
-            Command::QueueBind {
-                queue,
-                exchange,
-                routing_key,
-            } => (self.queue_bind(queue, &exchange, routing_key), Vec::new()),
-            Command::Publish {
-                exchange,
-                routing_key,
-                mandatory: _,
-                headers,
-                content,
-            } => self.publish(&exchange, &routing_key, &headers, content),
-            Command::Consume {
-                queue,
-                consumer,
-                prefetch,
-                no_ack,
-            } => self.with_queue(&queue, |q| {
-                (Ok(Reply::Done), q.add_consumer(consumer, prefetch, no_ack))
-            }),
-            Command::Cancel { queue, consumer } => self.with_queue(&queue, |q| {
-                q.cancel_consumer(&consumer);
-                (Ok(Reply::Done), Vec::new())
-            }),
-            Command::Settle {
-                queue,
-                msg_ids,
-                conn,
-                channel,
-            } => self.settle(&queue, &msg_ids, conn, channel),
-            Command::Requeue {
-                queue,
-                msg_ids,
-                conn,
-                channel,
-            } => self.with_queue(&queue, |q| {
-                (Ok(Reply::Done), q.requeue(&msg_ids, conn, channel))
-            }),
-            Command::Get {
-                queue,
-                holder,
-                no_ack,
-            } => (self.get(&queue, holder, no_ack), Vec::new()),
-            Command::ChannelClosed { conn, channel } => {
-                (Ok(Reply::Done), self.channel_closed(conn, channel))
-            }
-        };
-        let settled: Vec<u64> = deliveries
+    /// Applies one command at `now_ms`, the leader's timestamp in its log entry (the only
+    /// clock apply may read). Total: every input gives an outcome.
+    pub fn apply(&mut self, now_ms: u64, command: Command) -> Outcome {
+        // Leader clocks may step back across an election; message expiry must not.
+        self.now_ms = self.now_ms.max(now_ms);
+        let mut fx = Effects::default();
+        let reply = self.dispatch(command, &mut fx);
+        self.release_expired();
+        let settled: Vec<u64> = fx
+            .deliveries
             .iter()
             .filter(|(_, d)| d.settled)
             .map(|(_, d)| d.msg_id)
             .collect();
         let released = settled
             .iter()
-            .filter_map(|id| Some((*id, self.content(*id)?.clone())))
+            .filter_map(|id| Some((*id, self.message(*id)?.clone())))
             .collect();
         self.release(&settled);
         Outcome {
             reply,
-            deliveries,
+            deliveries: fx.deliveries,
             released,
+            cancelled: fx.cancelled,
+        }
+    }
+
+    fn dispatch(&mut self, command: Command, fx: &mut Effects) -> Result<Reply, Refusal> {
+        match command {
+            Command::ExchangeDeclare {
+                name,
+                kind,
+                passive,
+                durable,
+                auto_delete,
+                internal,
+                arguments,
+            } => {
+                let mut x = Exchange::new(kind);
+                x.durable = durable;
+                x.auto_delete = auto_delete;
+                x.internal = internal;
+                x.alternate_exchange = super::args::alternate_exchange(&arguments);
+                self.exchange_declare(name, x, passive)
+            }
+            Command::ExchangeDelete { name, if_unused } => self.exchange_delete(&name, if_unused),
+            Command::QueueDeclare {
+                name,
+                passive,
+                durable,
+                exclusive,
+                auto_delete,
+                arguments,
+                conn,
+            } => {
+                let declare = QueueDeclare {
+                    durable,
+                    exclusive,
+                    auto_delete,
+                    arguments,
+                    conn,
+                };
+                self.queue_declare(name, passive, declare)
+            }
+            Command::QueueDelete {
+                name,
+                if_unused,
+                if_empty,
+                conn,
+            } => self.queue_delete(&name, if_unused, if_empty, conn, fx),
+            Command::QueuePurge { name, conn } => self.queue_purge(&name, conn),
+            Command::QueueBind {
+                queue,
+                exchange,
+                routing_key,
+                arguments,
+                conn,
+            } => {
+                let destination = Destination::Queue(queue);
+                self.bind(&exchange, destination, routing_key, arguments, conn, true)
+            }
+            Command::QueueUnbind {
+                queue,
+                exchange,
+                routing_key,
+                arguments,
+                conn,
+            } => {
+                let destination = Destination::Queue(queue);
+                self.bind(&exchange, destination, routing_key, arguments, conn, false)
+            }
+            Command::ExchangeBind {
+                destination,
+                source,
+                routing_key,
+                arguments,
+            } => {
+                let destination = Destination::Exchange(destination);
+                self.bind(&source, destination, routing_key, arguments, 0, true)
+            }
+            Command::ExchangeUnbind {
+                destination,
+                source,
+                routing_key,
+                arguments,
+            } => {
+                let destination = Destination::Exchange(destination);
+                self.bind(&source, destination, routing_key, arguments, 0, false)
+            }
+            Command::Publish {
+                exchange,
+                routing_key,
+                mandatory: _,
+                headers,
+                content,
+                expiration_ms,
+            } => {
+                let message = Published {
+                    content,
+                    exchange,
+                    routing_key,
+                    expiration_ms,
+                };
+                self.publish(message, &headers, fx)
+            }
+            Command::Consume {
+                queue,
+                consumer,
+                prefetch,
+                no_ack,
+            } => {
+                let entry = self.queue_mut(&queue, consumer.conn)?;
+                let deliveries = entry.queue.add_consumer(consumer, prefetch, no_ack);
+                fx.deliver(&queue, deliveries);
+                Ok(Reply::Done)
+            }
+            Command::Cancel { queue, consumer } => {
+                let entry = self.queue_mut(&queue, consumer.conn)?;
+                entry.queue.cancel_consumer(&consumer);
+                self.auto_delete_queues(fx);
+                Ok(Reply::Done)
+            }
+            Command::Settle {
+                queue,
+                msg_ids,
+                conn,
+                channel,
+            } => self.settle(&queue, &msg_ids, conn, channel, fx),
+            Command::Requeue {
+                queue,
+                msg_ids,
+                conn,
+                channel,
+            } => {
+                let entry = self.queue_mut(&queue, conn)?;
+                let deliveries = entry.queue.requeue(&msg_ids, conn, channel);
+                fx.deliver(&queue, deliveries);
+                Ok(Reply::Done)
+            }
+            Command::Get {
+                queue,
+                holder,
+                no_ack,
+            } => self.get(&queue, holder, no_ack),
+            Command::ChannelClosed { conn, channel } => {
+                self.channel_closed(conn, channel, fx);
+                Ok(Reply::Done)
+            }
+            Command::ConnectionClosed { conn } => {
+                self.connection_closed(conn, fx);
+                Ok(Reply::Done)
+            }
+            Command::Tick => {
+                let now_ms = self.now_ms;
+                self.queues.values_mut().for_each(|e| e.queue.touch(now_ms));
+                Ok(Reply::Done)
+            }
+            Command::Recover { conn, channel } => {
+                for (name, entry) in self.queues.iter_mut() {
+                    fx.deliver(name, entry.queue.recover(conn, channel));
+                }
+                Ok(Reply::Done)
+            }
         }
     }
 
@@ -157,284 +280,57 @@ impl BrokerState {
         self.messages.get(&msg_id).map(|m| &m.content)
     }
 
-    fn exchange_declare(
-        &mut self,
-        name: String,
-        kind: ExchangeKind,
-        passive: bool,
-        alternate_exchange: Option<String>,
-    ) -> Result<Reply, Refusal> {
-        match self.exchanges.get(&name) {
-            Some(x)
-                if passive || (x.kind == kind && x.alternate_exchange == alternate_exchange) =>
-            {
-                Ok(Reply::Done)
-            }
-            Some(_) => Err(Refusal::precondition_failed(format!(
-                "inequivalent arg 'type' for exchange '{name}'"
-            ))),
-            None if passive => Err(Refusal::not_found(&format!("exchange '{name}'"))),
-            None => {
-                let mut x = Exchange::new(kind);
-                x.alternate_exchange = alternate_exchange;
-                self.exchanges.insert(name, x);
-                Ok(Reply::Done)
-            }
-        }
+    /// A stored message with its metadata (exchange, routing key), for the node
+    /// delivering it: basic.deliver needs more than the content.
+    /// The earliest time a queue's head message expires: when a `Tick` has work to do.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.queues
+            .values()
+            .filter_map(|e| e.queue.head_expires_at())
+            .min()
     }
 
-    fn exchange_delete(&mut self, name: &str, if_unused: bool) -> Result<Reply, Refusal> {
-        let Some(x) = self.exchanges.get(name) else {
-            return Err(Refusal::not_found(&format!("exchange '{name}'")));
-        };
-        if if_unused && !x.bindings.is_empty() {
-            return Err(Refusal::precondition_failed(format!(
-                "exchange '{name}' in use"
-            )));
+    /// Every connection the state refers to: consumers, checked-out messages and exclusive
+    /// queue owners (so a restarted node can close those of its earlier lives).
+    pub fn connections(&self) -> std::collections::BTreeSet<u64> {
+        let mut conns = std::collections::BTreeSet::new();
+        for entry in self.queues.values() {
+            conns.extend(entry.queue.holder_conns());
+            conns.extend(entry.exclusive_conn);
         }
-        self.exchanges.remove(name);
-        Ok(Reply::Done)
+        conns
     }
 
-    fn queue_declare(
-        &mut self,
-        name: String,
-        passive: bool,
-        exclusive_conn: Option<u64>,
-    ) -> Result<Reply, Refusal> {
-        if let Some(entry) = self.queues.get(&name) {
-            if entry.exclusive_conn.is_some() && entry.exclusive_conn != exclusive_conn {
-                return Err(Refusal::resource_locked(&name));
-            }
-            return Ok(declared(name, &entry.queue));
-        }
-        if passive {
-            return Err(Refusal::not_found(&format!("queue '{name}'")));
-        }
-        let entry = QueueEntry {
-            queue: Queue::default(),
-            exclusive_conn,
-        };
-        let reply = declared(name.clone(), &entry.queue);
-        self.queues.insert(name, entry);
-        Ok(reply)
+    pub fn message(&self, msg_id: u64) -> Option<&StoredMessage> {
+        self.messages.get(&msg_id)
     }
 
-    fn queue_delete(&mut self, name: &str, if_unused: bool, if_empty: bool) -> Applied {
-        let Some(entry) = self.queues.get(name) else {
-            return (
-                Err(Refusal::not_found(&format!("queue '{name}'"))),
-                Vec::new(),
-            );
-        };
-        if if_unused && entry.queue.n_consumers() > 0 {
-            return (
-                Err(Refusal::precondition_failed(format!(
-                    "queue '{name}' in use"
-                ))),
-                Vec::new(),
-            );
+    /// The queue `name` for a command from connection `conn`: 404 when it does not exist,
+    /// 405 when another connection owns it exclusively.
+    pub(super) fn queue_mut(&mut self, name: &str, conn: u64) -> Result<&mut QueueEntry, Refusal> {
+        let entry = self
+            .queues
+            .get_mut(name)
+            .ok_or_else(|| Refusal::no_queue(name))?;
+        entry.queue.touch(self.now_ms);
+        if entry.exclusive_conn.is_some_and(|owner| owner != conn) {
+            return Err(Refusal::resource_locked(name));
         }
-        if if_empty && entry.queue.n_ready() + entry.queue.n_unacked() > 0 {
-            return (
-                Err(Refusal::precondition_failed(format!(
-                    "queue '{name}' not empty"
-                ))),
-                Vec::new(),
-            );
-        }
-        let Some(entry) = self.queues.remove(name) else {
-            return (Ok(Reply::Done), Vec::new());
-        };
-        let ids = entry.queue.all_msg_ids();
-        let message_count = entry.queue.n_ready() as u32;
-        self.release(&ids);
-        for x in self.exchanges.values_mut() {
-            x.bindings
-                .retain(|b| b.destination != Destination::Queue(name.to_string()));
-        }
-        (Ok(Reply::Counted { message_count }), Vec::new())
+        Ok(entry)
     }
 
-    fn queue_purge(&mut self, name: &str) -> Applied {
-        let Some(entry) = self.queues.get_mut(name) else {
-            return (
-                Err(Refusal::not_found(&format!("queue '{name}'"))),
-                Vec::new(),
-            );
-        };
-        let ids = entry.queue.purge();
-        self.release(&ids);
-        (
-            Ok(Reply::Counted {
-                message_count: ids.len() as u32,
-            }),
-            Vec::new(),
-        )
-    }
-
-    fn queue_bind(
-        &mut self,
-        queue: String,
-        exchange: &str,
-        routing_key: String,
-    ) -> Result<Reply, Refusal> {
-        if !self.queues.contains_key(&queue) {
-            return Err(Refusal::not_found(&format!("queue '{queue}'")));
-        }
-        let Some(x) = self.exchanges.get_mut(exchange) else {
-            return Err(Refusal::not_found(&format!("exchange '{exchange}'")));
-        };
-        let destination = Destination::Queue(queue);
-        if !x
-            .bindings
-            .iter()
-            .any(|b| b.destination == destination && b.routing_key == routing_key)
-        {
-            x.bindings.push(Binding {
-                destination,
-                routing_key,
-                match_all: true,
-                match_headers: Vec::new(),
-            });
-        }
-        Ok(Reply::Done)
-    }
-
-    fn publish(
-        &mut self,
-        exchange: &str,
-        routing_key: &str,
-        headers: &[(String, super::exchange::HeaderValue)],
-        content: Content,
-    ) -> Applied {
-        let queues: Vec<String> = if exchange.is_empty() {
-            self.queues
-                .contains_key(routing_key)
-                .then(|| routing_key.to_string())
-                .into_iter()
-                .collect()
-        } else if !self.exchanges.contains_key(exchange) {
-            return (
-                Err(Refusal::not_found(&format!("exchange '{exchange}'"))),
-                Vec::new(),
-            );
-        } else {
-            route(&self.exchanges, exchange, routing_key, headers)
-                .into_iter()
-                .collect()
-        };
-        let msg_id = self.next_msg_id;
-        self.next_msg_id += 1;
-        let n_queues = queues.len() as u32;
-        if n_queues > 0 {
-            self.messages.insert(
-                msg_id,
-                StoredMessage {
-                    content,
-                    n_holders: n_queues,
-                },
-            );
-        }
-        let mut deliveries = Vec::new();
-        for name in queues {
-            if let Some(entry) = self.queues.get_mut(&name) {
-                deliveries.extend(
-                    entry
-                        .queue
-                        .enqueue(msg_id)
-                        .into_iter()
-                        .map(|d| (name.clone(), d)),
-                );
-            }
-        }
-        (Ok(Reply::Published { msg_id, n_queues }), deliveries)
-    }
-
-    fn settle(&mut self, queue: &str, msg_ids: &[u64], conn: u64, channel: u16) -> Applied {
-        let Some(entry) = self.queues.get_mut(queue) else {
-            return (
-                Err(Refusal::not_found(&format!("queue '{queue}'"))),
-                Vec::new(),
-            );
-        };
-        let mut settled = Vec::new();
-        let mut deliveries = Vec::new();
-        for &id in msg_ids {
-            let (ok, more) = entry.queue.settle(id, conn, channel);
-            if ok {
-                settled.push(id);
-            }
-            deliveries.extend(more.into_iter().map(|d| (queue.to_string(), d)));
-        }
-        self.release(&settled);
-        (Ok(Reply::Done), deliveries)
-    }
-
-    fn get(&mut self, queue: &str, holder: ConsumerKey, no_ack: bool) -> Result<Reply, Refusal> {
-        let Some(entry) = self.queues.get_mut(queue) else {
-            return Err(Refusal::not_found(&format!("queue '{queue}'")));
-        };
-        let Some(delivery) = entry.queue.get(holder, no_ack) else {
-            return Ok(Reply::GetEmpty);
-        };
-        let message_count = entry.queue.n_ready() as u32;
-        let Some(content) = self.content(delivery.msg_id).cloned() else {
-            // Every queued id has a stored message (release drops one only when no queue
-            // holds it); a miss is a bug, answered as empty rather than a panic in apply.
-            debug_assert!(false, "queued message {} without content", delivery.msg_id);
-            return Ok(Reply::GetEmpty);
-        };
-        if no_ack {
-            self.release(&[delivery.msg_id]);
-        }
-        Ok(Reply::Got {
-            msg_id: delivery.msg_id,
-            redelivered: delivery.redelivered,
-            message_count,
-            content,
-        })
-    }
-
-    fn channel_closed(&mut self, conn: u64, channel: u16) -> Vec<(String, Delivery)> {
-        let mut deliveries = Vec::new();
-        for (name, entry) in self.queues.iter_mut() {
-            deliveries.extend(
-                entry
-                    .queue
-                    .channel_closed(conn, channel)
-                    .into_iter()
-                    .map(|d| (name.clone(), d)),
-            );
-        }
-        deliveries
-    }
-
-    fn with_queue(
-        &mut self,
-        name: &str,
-        f: impl FnOnce(&mut Queue) -> (Result<Reply, Refusal>, Vec<Delivery>),
-    ) -> Applied {
-        match self.queues.get_mut(name) {
-            Some(entry) => {
-                let (reply, deliveries) = f(&mut entry.queue);
-                (
-                    reply,
-                    deliveries
-                        .into_iter()
-                        .map(|d| (name.to_string(), d))
-                        .collect(),
-                )
-            }
-            None => (
-                Err(Refusal::not_found(&format!("queue '{name}'"))),
-                Vec::new(),
-            ),
-        }
+    /// Releases what queues expired during this command.
+    fn release_expired(&mut self) {
+        let expired: Vec<u64> = self
+            .queues
+            .values_mut()
+            .flat_map(|e| e.queue.take_expired())
+            .collect();
+        self.release(&expired);
     }
 
     /// One queue let go of each message; a message no queue holds is dropped.
-    fn release(&mut self, msg_ids: &[u64]) {
+    pub(super) fn release(&mut self, msg_ids: &[u64]) {
         for id in msg_ids {
             if let Some(m) = self.messages.get_mut(id) {
                 m.n_holders = m.n_holders.saturating_sub(1);
@@ -446,7 +342,7 @@ impl BrokerState {
     }
 }
 
-fn declared(name: String, queue: &Queue) -> Reply {
+pub(super) fn declared(name: String, queue: &Queue) -> Reply {
     Reply::QueueDeclared {
         name,
         message_count: queue.n_ready() as u32,

@@ -18,6 +18,7 @@ fn publish(n: u32) -> Command {
             properties: Bytes::new(),
             body: Bytes::from(format!("m{n}")),
         },
+        expiration_ms: None,
     }
 }
 
@@ -25,7 +26,11 @@ fn declare() -> Command {
     Command::QueueDeclare {
         name: "q".into(),
         passive: false,
-        exclusive_conn: None,
+        durable: true,
+        exclusive: false,
+        auto_delete: false,
+        arguments: Vec::new(),
+        conn: 1,
     }
 }
 

@@ -131,10 +131,11 @@ impl Inner {
     fn apply_batch(&mut self, request: &Request) -> Vec<Result<Reply, Refusal>> {
         let batch: Batch = postcard::from_bytes(&request.0).unwrap_or_default();
         let broker = &mut self.body.broker;
+        let now_ms = batch.time_ms;
         let outcomes: Vec<Outcome> = batch
             .commands
             .into_iter()
-            .map(|c| broker.apply(c))
+            .map(|c| broker.apply(now_ms, c))
             .collect();
         if let Some(observer) = &self.observer {
             observer.applied(&outcomes, &self.body.broker);

@@ -22,6 +22,7 @@ pub async fn bind(
     let addr = listener.local_addr()?;
     let config = Arc::new(config);
     let proposer = Arc::new(Proposer::open(&config).await.context("open raft node")?);
+    proposer.start_ticks();
     let alarm = super::alarm::start(config.memory_high_watermark);
     let accept_loop = async move {
         loop {

@@ -22,9 +22,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::broker::command::{Command, Content, Outcome, Refusal, Reply};
-use crate::broker::queue::Delivery;
-use crate::broker::state::BrokerState;
+use crate::broker::command::{Command, Outcome, Refusal, Reply};
+use crate::broker::queue::{ConsumerKey, Delivery};
+use crate::broker::state::{BrokerState, StoredMessage};
 use crate::config::NodeConfig;
 use crate::limits::{
     PROPOSE_BATCH_BYTES_MAX, PROPOSE_BATCH_COMMANDS_MAX, PROPOSE_ENTRIES_IN_FLIGHT_MAX,
@@ -33,12 +33,20 @@ use crate::limits::{
 use crate::raft::node::{wall_clock_ms, RaftNode, Replies};
 use crate::raft::state_machine::{ApplyObserver, Batch};
 
-/// One delivery for a connection: which queue, the assignment, and the message itself.
+/// What the state machine hands a connection.
 #[derive(Clone, Debug)]
-pub struct Dispatch {
-    pub queue: String,
-    pub delivery: Delivery,
-    pub content: Content,
+pub enum Dispatch {
+    /// A delivery: which queue, the assignment, and the message itself.
+    Deliver {
+        queue: String,
+        delivery: Delivery,
+        message: StoredMessage,
+    },
+    /// The consumer's queue went away: the broker cancelled it (server-sent basic.cancel).
+    Cancel {
+        queue: String,
+        consumer: ConsumerKey,
+    },
 }
 
 /// The replies to one submission, in command order; `Err` when the outcome is unknown.
@@ -64,6 +72,9 @@ struct Submission {
     reply: oneshot::Sender<SubmitReplies>,
 }
 
+/// How often the proposer looks for expired messages.
+const TICK_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Commits commands through Raft in batches; deliveries reach connections via [`Routes`].
 pub struct Proposer {
     node: Arc<RaftNode>,
@@ -82,12 +93,58 @@ impl Proposer {
         node.state_machine.set_observer(Arc::clone(&routes) as _);
         let (queue, submissions) = mpsc::channel(PROPOSE_QUEUE_MAX);
         tokio::spawn(batch_loop(Arc::clone(&node), submissions));
-        Ok(Proposer {
+        let proposer = Proposer {
             node,
             queue,
             routes,
             next_conn: AtomicU64::new((u64::from(incarnation) << 32) | 1),
-        })
+        };
+        proposer.close_stale_connections().await?;
+        Ok(proposer)
+    }
+
+    /// Proposes a `Tick` whenever a queue's head message has expired, so expired messages
+    /// leave queues without waiting for other traffic (the state machine has no clock).
+    pub fn start_ticks(self: &Arc<Self>) {
+        let proposer = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(TICK_EVERY);
+            loop {
+                ticks.tick().await;
+                let Some(proposer) = proposer.upgrade() else {
+                    return;
+                };
+                let due = proposer
+                    .node
+                    .state_machine
+                    .with_broker(|broker| broker.next_expiry())
+                    .is_some_and(|at| at <= wall_clock_ms());
+                if due {
+                    let _ = proposer.propose(Command::Tick).await;
+                }
+            }
+        });
+    }
+
+    /// The state may still name connections of this node's earlier lives (consumers,
+    /// unacked deliveries, exclusive queues): they are gone, so close them before serving.
+    async fn close_stale_connections(&self) -> anyhow::Result<()> {
+        let stale = self
+            .node
+            .state_machine
+            .with_broker(|broker| broker.connections());
+        if stale.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(n = stale.len(), "closing connections of an earlier life");
+        let commands = stale
+            .into_iter()
+            .map(|conn| Command::ConnectionClosed { conn })
+            .collect();
+        match self.submit(commands).await.await {
+            Ok(Ok(_)) => Ok(()),
+            _ => anyhow::bail!("could not commit the close of stale connections"),
+        }
     }
 
     /// Registers a new connection: its id and the receiving end of its deliveries. Ids carry
@@ -215,7 +272,9 @@ fn next_incarnation(dir: &std::path::Path) -> anyhow::Result<u32> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
         Err(e) => return Err(e).context("read incarnation"),
     };
-    let next = last.checked_add(1).context("incarnation number exhausted")?;
+    let next = last
+        .checked_add(1)
+        .context("incarnation number exhausted")?;
     let tmp = dir.join("incarnation.tmp");
     let mut file = std::fs::File::create(&tmp).context("write incarnation")?;
     file.write_all(format!("{next}\n").as_bytes())?;
@@ -244,28 +303,41 @@ pub struct Routes {
 impl ApplyObserver for Routes {
     fn applied(&self, outcomes: &[Outcome], broker: &BrokerState) {
         let connections = lock(&self.connections);
+        // A closed receiver means the connection is ending; its ConnectionClosed command
+        // returns what it held. A missing one is another node's connection.
+        let send = |conn: u64, dispatch: Dispatch| {
+            if let Some(sender) = connections.get(&conn) {
+                let _ = sender.send(dispatch);
+            }
+        };
         for outcome in outcomes {
             for (queue, delivery) in &outcome.deliveries {
-                let Some(sender) = connections.get(&delivery.consumer.conn) else {
-                    continue; // another node's consumer, or a connection that just ended
-                };
-                let content = outcome
+                if !connections.contains_key(&delivery.consumer.conn) {
+                    continue;
+                }
+                let message = outcome
                     .released
                     .iter()
                     .find(|(id, _)| *id == delivery.msg_id)
-                    .map(|(_, c)| c.clone())
-                    .or_else(|| broker.content(delivery.msg_id).cloned());
-                let Some(content) = content else {
-                    tracing::error!(msg_id = delivery.msg_id, "delivery without content");
+                    .map(|(_, m)| m)
+                    .or_else(|| broker.message(delivery.msg_id));
+                let Some(message) = message else {
+                    tracing::error!(msg_id = delivery.msg_id, "delivery without message");
                     continue;
                 };
-                // A closed receiver means the connection is ending; its ChannelClosed
-                // commands return the message to the queue.
-                let _ = sender.send(Dispatch {
+                let dispatch = Dispatch::Deliver {
                     queue: queue.clone(),
                     delivery: delivery.clone(),
-                    content,
-                });
+                    message: message.clone(),
+                };
+                send(delivery.consumer.conn, dispatch);
+            }
+            for (queue, consumer) in &outcome.cancelled {
+                let dispatch = Dispatch::Cancel {
+                    queue: queue.clone(),
+                    consumer: consumer.clone(),
+                };
+                send(consumer.conn, dispatch);
             }
         }
     }

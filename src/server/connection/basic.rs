@@ -159,14 +159,20 @@ impl Conn {
             Reply::Got {
                 msg_id,
                 redelivered,
+                delivery_count,
                 message_count,
                 content,
+                exchange,
+                routing_key,
             } => {
                 let got = super::deliver::Got {
                     queue,
                     msg_id,
                     redelivered,
+                    delivery_count,
                     message_count,
+                    exchange,
+                    routing_key,
                     no_ack: g.no_ack,
                 };
                 self.basic_get_ok(ch, got, content)?
@@ -185,10 +191,13 @@ impl Conn {
             let text = "NOT_IMPLEMENTED - requeue=false";
             return Err(conn_close(REPLY_NOT_IMPLEMENTED, text).into());
         }
-        let taken = self.take_tags(ch, 0, true)?;
-        for command in self.settle_commands(ch, taken, Settle::Requeue) {
-            self.propose_reply(command).await?;
-        }
+        // The state requeues everything checked out to the channel; its tags are void.
+        self.state(ch)?.unacked.clear();
+        let command = Command::Recover {
+            conn: self.id,
+            channel: ch,
+        };
+        self.propose_reply(command).await?;
         Ok(())
     }
 

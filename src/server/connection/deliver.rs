@@ -8,6 +8,8 @@ use crate::amqp::field_table::FieldValue;
 use crate::amqp::frame::{encode_frame, ContentHeader, Frame, FRAME_OVERHEAD};
 use crate::amqp::properties::set_header;
 use crate::broker::command::{Content, Refusal};
+use crate::broker::queue::{ConsumerKey, Delivery};
+use crate::broker::state::StoredMessage;
 use crate::server::proposer::Dispatch;
 
 /// The message with an `x-delivery-count` header (a long) counting its earlier returns to the
@@ -35,7 +37,10 @@ pub struct Got {
     pub queue: String,
     pub msg_id: u64,
     pub redelivered: bool,
+    pub delivery_count: u32,
     pub message_count: u32,
+    pub exchange: String,
+    pub routing_key: String,
     pub no_ack: bool,
 }
 
@@ -58,49 +63,70 @@ impl Conn {
         let ok = basic::GetOk {
             delivery_tag,
             redelivered: got.redelivered,
-            // The exchange and routing key are not stored with messages yet.
-            exchange: short(""),
-            routing_key: short(&got.queue),
+            exchange: short(&got.exchange),
+            routing_key: short(&got.routing_key),
             message_count: got.message_count,
         };
         self.send_method(ch, &AMQPClass::Basic(basic::AMQPMethod::GetOk(ok)));
-        self.send_content(ch, content);
+        self.send_content(ch, with_delivery_count(content, got.delivery_count));
         Ok(())
     }
 
+    /// Acts on what the state machine routed to this connection.
+    pub(super) fn dispatch(&mut self, dispatch: Dispatch) {
+        match dispatch {
+            Dispatch::Deliver {
+                queue,
+                delivery,
+                message,
+            } => self.deliver(queue, delivery, message),
+            Dispatch::Cancel { consumer, .. } => self.consumer_cancelled(consumer),
+        }
+    }
+
     /// Writes a basic.deliver with its content to the consumer's channel.
-    pub(super) fn deliver(&mut self, dispatch: Dispatch) {
-        let ch = dispatch.delivery.consumer.channel;
+    fn deliver(&mut self, queue: String, delivery: Delivery, message: StoredMessage) {
+        let ch = delivery.consumer.channel;
         let Some(state) = self.channels.get_mut(&ch) else {
-            return; // channel gone: its ChannelClosed returns the message
+            return; // channel gone: its close returns the message
         };
         // A dispatch queued before its channel or consumer went away: the state already
         // returned the message (ChannelClosed) or still holds it for this channel.
-        if state.closing
-            || !state
-                .consumers
-                .contains_key(&dispatch.delivery.consumer.tag)
-        {
+        if state.closing || !state.consumers.contains_key(&delivery.consumer.tag) {
             return;
         }
         let tag = state.next_delivery_tag;
         state.next_delivery_tag += 1;
-        if !dispatch.delivery.settled {
-            state
-                .unacked
-                .insert(tag, (dispatch.queue.clone(), dispatch.delivery.msg_id));
+        if !delivery.settled {
+            state.unacked.insert(tag, (queue, delivery.msg_id));
         }
         let deliver = basic::Deliver {
-            consumer_tag: short(&dispatch.delivery.consumer.tag),
+            consumer_tag: short(&delivery.consumer.tag),
             delivery_tag: tag,
-            redelivered: dispatch.delivery.redelivered,
-            // The exchange and routing key are not stored with messages yet.
-            exchange: short(""),
-            routing_key: short(&dispatch.queue),
+            redelivered: delivery.redelivered,
+            exchange: short(&message.exchange),
+            routing_key: short(&message.routing_key),
         };
         self.send_method(ch, &AMQPClass::Basic(basic::AMQPMethod::Deliver(deliver)));
-        let content = with_delivery_count(dispatch.content, dispatch.delivery.delivery_count);
+        let content = with_delivery_count(message.content, delivery.delivery_count);
         self.send_content(ch, content);
+    }
+
+    /// The broker dropped a consumer (its queue was deleted): forget it, and tell clients
+    /// that asked for consumer_cancel_notify with a server-sent basic.cancel.
+    fn consumer_cancelled(&mut self, consumer: ConsumerKey) {
+        let ch = consumer.channel;
+        let Some(state) = self.channels.get_mut(&ch) else {
+            return;
+        };
+        if state.consumers.remove(&consumer.tag).is_none() || !self.cancel_notify {
+            return;
+        }
+        let cancel = basic::Cancel {
+            consumer_tag: short(&consumer.tag),
+            nowait: true,
+        };
+        self.send_method(ch, &AMQPClass::Basic(basic::AMQPMethod::Cancel(cancel)));
     }
 
     /// The content header (raw properties as published) and the body split at frame_max.

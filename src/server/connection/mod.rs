@@ -36,8 +36,8 @@ use self::completion::InFlight;
 use self::wire::{conn_close, ConnClose, REPLY_CHANNEL_ERROR, REPLY_UNEXPECTED_FRAME};
 use super::proposer::{Dispatch, Proposer};
 use crate::amqp::frame::{
-    check_protocol_header, decode_frame, encode_frame, parse_method, ContentHeader, Frame,
-    PROTOCOL_HEADER,
+    check_protocol_header, decode_frame, encode_frame, method_frame, parse_method, ContentHeader,
+    Frame, PROTOCOL_HEADER,
 };
 use crate::broker::command::Command;
 use crate::config::NodeConfig;
@@ -122,16 +122,62 @@ pub async fn run(
         done: false,
     };
     let result = conn.serve(&mut socket, dispatches, alarm).await;
-    // Return every unacked delivery and drop every consumer of this connection.
-    let open: Vec<u16> = conn.channels.keys().copied().collect();
-    for channel in open {
-        let _ = proposer
-            .propose(Command::ChannelClosed { conn: id, channel })
-            .await;
+    // Return every unacked delivery, drop every consumer and delete the exclusive queues of
+    // this connection.
+    if let Err(refusal) = proposer
+        .propose(Command::ConnectionClosed { conn: id })
+        .await
+    {
+        tracing::warn!(conn = id, ?refusal, "connection close not committed");
     }
     proposer.unregister(id);
     result
 }
+
+/// After a connection error: read and drop frames until the client's close-ok (or a close,
+/// answered), EOF or a timeout, as RabbitMQ does, so the client sees our connection.close
+/// before the socket goes.
+async fn await_close_ok(socket: &mut TcpStream, inbuf: &mut BytesMut, frame_max: u32) {
+    use amq_protocol::protocol::connection;
+    let wait = async {
+        loop {
+            let frame = match decode_frame(inbuf, frame_max) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => match socket.read_buf(inbuf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue,
+                },
+                Err(_) => return, // still garbage: nothing more to wait for
+            };
+            let Frame::Method {
+                channel: 0,
+                payload,
+            } = frame
+            else {
+                continue;
+            };
+            match parse_method(&payload) {
+                Ok(AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))) => return,
+                Ok(AMQPClass::Connection(connection::AMQPMethod::Close(_))) => {
+                    let ok = AMQPClass::Connection(connection::AMQPMethod::CloseOk(
+                        connection::CloseOk {},
+                    ));
+                    if let Ok(frame) = method_frame(0, &ok) {
+                        let mut out = BytesMut::new();
+                        encode_frame(&frame, &mut out);
+                        let _ = socket.write_all(&out).await;
+                    }
+                    return;
+                }
+                _ => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_OK_WAIT, wait).await;
+}
+
+/// How long a connection closed by the server waits for the client's close-ok.
+const CLOSE_OK_WAIT: Duration = Duration::from_secs(5);
 
 impl Conn {
     async fn serve(
@@ -173,13 +219,15 @@ impl Conn {
                         if !self.silent_close {
                             self.send_conn_close(close);
                             socket.write_all(&self.out).await?;
+                            self.out.clear();
+                            await_close_ok(socket, &mut inbuf, self.frame_max).await;
                         }
                         let _ = socket.shutdown().await;
                         return Ok(());
                     }
                 }
                 Some(dispatch) = dispatches.recv() => {
-                    self.deliver(dispatch);
+                    self.dispatch(dispatch);
                 }
                 Ok(()) = alarm.changed() => {
                     self.alarm_on = *alarm.borrow_and_update();

@@ -11,7 +11,8 @@ use super::wire::{
 };
 use super::Conn;
 use crate::amqp::frame::ContentHeader;
-use crate::broker::command::{Command, Content};
+use crate::amqp::properties::BasicProperties;
+use crate::broker::command::{Command, Content, Refusal};
 use crate::broker::exchange::HeaderValue;
 
 /// A publish waiting for its content header and body frames.
@@ -144,11 +145,16 @@ impl Conn {
             routing_key: routing_key.clone(),
             content: content.clone(),
         });
+        let expiration_ms = match expiration_ms(&content.properties) {
+            Ok(ms) => ms,
+            Err(refusal) => return self.close_channel(ch, refusal).await,
+        };
         let command = Command::Publish {
             exchange,
             routing_key,
             mandatory: method.mandatory,
             headers: message_headers(&content.properties),
+            expiration_ms,
             content,
         };
         if let Some(tx) = state.tx.as_mut() {
@@ -167,6 +173,25 @@ impl Conn {
         };
         self.pipeline(vec![command], then).await;
     }
+}
+
+/// The message's own TTL from its `expiration` property; a value that is not a whole
+/// number of milliseconds is refused as RabbitMQ does. Properties the codec cannot read carry
+/// no TTL (they are still delivered verbatim).
+fn expiration_ms(properties: &[u8]) -> Result<Option<u64>, Refusal> {
+    let Ok(props) = BasicProperties::decode(properties) else {
+        return Ok(None);
+    };
+    props.expiration_ms().map_err(|_| {
+        let shown = props
+            .expiration()
+            .map(|e| format!("{e:?}"))
+            .unwrap_or_default();
+        refuse(
+            REPLY_PRECONDITION_FAILED,
+            format!("PRECONDITION_FAILED - invalid expiration {shown}"),
+        )
+    })
 }
 
 /// The `headers` property of a basic content header, for headers-exchange routing.

@@ -1,0 +1,163 @@
+//! Declare arguments: the `x-` arguments of queues and exchanges as the state keeps them,
+//! their validation, and RabbitMQ's equivalence check for redeclares.
+//!
+//! Arguments arrive as ordered (name, value) pairs with every integer width already
+//! normalised to i64 (`ArgValue`), so a redeclare that sends `x-message-ttl` as a short int
+//! matches one that sent a long, as RabbitMQ's `type_class` comparison does. This module
+//! never sees bytes from a socket: the front end converts the field table.
+
+use serde::{Deserialize, Serialize};
+
+use super::command::Refusal;
+use super::exchange::HeaderValue;
+
+/// A declare or binding argument value, compared by type class and content.
+pub type ArgValue = HeaderValue;
+
+/// Declare or binding arguments, in the order the client sent them.
+pub type Arguments = Vec<(String, ArgValue)>;
+
+/// The queue arguments RabbitMQ 3.10 compares on redeclare (`rabbit_amqqueue:declare_args`);
+/// any other argument is ignored by the equivalence check.
+const QUEUE_EQUIVALENCE_KEYS: [&str; 15] = [
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-quorum-initial-group-size",
+    "x-delivery-limit",
+];
+
+/// What a full queue does with a new publish.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Overflow {
+    /// Drop (and dead-letter) the oldest ready message.
+    #[default]
+    DropHead,
+    /// Refuse the publish for this queue (the publisher gets a nack under confirms).
+    RejectPublish,
+}
+
+/// The queue arguments the broker acts on, parsed once at declare.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueArgs {
+    pub message_ttl_ms: Option<u64>,
+    pub dead_letter_exchange: Option<String>,
+    pub dead_letter_routing_key: Option<String>,
+    pub max_length: Option<u64>,
+    pub overflow: Overflow,
+}
+
+impl QueueArgs {
+    /// Validates and parses `arguments` of queue `queue`: 406 for a wrong type or value,
+    /// with RabbitMQ's "invalid arg" text.
+    pub fn parse(queue: &str, arguments: &Arguments) -> Result<QueueArgs, Refusal> {
+        let mut args = QueueArgs::default();
+        for (name, value) in arguments {
+            let invalid = |why: String| {
+                Refusal::precondition_failed(format!(
+                    "invalid arg '{name}' for queue '{queue}' in vhost '/': {why}"
+                ))
+            };
+            match name.as_str() {
+                "x-message-ttl" => args.message_ttl_ms = Some(non_negative(value, invalid)?),
+                "x-max-length" => args.max_length = Some(non_negative(value, invalid)?),
+                "x-dead-letter-exchange" => {
+                    args.dead_letter_exchange = Some(string(value, invalid)?)
+                }
+                "x-dead-letter-routing-key" => {
+                    args.dead_letter_routing_key = Some(string(value, invalid)?)
+                }
+                "x-overflow" => {
+                    args.overflow = match string(value, invalid)?.as_str() {
+                        "drop-head" => Overflow::DropHead,
+                        "reject-publish" => Overflow::RejectPublish,
+                        other => {
+                            return Err(invalid(format!("{{unacceptable_value,<<\"{other}\">>}}")))
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(args)
+    }
+}
+
+fn non_negative(value: &ArgValue, invalid: impl Fn(String) -> Refusal) -> Result<u64, Refusal> {
+    match value {
+        ArgValue::Int(n) if *n >= 0 => Ok(*n as u64),
+        ArgValue::Int(n) => Err(invalid(format!("{{value_negative,{n}}}"))),
+        other => Err(invalid(format!(
+            "{{unacceptable_type,{}}}",
+            type_name(other)
+        ))),
+    }
+}
+
+fn string(value: &ArgValue, invalid: impl Fn(String) -> Refusal) -> Result<String, Refusal> {
+    match value {
+        ArgValue::Str(s) => Ok(s.clone()),
+        other => Err(invalid(format!(
+            "{{unacceptable_type,{}}}",
+            type_name(other)
+        ))),
+    }
+}
+
+/// The AMQP type name RabbitMQ prints for a value; ints are normalised, so all are "long".
+fn type_name(value: &ArgValue) -> &'static str {
+    match value {
+        ArgValue::Str(_) => "longstr",
+        ArgValue::Int(_) => "long",
+        ArgValue::Bool(_) => "bool",
+        ArgValue::Other(_) => "other",
+    }
+}
+
+/// Renders an argument as `rabbit_misc:val/1` does: "none" or "the value 'v' of type 't'".
+pub fn render_arg(value: Option<&ArgValue>) -> String {
+    let Some(value) = value else {
+        return "none".to_string();
+    };
+    let shown = match value {
+        ArgValue::Str(s) => s.clone(),
+        ArgValue::Int(n) => n.to_string(),
+        ArgValue::Bool(b) => b.to_string(),
+        ArgValue::Other(debug) => debug.clone(),
+    };
+    format!("the value '{shown}' of type '{}'", type_name(value))
+}
+
+fn lookup<'a>(arguments: &'a Arguments, key: &str) -> Option<&'a ArgValue> {
+    arguments.iter().find(|(n, _)| n == key).map(|(_, v)| v)
+}
+
+/// The first queue argument RabbitMQ compares on which `current` and `received` differ,
+/// rendered as (key, received, current).
+pub fn queue_args_mismatch(
+    current: &Arguments,
+    received: &Arguments,
+) -> Option<(&'static str, String, String)> {
+    QUEUE_EQUIVALENCE_KEYS.iter().find_map(|key| {
+        let (c, r) = (lookup(current, key), lookup(received, key));
+        (c != r).then(|| (*key, render_arg(r), render_arg(c)))
+    })
+}
+
+/// `alternate-exchange` from exchange.declare arguments (RabbitMQ ignores a non-string).
+pub fn alternate_exchange(arguments: &Arguments) -> Option<String> {
+    match lookup(arguments, "alternate-exchange") {
+        Some(ArgValue::Str(s)) => Some(s.clone()),
+        _ => None,
+    }
+}

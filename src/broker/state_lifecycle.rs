@@ -1,0 +1,93 @@
+//! Lifecycles: what goes when a channel or connection closes, auto-delete queues and
+//! exchanges, and the removal of a queue or exchange with everything that points at it.
+//!
+//! RabbitMQ's rules: an exclusive queue dies with its connection; an auto-delete queue dies
+//! when its last consumer goes (only once it has had one); an auto-delete exchange dies when
+//! its last binding as a source goes. Deletions cascade, each step bounded by the number of
+//! exchanges, so apply stays total.
+
+use super::exchange::Destination;
+use super::state::{BrokerState, Effects};
+
+impl BrokerState {
+    pub(super) fn channel_closed(&mut self, conn: u64, channel: u16, fx: &mut Effects) {
+        for (name, entry) in self.queues.iter_mut() {
+            fx.deliver(name, entry.queue.channel_closed(conn, channel));
+        }
+        self.auto_delete_queues(fx);
+    }
+
+    /// Returns every delivery the connection's channels held, then deletes the exclusive
+    /// queues it owned and the auto-delete queues that lost their last consumer.
+    pub(super) fn connection_closed(&mut self, conn: u64, fx: &mut Effects) {
+        for (name, entry) in self.queues.iter_mut() {
+            fx.deliver(name, entry.queue.connection_closed(conn));
+        }
+        let owned: Vec<String> = self
+            .queues
+            .iter()
+            .filter(|(_, e)| e.exclusive_conn == Some(conn))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in owned {
+            self.remove_queue(&name, fx);
+        }
+        self.auto_delete_queues(fx);
+    }
+
+    /// Deletes the auto-delete queues whose last consumer went.
+    pub(super) fn auto_delete_queues(&mut self, fx: &mut Effects) {
+        let unused: Vec<String> = self
+            .queues
+            .iter()
+            .filter(|(_, e)| e.auto_delete && e.queue.lost_all_consumers())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in unused {
+            self.remove_queue(&name, fx);
+        }
+    }
+
+    /// Deletes a queue with its messages and every binding to it; its consumers are
+    /// reported cancelled. Returns how many messages were ready.
+    pub(super) fn remove_queue(&mut self, name: &str, fx: &mut Effects) -> u32 {
+        let Some(entry) = self.queues.remove(name) else {
+            return 0;
+        };
+        let keys = entry.queue.consumer_keys().cloned();
+        fx.cancelled.extend(keys.map(|k| (name.to_string(), k)));
+        let ids = entry.queue.all_msg_ids();
+        self.release(&ids);
+        self.unbind_all(Destination::Queue(name.to_string()));
+        entry.queue.n_ready() as u32
+    }
+
+    /// Deletes an exchange and every binding to it from other exchanges.
+    pub(super) fn remove_exchange(&mut self, name: &str) {
+        self.unbind_all(Destination::Exchange(name.to_string()));
+    }
+
+    /// Removes every binding to `gone`, and `gone` itself when it is an exchange. An
+    /// auto-delete exchange left without bindings goes the same way. Each exchange can
+    /// empty only once, so the work list holds at most one entry per exchange.
+    pub(super) fn unbind_all(&mut self, gone: Destination) {
+        let mut work = vec![gone];
+        while let Some(destination) = work.pop() {
+            if let Destination::Exchange(name) = &destination {
+                self.exchanges.remove(name);
+            }
+            for (name, x) in self.exchanges.iter_mut() {
+                let before = x.bindings.len();
+                x.bindings.retain(|b| b.destination != destination);
+                if x.auto_delete && before > 0 && x.bindings.is_empty() {
+                    work.push(Destination::Exchange(name.clone()));
+                }
+            }
+            debug_assert!(work.len() <= self.exchanges.len() + 1);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "state_lifecycle_tests.rs"]
+mod tests;

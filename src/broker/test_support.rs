@@ -1,0 +1,140 @@
+//! Builders and helpers shared by the broker's state tests.
+
+use bytes::Bytes;
+
+use super::command::{Command, Content, Outcome, Reply};
+use super::exchange::{ExchangeKind, HeaderValue};
+use super::queue::ConsumerKey;
+use super::state::BrokerState;
+
+pub fn content(body: &'static str) -> Content {
+    Content {
+        properties: Bytes::new(),
+        body: Bytes::from_static(body.as_bytes()),
+    }
+}
+
+/// A queue.declare under construction; `new` is a plain non-passive one from connection 1.
+#[derive(Clone)]
+pub struct QueueDecl {
+    pub name: String,
+    pub passive: bool,
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    pub arguments: Vec<(String, HeaderValue)>,
+    pub conn: u64,
+}
+
+impl QueueDecl {
+    pub fn new(name: &str) -> QueueDecl {
+        QueueDecl {
+            name: name.into(),
+            passive: false,
+            durable: false,
+            exclusive: false,
+            auto_delete: false,
+            arguments: Vec::new(),
+            conn: 1,
+        }
+    }
+
+    pub fn command(self) -> Command {
+        Command::QueueDeclare {
+            name: self.name,
+            passive: self.passive,
+            durable: self.durable,
+            exclusive: self.exclusive,
+            auto_delete: self.auto_delete,
+            arguments: self.arguments,
+            conn: self.conn,
+        }
+    }
+}
+
+pub fn queue_declare(name: &str) -> Command {
+    QueueDecl::new(name).command()
+}
+
+pub fn declare(s: &mut BrokerState, name: &str) {
+    let out = s.apply(0, queue_declare(name));
+    assert!(out.reply.is_ok());
+}
+
+/// An exchange.declare under construction; `new` is a plain non-passive one.
+#[derive(Clone)]
+pub struct ExchangeDecl {
+    pub name: String,
+    pub kind: ExchangeKind,
+    pub passive: bool,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: Vec<(String, HeaderValue)>,
+}
+
+impl ExchangeDecl {
+    pub fn new(name: &str, kind: ExchangeKind) -> ExchangeDecl {
+        ExchangeDecl {
+            name: name.into(),
+            kind,
+            passive: false,
+            durable: false,
+            auto_delete: false,
+            internal: false,
+            arguments: Vec::new(),
+        }
+    }
+
+    pub fn command(self) -> Command {
+        Command::ExchangeDeclare {
+            name: self.name,
+            kind: self.kind,
+            passive: self.passive,
+            durable: self.durable,
+            auto_delete: self.auto_delete,
+            internal: self.internal,
+            arguments: self.arguments,
+        }
+    }
+}
+
+pub fn exchange_declare(name: &str, kind: ExchangeKind) -> Command {
+    ExchangeDecl::new(name, kind).command()
+}
+
+pub fn bind(s: &mut BrokerState, queue: &str, exchange: &str, key: &str) {
+    let out = s.apply(
+        0,
+        Command::QueueBind {
+            queue: queue.into(),
+            exchange: exchange.into(),
+            routing_key: key.into(),
+            arguments: Vec::new(),
+            conn: 1,
+        },
+    );
+    assert_eq!(out.reply, Ok(Reply::Done));
+}
+
+pub fn publish(s: &mut BrokerState, exchange: &str, key: &str) -> Outcome {
+    s.apply(
+        0,
+        Command::Publish {
+            exchange: exchange.into(),
+            routing_key: key.into(),
+            mandatory: false,
+            headers: Vec::new(),
+            content: content("hi"),
+            expiration_ms: None,
+        },
+    )
+}
+
+pub fn consumer(tag: &str) -> ConsumerKey {
+    ConsumerKey {
+        conn: 1,
+        channel: 1,
+        tag: tag.into(),
+    }
+}
