@@ -14,27 +14,7 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 
 mod common;
 
-/// A running `warren server` with its own temporary directory.
-struct Server {
-    _warren: common::Warren,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-fn start_server() -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (config, addr) = common::write_config(dir.path());
-    let warren = common::start(&config, addr);
-    Server {
-        _warren: warren,
-        addr,
-        _dir: dir,
-    }
-}
-
-fn uri(addr: SocketAddr) -> String {
-    format!("amqp://guest:guest@{addr}/%2f")
-}
+use common::{confirm_channel, publish_confirmed, start_server, uri};
 
 async fn publish_and_consume(addr: SocketAddr, queue: &str, n: usize) {
     let conn = Connection::connect(&uri(addr), ConnectionProperties::default())
@@ -275,38 +255,6 @@ async fn consume_from_missing_queue_is_a_channel_error() {
         .await
         .expect("queue.declare");
     conn.close(200, "bye").await.expect("close");
-}
-
-/// A connection and a confirm-mode channel on which `queue` is declared.
-async fn confirm_channel(addr: SocketAddr, queue: &str) -> (Connection, lapin::Channel) {
-    let conn = Connection::connect(&uri(addr), ConnectionProperties::default())
-        .await
-        .expect("connect");
-    let channel = conn.create_channel().await.expect("channel");
-    channel
-        .queue_declare(queue, QueueDeclareOptions::default(), FieldTable::default())
-        .await
-        .expect("declare");
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .expect("confirm.select");
-    (conn, channel)
-}
-
-/// Publishes `body` to `queue` through the default exchange and asserts its confirm is an ack.
-async fn publish_confirmed(channel: &lapin::Channel, queue: &str, body: &[u8]) {
-    let confirm = channel
-        .basic_publish(
-            "",
-            queue,
-            BasicPublishOptions::default(),
-            body,
-            BasicProperties::default(),
-        )
-        .await
-        .expect("publish");
-    assert!(confirm.await.expect("confirm").is_ack());
 }
 
 /// queue.purge drops ready messages and counts them; queue.delete with if-empty refuses a

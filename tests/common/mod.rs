@@ -1,9 +1,24 @@
-//! Shared by the process tests: run the real `warren` binary on a free port.
+//! Shared by the process tests: run the real `warren` binary on a free port, and the lapin
+//! set-up most of them repeat.
 
+// Every test crate compiles this module and uses a different part of it.
+#![allow(dead_code)]
+
+pub mod raw;
+
+use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+
+/// The bound on every awaited event: a broken server fails the test instead of hanging it.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running `warren server`; killed (SIGKILL) when dropped or by `kill`.
 pub struct Warren {
@@ -57,4 +72,115 @@ pub fn start(config: &Path, addr: SocketAddr) -> Warren {
         std::thread::sleep(Duration::from_millis(25));
     }
     panic!("warren did not listen on {addr}");
+}
+
+/// A running `warren server` with its own temporary directory.
+pub struct Server {
+    _warren: Warren,
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts a server on a free port with a fresh data directory.
+pub fn start_server() -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (config, addr) = write_config(dir.path());
+    let warren = start(&config, addr);
+    Server {
+        _warren: warren,
+        addr,
+        _dir: dir,
+    }
+}
+
+/// The URI of the default vhost as the default user.
+pub fn uri(addr: SocketAddr) -> String {
+    format!("amqp://guest:guest@{addr}/%2f")
+}
+
+/// Awaits `future`, failing the test with `what` if it takes longer than [`EVENT_TIMEOUT`].
+pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
+    match tokio::time::timeout(EVENT_TIMEOUT, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("timed out waiting for {what}"),
+    }
+}
+
+/// Connects as guest/guest with PLAIN.
+pub async fn connect(addr: SocketAddr) -> Connection {
+    within(
+        "connection",
+        Connection::connect(&uri(addr), ConnectionProperties::default()),
+    )
+    .await
+    .expect("connect")
+}
+
+/// Declares `queue` (non-durable, not exclusive) on `channel`.
+pub async fn declare_queue(channel: &lapin::Channel, queue: &str) {
+    let declared = channel
+        .queue_declare(queue, QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .expect("queue.declare");
+    assert_eq!(declared.name().as_str(), queue);
+}
+
+/// A connection and a confirm-mode channel on which `queue` is declared.
+pub async fn confirm_channel(addr: SocketAddr, queue: &str) -> (Connection, lapin::Channel) {
+    let conn = connect(addr).await;
+    let channel = conn.create_channel().await.expect("channel");
+    declare_queue(&channel, queue).await;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm.select");
+    (conn, channel)
+}
+
+/// Publishes `body` to `queue` through the default exchange and asserts its confirm is an ack.
+pub async fn publish_confirmed(channel: &lapin::Channel, queue: &str, body: &[u8]) {
+    let confirm = channel
+        .basic_publish(
+            "",
+            queue,
+            BasicPublishOptions::default(),
+            body,
+            BasicProperties::default(),
+        )
+        .await
+        .expect("publish");
+    let confirmation = within("publisher confirm", confirm).await.expect("confirm");
+    assert!(confirmation.is_ack(), "publish not acked: {confirmation:?}");
+}
+
+/// The number of ready messages in `queue`, from a passive queue.declare.
+pub async fn ready_count(channel: &lapin::Channel, queue: &str) -> u32 {
+    let options = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    within(
+        "passive queue.declare",
+        channel.queue_declare(queue, options, FieldTable::default()),
+    )
+    .await
+    .expect("passive queue.declare")
+    .message_count()
+}
+
+/// The consumer's next delivery, within [`EVENT_TIMEOUT`].
+pub async fn next_delivery(consumer: &mut lapin::Consumer) -> lapin::message::Delivery {
+    within("delivery", consumer.next())
+        .await
+        .expect("consumer open")
+        .expect("delivery")
+}
+
+/// The AMQP reply code carried by `error` (a channel.close or connection.close from the
+/// server), or a panic describing what came instead.
+pub fn reply_code(error: &lapin::Error) -> u16 {
+    match error.kind() {
+        lapin::ErrorKind::ProtocolError(amqp) => amqp.get_id(),
+        other => panic!("expected an AMQP error with a reply code, got {other:?}"),
+    }
 }
