@@ -176,6 +176,22 @@ async fn await_close_ok(socket: &mut TcpStream, inbuf: &mut BytesMut, frame_max:
     let _ = tokio::time::timeout(CLOSE_OK_WAIT, wait).await;
 }
 
+/// Ends the connection gracefully: FIN after what we wrote, then read (and drop) until the
+/// client's FIN. Closing a socket with unread input makes the kernel send RST, which can
+/// destroy our last frames (a close-ok) before the client reads them.
+async fn linger_close(socket: &mut TcpStream) {
+    let _ = socket.shutdown().await;
+    let drain = async {
+        let mut sink = [0u8; 4096];
+        while let Ok(n) = socket.read(&mut sink).await {
+            if n == 0 {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_OK_WAIT, drain).await;
+}
+
 /// How long a connection closed by the server waits for the client's close-ok.
 const CLOSE_OK_WAIT: Duration = Duration::from_secs(5);
 
@@ -222,7 +238,7 @@ impl Conn {
                             self.out.clear();
                             await_close_ok(socket, &mut inbuf, self.frame_max).await;
                         }
-                        let _ = socket.shutdown().await;
+                        linger_close(socket).await;
                         return Ok(());
                     }
                 }
@@ -247,7 +263,7 @@ impl Conn {
                 self.out.clear();
             }
             if self.done {
-                let _ = socket.shutdown().await;
+                linger_close(socket).await;
                 return Ok(());
             }
         }
