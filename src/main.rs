@@ -23,7 +23,7 @@ enum Command {
         /// The TOML file to check.
         file: PathBuf,
     },
-    /// Run a single-node broker (interim: state in memory, Raft not wired yet).
+    /// Run a broker node (single node for now: a one-member Raft cluster).
     Server {
         /// The TOML node configuration; built-in defaults when absent.
         #[arg(long)]
