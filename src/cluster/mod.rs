@@ -1,0 +1,77 @@
+//! Node-to-node: the cluster transport (TCP, cookie-authenticated), the messages nodes send
+//! each other, and the openraft network built on them.
+//!
+//! * [`PeerRequest`] / [`PeerResponse`]: everything one node asks another: openraft's RPCs
+//!   (append entries, vote, full snapshot), a command batch forwarded to the leader, and the
+//!   node's status for `warren cluster-status`.
+//! * [`PeerHandler`]: what a node does with a request it received.
+
+use serde::{Deserialize, Serialize};
+
+use crate::broker::command::{Refusal, Reply};
+use crate::raft::state_machine::Batch;
+use crate::raft::types::{NodeId, TypeConfig};
+
+/// A request from one node to another. Every request names the node id it is meant for: a
+/// RAM node's new incarnation reuses its predecessor's address under a new id.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerRequest {
+    AppendEntries(openraft::raft::AppendEntriesRequest<TypeConfig>),
+    Vote(openraft::raft::VoteRequest<TypeConfig>),
+    /// A whole snapshot in one message (the snapshot file's bytes).
+    FullSnapshot {
+        vote: openraft::alias::VoteOf<TypeConfig>,
+        meta: openraft::alias::SnapshotMetaOf<TypeConfig>,
+        data: Vec<u8>,
+    },
+    /// A batch of commands for the leader to commit as one entry.
+    Propose(Batch),
+    /// The receiving node's own view of itself and of Raft.
+    Status,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerResponse {
+    AppendEntries(openraft::raft::AppendEntriesResponse<TypeConfig>),
+    Vote(openraft::raft::VoteResponse<TypeConfig>),
+    FullSnapshot(openraft::raft::SnapshotResponse<TypeConfig>),
+    /// The replies of a forwarded batch, one per command.
+    Replies(Vec<Result<Reply, Refusal>>),
+    /// The batch was not committed here: this node is not the leader (it names the leader it
+    /// knows of, if any) or the outcome is unknown.
+    NotCommitted { leader: Option<NodeId>, reason: String },
+    Status(NodeStatus),
+    /// The request could not be handled (e.g. openraft refused it); the text says why.
+    Error(String),
+}
+
+/// One node's report for cluster-status.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub node_id: NodeId,
+    pub node_name: String,
+    pub amqp_addr: String,
+    pub cluster_addr: String,
+    /// "disk" or "ram".
+    pub role: String,
+    /// "leader", "follower", "learner", "candidate" or "shutdown".
+    pub raft_state: String,
+    pub term: u64,
+    pub last_log_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub leader: Option<NodeId>,
+    /// The voters and learners of the current membership, by node id, with their cluster
+    /// addresses.
+    pub voters: Vec<(NodeId, String)>,
+    pub learners: Vec<(NodeId, String)>,
+    /// On the leader: each member's matched log index.
+    pub replication: Vec<(NodeId, Option<u64>)>,
+}
+
+/// What a node does with the requests it receives from peers.
+pub trait PeerHandler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        request: PeerRequest,
+    ) -> impl std::future::Future<Output = PeerResponse> + Send;
+}
