@@ -13,7 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures::StreamExt;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::message::BasicGetMessage;
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 
@@ -41,13 +44,18 @@ impl Drop for Warren {
 
 /// Writes a config in `dir` for a free port and a data directory inside `dir`.
 pub fn write_config(dir: &Path) -> (PathBuf, SocketAddr) {
+    write_config_with(dir, "")
+}
+
+/// As [`write_config`], with `extra` TOML lines appended (e.g. `memory_high_watermark = 1`).
+pub fn write_config_with(dir: &Path, extra: &str) -> (PathBuf, SocketAddr) {
     let addr = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("pick a free port");
     let config = dir.join("warren.toml");
     let data = dir.join("data");
     let text = format!(
-        "amqp_listen = \"{addr}\"\ndata_dir = \"{}\"\n",
+        "amqp_listen = \"{addr}\"\ndata_dir = \"{}\"\n{extra}\n",
         data.display()
     );
     std::fs::write(&config, text).expect("write config");
@@ -83,8 +91,13 @@ pub struct Server {
 
 /// Starts a server on a free port with a fresh data directory.
 pub fn start_server() -> Server {
+    start_server_with("")
+}
+
+/// As [`start_server`], with `extra` TOML lines in its config.
+pub fn start_server_with(extra: &str) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (config, addr) = write_config(dir.path());
+    let (config, addr) = write_config_with(dir.path(), extra);
     let warren = start(&config, addr);
     Server {
         _warren: warren,
@@ -182,5 +195,59 @@ pub fn reply_code(error: &lapin::Error) -> u16 {
     match error.kind() {
         lapin::ErrorKind::ProtocolError(amqp) => amqp.get_id(),
         other => panic!("expected an AMQP error with a reply code, got {other:?}"),
+    }
+}
+
+/// The reply code and text of the channel.close or connection.close carried by `error`.
+pub fn refusal(error: &lapin::Error) -> (u16, String) {
+    match error.kind() {
+        lapin::ErrorKind::ProtocolError(amqp) => (amqp.get_id(), amqp.get_message().to_string()),
+        other => panic!("expected an AMQP error with a reply code, got {other:?}"),
+    }
+}
+
+/// Publishes `body` through `exchange` with `routing_key` and `properties` on a confirm-mode
+/// channel, and asserts its confirm is an ack.
+pub async fn publish_to(
+    channel: &lapin::Channel,
+    exchange: &str,
+    routing_key: &str,
+    properties: BasicProperties,
+    body: &[u8],
+) {
+    let confirm = within(
+        "basic.publish",
+        channel.basic_publish(
+            exchange,
+            routing_key,
+            BasicPublishOptions::default(),
+            body,
+            properties,
+        ),
+    )
+    .await
+    .expect("publish");
+    let confirmation = within("publisher confirm", confirm).await.expect("confirm");
+    assert!(confirmation.is_ack(), "publish not acked: {confirmation:?}");
+}
+
+/// basic.get with no_ack on `queue`: the message, or None on get-empty.
+pub async fn get_no_ack(channel: &lapin::Channel, queue: &str) -> Option<BasicGetMessage> {
+    within(
+        "basic.get",
+        channel.basic_get(queue, BasicGetOptions { no_ack: true }),
+    )
+    .await
+    .expect("basic.get")
+}
+
+/// Awaits `future`, which must fail with a channel or connection close: its code and text.
+pub async fn refused<T: std::fmt::Debug>(
+    what: &str,
+    future: impl Future<Output = lapin::Result<T>>,
+) -> (u16, String) {
+    match within(what, future).await {
+        Ok(value) => panic!("{what} succeeded: {value:?}"),
+        Err(error) => refusal(&error),
     }
 }

@@ -5,11 +5,11 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use amq_protocol::protocol::{connection, AMQPClass};
+use amq_protocol::protocol::{basic, channel, connection, AMQPClass};
 use amq_protocol::types::{FieldTable, LongString, ShortString};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use warren::amqp::frame::{
-    decode_frame, encode_frame, method_frame, parse_method, Frame, PROTOCOL_HEADER,
+    decode_frame, encode_frame, method_frame, parse_method, ContentHeader, Frame, PROTOCOL_HEADER,
 };
 
 /// A client on a plain socket that sends and reads frames by hand.
@@ -42,6 +42,15 @@ impl RawClient {
         let mut out = BytesMut::new();
         encode_frame(frame, &mut out);
         self.socket.write_all(&out).expect("write frame");
+    }
+
+    /// Sends `frames` in one write, as a client library writes a publish with its content.
+    pub fn send_together(&mut self, frames: &[Frame]) {
+        let mut out = BytesMut::new();
+        for frame in frames {
+            encode_frame(frame, &mut out);
+        }
+        self.socket.write_all(&out).expect("write frames");
     }
 
     pub fn send_method(&mut self, channel: u16, method: AMQPClass) {
@@ -86,8 +95,35 @@ impl RawClient {
         }
     }
 
+    /// The next frame other than a heartbeat, within [`super::EVENT_TIMEOUT`].
+    pub fn read_frame(&mut self) -> Frame {
+        loop {
+            match self.read(super::EVENT_TIMEOUT) {
+                Incoming::Frame(Frame::Heartbeat) => continue,
+                Incoming::Frame(frame) => return frame,
+                other => panic!("expected a frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// channel.open on `ch`, waiting for open-ok.
+    pub fn open_channel(&mut self, ch: u16) {
+        self.send_method(
+            ch,
+            AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {})),
+        );
+        let AMQPClass::Channel(channel::AMQPMethod::OpenOk(_)) = self.read_method() else {
+            panic!("expected channel.open-ok");
+        };
+    }
+
     /// start/start-ok (PLAIN guest/guest), tune/tune-ok with `heartbeat_s`, open/open-ok.
     pub fn handshake(&mut self, heartbeat_s: u16) {
+        self.handshake_with(heartbeat_s, FieldTable::default());
+    }
+
+    /// As [`RawClient::handshake`], announcing `client_properties` in start-ok.
+    pub fn handshake_with(&mut self, heartbeat_s: u16, client_properties: FieldTable) {
         let AMQPClass::Connection(connection::AMQPMethod::Start(start)) = self.read_method() else {
             panic!("expected connection.start");
         };
@@ -95,7 +131,7 @@ impl RawClient {
         self.send_method(
             0,
             AMQPClass::Connection(connection::AMQPMethod::StartOk(connection::StartOk {
-                client_properties: FieldTable::default(),
+                client_properties,
                 mechanism: ShortString::from("PLAIN"),
                 response: LongString::from("\0guest\0guest"),
                 locale: ShortString::from("en_US"),
@@ -127,4 +163,38 @@ impl RawClient {
             panic!("expected connection.open-ok");
         };
     }
+}
+
+/// The frames of a basic.publish on `ch`: the method, a content header with the raw
+/// `properties` (flags and property list), and `body` (not empty) in one body frame.
+pub fn publish_frames(
+    ch: u16,
+    exchange: &str,
+    routing_key: &str,
+    properties: &[u8],
+    body: &[u8],
+) -> Vec<Frame> {
+    assert!(!body.is_empty(), "an empty body has no body frame");
+    let publish = AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+        exchange: ShortString::from(exchange),
+        routing_key: ShortString::from(routing_key),
+        mandatory: false,
+        immediate: false,
+    }));
+    let header = ContentHeader {
+        class_id: 60,
+        body_size: body.len() as u64,
+        properties: Bytes::copy_from_slice(properties),
+    };
+    vec![
+        method_frame(ch, &publish).expect("encode basic.publish"),
+        Frame::Header {
+            channel: ch,
+            payload: header.to_bytes(),
+        },
+        Frame::Body {
+            channel: ch,
+            payload: Bytes::copy_from_slice(body),
+        },
+    ]
 }
