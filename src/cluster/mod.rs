@@ -39,7 +39,10 @@ pub enum PeerResponse {
     Replies(Vec<Result<Reply, Refusal>>),
     /// The batch was not committed here: this node is not the leader (it names the leader it
     /// knows of, if any) or the outcome is unknown.
-    NotCommitted { leader: Option<NodeId>, reason: String },
+    NotCommitted {
+        leader: Option<NodeId>,
+        reason: String,
+    },
     Status(NodeStatus),
     /// The request could not be handled (e.g. openraft refused it); the text says why.
     Error(String),

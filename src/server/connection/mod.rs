@@ -231,14 +231,7 @@ impl Conn {
                         return Ok(());
                     }
                     last_heard = Instant::now();
-                    if let Err(close) = self.handle_input(&mut inbuf).await {
-                        if !self.silent_close {
-                            self.send_conn_close(close);
-                            socket.write_all(&self.out).await?;
-                            self.out.clear();
-                            await_close_ok(socket, &mut inbuf, self.frame_max).await;
-                        }
-                        linger_close(socket).await;
+                    if !self.input(socket, &mut inbuf).await? {
                         return Ok(());
                     }
                 }
@@ -248,6 +241,10 @@ impl Conn {
                 Ok(()) = alarm.changed() => {
                     self.alarm_on = *alarm.borrow_and_update();
                     self.notify_blocked(self.alarm_on);
+                    // Frames held back while blocked are still in the buffer.
+                    if !self.alarm_on && !self.input(socket, &mut inbuf).await? {
+                        return Ok(());
+                    }
                 }
                 _ = heartbeat.tick(), if heartbeat_armed > 0 => {
                     // A client silent for two heartbeat intervals is gone (AMQP 0-9-1 §4.2.7).
@@ -269,8 +266,32 @@ impl Conn {
         }
     }
 
+    /// Handles the frames in `inbuf`; false when the connection is over (a connection error
+    /// was sent and the socket closed).
+    async fn input(
+        &mut self,
+        socket: &mut TcpStream,
+        inbuf: &mut BytesMut,
+    ) -> anyhow::Result<bool> {
+        let Err(close) = self.handle_input(inbuf).await else {
+            return Ok(true);
+        };
+        if !self.silent_close {
+            self.send_conn_close(close);
+            socket.write_all(&self.out).await?;
+            self.out.clear();
+            await_close_ok(socket, inbuf, self.frame_max).await;
+        }
+        linger_close(socket).await;
+        Ok(false)
+    }
+
     async fn handle_input(&mut self, inbuf: &mut BytesMut) -> Result<(), ConnClose> {
         loop {
+            // A publisher is blocked during a memory alarm: even frames already read wait.
+            if self.alarm_on && self.publisher {
+                return Ok(());
+            }
             let frame = match decode_frame(inbuf, self.frame_max) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return Ok(()),
