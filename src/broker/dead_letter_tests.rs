@@ -305,3 +305,61 @@ fn record_death_and_is_cycle_follow_rabbitmq() {
     assert!(!is_cycle("c", &deaths));
     assert_eq!(DeathReason::DeliveryLimit.as_str(), "delivery_limit");
 }
+
+/// A queue that keeps nothing (x-max-length 0) and dead-letters to `dlx` with `extra`.
+fn no_room(dlx: &str, extra: Vec<(String, HeaderValue)>) -> Vec<(String, HeaderValue)> {
+    let mut arguments = dlx_args(dlx);
+    arguments.push(arg("x-max-length", HeaderValue::Int(0)));
+    arguments.extend(extra);
+    arguments
+}
+
+#[test]
+fn automatic_deaths_through_a_fanout_dead_letter_exchange_end_within_the_command() {
+    let mut s = BrokerState::default();
+    assert!(s
+        .apply(0, exchange_declare("fan", ExchangeKind::Fanout))
+        .reply
+        .is_ok());
+    for q in ["q1", "q2", "q3", "q4"] {
+        declare_with(&mut s, q, no_room("fan", Vec::new()));
+        bind(&mut s, q, "fan", "");
+    }
+    let out = publish_at(&mut s, 0, "", "q1", Vec::new());
+    assert_eq!(out.reply.map(|_| ()), Ok(()));
+    assert!(
+        s.messages.is_empty(),
+        "every path ends at a queue it died in"
+    );
+}
+
+#[test]
+fn a_dead_letter_chain_longer_than_the_round_bound_is_cut() {
+    let mut s = BrokerState::default();
+    let hops = DEAD_LETTER_ROUNDS_MAX + 2;
+    for i in 0..hops {
+        let next = format!("q{}", i + 1);
+        let to = vec![arg("x-dead-letter-routing-key", str_value(&next))];
+        declare_with(&mut s, &format!("q{i}"), no_room("", to));
+    }
+    declare(&mut s, &format!("q{hops}"));
+    publish_at(&mut s, 0, "", "q0", Vec::new());
+    assert!(
+        s.messages.is_empty(),
+        "cut after {DEAD_LETTER_ROUNDS_MAX} rounds"
+    );
+
+    let mut s = BrokerState::default();
+    let hops = DEAD_LETTER_ROUNDS_MAX - 1;
+    for i in 0..hops {
+        let next = format!("q{}", i + 1);
+        let to = vec![arg("x-dead-letter-routing-key", str_value(&next))];
+        declare_with(&mut s, &format!("q{i}"), no_room("", to));
+    }
+    declare(&mut s, &format!("q{hops}"));
+    publish_at(&mut s, 0, "", "q0", Vec::new());
+    let last = &s.queues[&format!("q{hops}")].queue;
+    assert_eq!(last.n_ready(), 1, "a chain within the bound arrives");
+    let message = s.messages.values().next().expect("arrived");
+    assert_eq!(message.deaths.len(), hops);
+}
