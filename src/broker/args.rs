@@ -45,6 +45,20 @@ pub enum Overflow {
     DropHead,
     /// Refuse the publish for this queue (the publisher gets a nack under confirms).
     RejectPublish,
+    /// As `RejectPublish`, and the refused message is dead-lettered (reason maxlen).
+    RejectPublishDlx,
+}
+
+/// What bounds one queue: the part of its arguments the queue itself enforces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueLimits {
+    /// `x-max-length`: most ready messages.
+    pub max_length: Option<u64>,
+    /// `x-max-length-bytes`: most body bytes over the ready messages.
+    pub max_length_bytes: Option<u64>,
+    pub overflow: Overflow,
+    /// `x-delivery-limit`: a message returned more often than this is dead-lettered.
+    pub delivery_limit: Option<u64>,
 }
 
 /// The queue arguments the broker acts on, parsed once at declare.
@@ -54,10 +68,22 @@ pub struct QueueArgs {
     pub dead_letter_exchange: Option<String>,
     pub dead_letter_routing_key: Option<String>,
     pub max_length: Option<u64>,
+    pub max_length_bytes: Option<u64>,
     pub overflow: Overflow,
+    pub delivery_limit: Option<u64>,
 }
 
 impl QueueArgs {
+    /// The limits the queue enforces itself.
+    pub fn limits(&self) -> QueueLimits {
+        QueueLimits {
+            max_length: self.max_length,
+            max_length_bytes: self.max_length_bytes,
+            overflow: self.overflow,
+            delivery_limit: self.delivery_limit,
+        }
+    }
+
     /// Validates and parses `arguments` of queue `queue`: 406 for a wrong type or value,
     /// with RabbitMQ's "invalid arg" text.
     pub fn parse(queue: &str, arguments: &Arguments) -> Result<QueueArgs, Refusal> {
@@ -71,6 +97,8 @@ impl QueueArgs {
             match name.as_str() {
                 "x-message-ttl" => args.message_ttl_ms = Some(non_negative(value, invalid)?),
                 "x-max-length" => args.max_length = Some(non_negative(value, invalid)?),
+                "x-max-length-bytes" => args.max_length_bytes = Some(non_negative(value, invalid)?),
+                "x-delivery-limit" => args.delivery_limit = Some(non_negative(value, invalid)?),
                 "x-dead-letter-exchange" => {
                     args.dead_letter_exchange = Some(string(value, invalid)?)
                 }
@@ -81,6 +109,7 @@ impl QueueArgs {
                     args.overflow = match string(value, invalid)?.as_str() {
                         "drop-head" => Overflow::DropHead,
                         "reject-publish" => Overflow::RejectPublish,
+                        "reject-publish-dlx" => Overflow::RejectPublishDlx,
                         other => {
                             return Err(invalid(format!("{{unacceptable_value,<<\"{other}\">>}}")))
                         }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::args::Arguments;
+use super::dead_letter::{Death, DeathReason};
 use super::exchange::{ExchangeKind, HeaderValue};
 use super::queue::{ConsumerKey, Delivery};
 use super::state::StoredMessage;
@@ -75,11 +76,15 @@ pub enum Command {
         consumer: ConsumerKey,
         prefetch: u32,
         no_ack: bool,
+        /// basic.consume(exclusive): refused (403) unless the queue has no consumer, and
+        /// refuses every later consumer while registered.
+        exclusive: bool,
     },
     Cancel {
         queue: String,
         consumer: ConsumerKey,
     },
+    /// basic.ack: the messages are done with.
     Settle {
         queue: String,
         msg_ids: Vec<u64>,
@@ -138,6 +143,14 @@ pub enum Command {
     /// Nothing but time passing: expires messages in every queue. The leader proposes it
     /// periodically so TTLs act without other traffic.
     Tick,
+    /// basic.nack/basic.reject with requeue=false: the messages die in the queue and are
+    /// dead-lettered (x-dead-letter-exchange), or dropped when it has none.
+    Reject {
+        queue: String,
+        msg_ids: Vec<u64>,
+        conn: u64,
+        channel: u16,
+    },
 }
 
 /// A channel error for the client: the AMQP reply code and text.
@@ -223,10 +236,13 @@ pub enum Reply {
     Counted {
         message_count: u32,
     },
-    /// A publish: the queues it reached; empty with `mandatory` means basic.return.
+    /// A publish: the queues it reached (0 with `mandatory` means basic.return), and how
+    /// many of them refused it for being full (x-overflow reject-publish*): under confirms
+    /// any refusal makes the confirm a basic.nack, as in RabbitMQ.
     Published {
         msg_id: u64,
         n_queues: u32,
+        rejected_by: u32,
     },
     /// basic.get found a message; `message_count` is what stays ready.
     Got {
@@ -238,6 +254,10 @@ pub enum Reply {
         content: Content,
         exchange: String,
         routing_key: String,
+        /// As `StoredMessage::deaths`: the front end's `x-death`.
+        deaths: Vec<Death>,
+        /// As `StoredMessage::first_death`: `x-first-death-*`.
+        first_death: Option<(String, DeathReason, String)>,
     },
     /// basic.get found the queue empty.
     GetEmpty,

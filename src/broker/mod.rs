@@ -6,8 +6,10 @@
 
 pub mod args;
 pub mod command;
+pub mod dead_letter;
 pub mod exchange;
 pub mod queue;
+pub mod ready;
 pub mod state;
 mod state_declare;
 mod state_lifecycle;

@@ -4,10 +4,18 @@
 //! consumer's channel) or gone (settled). Assignment is deterministic: consumers are served
 //! round-robin in the order they were added, each up to its prefetch, so every node applying
 //! the same commands makes the same deliveries. Bodies live elsewhere; this type only moves ids.
+//!
+//! A message that dies here (rejected, expired, dropped or refused by a full queue, returned
+//! too often) is set aside in `dying`, still held, until the state dead-letters or drops it:
+//! the queue never decides where a message goes after it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use super::args::QueueLimits;
+use super::dead_letter::DeathReason;
+use super::ready::{Ready, ReadyList};
 
 /// Identifies a consumer: the connection and channel that hold it, and its tag.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -25,17 +33,9 @@ pub struct Consumer {
     pub prefetch: u32,
     /// With no_ack a delivery is settled as it is made.
     pub no_ack: bool,
+    /// basic.consume(exclusive): no other consumer while this one is registered.
+    pub exclusive: bool,
     pub n_unacked: u32,
-}
-
-/// A message waiting in the queue.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ready {
-    pub msg_id: u64,
-    /// How many times it was returned to the queue after a delivery (x-delivery-count).
-    pub delivery_count: u32,
-    /// When it expires if still ready (TTL); requeues keep the original expiry.
-    pub expires_at_ms: Option<u64>,
 }
 
 /// A message checked out to a consumer, waiting for its settle.
@@ -45,6 +45,7 @@ pub struct Unacked {
     pub delivery_count: u32,
     /// Kept for a requeue: a checked-out message does not expire, a returned one may.
     pub expires_at_ms: Option<u64>,
+    pub body_bytes: u64,
 }
 
 /// An assignment made by the queue: the holder of `consumer`'s channel delivers it.
@@ -60,7 +61,7 @@ pub struct Delivery {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Queue {
-    ready: VecDeque<Ready>,
+    ready: ReadyList,
     unacked: BTreeMap<u64, Unacked>,
     consumers: Vec<Consumer>,
     /// Index into `consumers` of the next one to serve (round-robin).
@@ -69,11 +70,21 @@ pub struct Queue {
     had_consumer: bool,
     /// The entry time of the latest command that touched the queue (never goes back).
     now_ms: u64,
-    /// Ids that expired at the head, waiting for the state to release them.
-    expired: Vec<u64>,
+    /// Messages that died here and are still held, waiting for the state to dead-letter
+    /// or drop them, in the order they died.
+    dying: Vec<(u64, DeathReason)>,
+    limits: QueueLimits,
 }
 
 impl Queue {
+    /// An empty queue that enforces `limits`.
+    pub fn new(limits: QueueLimits) -> Queue {
+        Queue {
+            limits,
+            ..Queue::default()
+        }
+    }
+
     pub fn n_ready(&self) -> usize {
         self.ready.len()
     }
@@ -105,7 +116,7 @@ impl Queue {
                 self.ready.push_front(ready);
                 break;
             }
-            self.expired.push(ready.msg_id);
+            self.dying.push((ready.msg_id, DeathReason::Expired));
         }
     }
 
@@ -114,9 +125,16 @@ impl Queue {
         self.ready.front().and_then(|r| r.expires_at_ms)
     }
 
-    /// Takes the ids expired so far; the caller releases or dead-letters them.
-    pub fn take_expired(&mut self) -> Vec<u64> {
-        std::mem::take(&mut self.expired)
+    /// Takes the messages that died so far; the caller dead-letters or releases them.
+    pub fn take_dying(&mut self) -> Vec<(u64, DeathReason)> {
+        std::mem::take(&mut self.dying)
+    }
+
+    /// True when a consume (`exclusive` or not) must be refused: the queue has an exclusive
+    /// consumer, or an exclusive one asks while others are registered.
+    pub fn in_exclusive_use(&self, exclusive: bool) -> bool {
+        let has_exclusive = self.consumers.iter().any(|c| c.exclusive);
+        has_exclusive || (exclusive && !self.consumers.is_empty())
     }
 
     fn is_expired(&self, ready: &Ready) -> bool {
@@ -129,24 +147,23 @@ impl Queue {
         self.ready.pop_front()
     }
 
-    /// Appends a newly published message and hands out what credit allows.
-    pub fn enqueue(&mut self, msg_id: u64, expires_at_ms: Option<u64>) -> Vec<Delivery> {
-        self.ready.push_back(Ready {
-            msg_id,
-            delivery_count: 0,
-            expires_at_ms,
-        });
-        self.assign()
-    }
-
-    /// Registers a consumer (its tag must be unique on its channel: the caller checks).
-    pub fn add_consumer(&mut self, key: ConsumerKey, prefetch: u32, no_ack: bool) -> Vec<Delivery> {
+    /// Registers a consumer (its tag must be unique on its channel, and exclusive use is
+    /// checked with `in_exclusive_use`: the caller does both).
+    pub fn add_consumer(
+        &mut self,
+        key: ConsumerKey,
+        prefetch: u32,
+        no_ack: bool,
+        exclusive: bool,
+    ) -> Vec<Delivery> {
         debug_assert!(self.consumers.iter().all(|c| c.key != key));
+        debug_assert!(!self.in_exclusive_use(exclusive));
         self.had_consumer = true;
         self.consumers.push(Consumer {
             key,
             prefetch,
             no_ack,
+            exclusive,
             n_unacked: 0,
         });
         self.assign()
@@ -173,41 +190,68 @@ impl Queue {
                 consumer: holder.clone(),
                 delivery_count: ready.delivery_count,
                 expires_at_ms: ready.expires_at_ms,
+                body_bytes: ready.body_bytes,
             };
             self.unacked.insert(ready.msg_id, unacked);
         }
         Some(delivery(ready, holder, no_ack))
     }
 
-    /// Settles a checked-out message (consumer ack, or nack/reject without requeue).
-    /// Returns false when the message is not checked out to `holder`'s channel.
+    /// Settles a checked-out message (consumer ack). Returns false when the message is not
+    /// checked out to `holder`'s channel.
     pub fn settle(&mut self, msg_id: u64, conn: u64, channel: u16) -> (bool, Vec<Delivery>) {
+        self.check_in(msg_id, conn, channel, None)
+    }
+
+    /// nack/reject without requeue: the checked-out message dies here (reason rejected).
+    pub fn reject(&mut self, msg_id: u64, conn: u64, channel: u16) -> (bool, Vec<Delivery>) {
+        self.check_in(msg_id, conn, channel, Some(DeathReason::Rejected))
+    }
+
+    fn check_in(
+        &mut self,
+        msg_id: u64,
+        conn: u64,
+        channel: u16,
+        death: Option<DeathReason>,
+    ) -> (bool, Vec<Delivery>) {
         let Some(unacked) = self.take_unacked(msg_id, conn, channel) else {
             return (false, Vec::new());
         };
         self.credit(&unacked.consumer);
+        self.dying.extend(death.map(|reason| (msg_id, reason)));
         (true, self.assign())
     }
 
-    /// Returns a checked-out message to the head of the queue with one more delivery count.
+    /// Returns checked-out messages to the head of the queue with one more delivery count.
     pub fn requeue(&mut self, msg_ids: &[u64], conn: u64, channel: u16) -> Vec<Delivery> {
         // Walk backwards so the returned messages keep their relative order at the head.
         for &msg_id in msg_ids.iter().rev() {
             self.requeue_one(msg_id, conn, channel);
         }
+        self.drop_head_while_over_limit();
         self.assign()
     }
 
+    /// One return; past `x-delivery-limit` (RabbitMQ: a count above the limit) the message
+    /// dies instead.
     fn requeue_one(&mut self, msg_id: u64, conn: u64, channel: u16) {
-        if let Some(unacked) = self.take_unacked(msg_id, conn, channel) {
-            self.credit(&unacked.consumer);
-            let delivery_count = unacked.delivery_count + 1;
-            self.ready.push_front(Ready {
-                msg_id,
-                delivery_count,
-                expires_at_ms: unacked.expires_at_ms,
-            });
+        let Some(unacked) = self.take_unacked(msg_id, conn, channel) else {
+            return;
+        };
+        self.credit(&unacked.consumer);
+        let delivery_count = unacked.delivery_count.saturating_add(1);
+        let limit = self.limits.delivery_limit;
+        if limit.is_some_and(|limit| u64::from(delivery_count) > limit) {
+            self.dying.push((msg_id, DeathReason::DeliveryLimit));
+            return;
         }
+        self.ready.push_front(Ready {
+            msg_id,
+            delivery_count,
+            expires_at_ms: unacked.expires_at_ms,
+            body_bytes: unacked.body_bytes,
+        });
     }
 
     /// basic.recover(requeue=true): every message checked out to the channel goes back to
@@ -254,6 +298,7 @@ impl Queue {
         for &(id, conn, channel) in held.iter().rev() {
             self.requeue_one(id, conn, channel);
         }
+        self.drop_head_while_over_limit();
         self.assign()
     }
 
@@ -265,16 +310,16 @@ impl Queue {
 
     /// Drops every ready message (queue.purge); returns the ids that went.
     pub fn purge(&mut self) -> Vec<u64> {
-        self.ready.drain(..).map(|r| r.msg_id).collect()
+        self.ready.drain().into_iter().map(|r| r.msg_id).collect()
     }
 
     /// Ids of every message the queue holds, ready or checked out (for queue.delete).
     pub fn all_msg_ids(&self) -> Vec<u64> {
         let ready = self.ready.iter().map(|r| r.msg_id);
-        let expired = self.expired.iter().copied();
+        let dying = self.dying.iter().map(|(id, _)| *id);
         ready
             .chain(self.unacked.keys().copied())
-            .chain(expired)
+            .chain(dying)
             .collect()
     }
 
@@ -317,6 +362,7 @@ impl Queue {
                     consumer: consumer.key.clone(),
                     delivery_count: ready.delivery_count,
                     expires_at_ms: ready.expires_at_ms,
+                    body_bytes: ready.body_bytes,
                 };
                 self.unacked.insert(ready.msg_id, unacked);
             }
@@ -340,6 +386,13 @@ fn delivery(ready: Ready, consumer: ConsumerKey, settled: bool) -> Delivery {
     }
 }
 
+#[path = "queue_limits.rs"]
+mod limits;
+pub use limits::Offer;
+
+#[cfg(test)]
+#[path = "queue_prop_tests.rs"]
+mod prop_tests;
 #[cfg(test)]
 #[path = "queue_tests.rs"]
 mod tests;

@@ -1,10 +1,15 @@
-//! Unit and property tests of the queue's bookkeeping.
-
-use std::collections::BTreeSet;
-
-use proptest::prelude::*;
+//! Unit tests of the queue's bookkeeping (the property test is in queue_prop_tests.rs).
 
 use super::*;
+use crate::broker::args::Overflow;
+
+/// Offers a one-byte message to a queue that must take it.
+fn enqueue(q: &mut Queue, msg_id: u64, expires_at_ms: Option<u64>) -> Vec<Delivery> {
+    match q.offer(msg_id, expires_at_ms, 1) {
+        Offer::Taken(deliveries) => deliveries,
+        refused => panic!("message {msg_id} refused: {refused:?}"),
+    }
+}
 
 fn key(conn: u64, channel: u16, tag: &str) -> ConsumerKey {
     ConsumerKey {
@@ -17,9 +22,9 @@ fn key(conn: u64, channel: u16, tag: &str) -> ConsumerKey {
 #[test]
 fn prefetch_limits_deliveries_and_a_settle_frees_credit() {
     let mut q = Queue::default();
-    assert!(q.add_consumer(key(1, 1, "a"), 2, false).is_empty());
+    assert!(q.add_consumer(key(1, 1, "a"), 2, false, false).is_empty());
     let first: Vec<u64> = (1..=3)
-        .flat_map(|id| q.enqueue(id, None))
+        .flat_map(|id| enqueue(&mut q, id, None))
         .map(|d| d.msg_id)
         .collect();
     assert_eq!(first, vec![1, 2]);
@@ -32,10 +37,10 @@ fn prefetch_limits_deliveries_and_a_settle_frees_credit() {
 #[test]
 fn consumers_are_served_round_robin() {
     let mut q = Queue::default();
-    q.add_consumer(key(1, 1, "a"), 0, false);
-    q.add_consumer(key(2, 1, "b"), 0, false);
+    q.add_consumer(key(1, 1, "a"), 0, false, false);
+    q.add_consumer(key(2, 1, "b"), 0, false, false);
     let tags: Vec<String> = (1..=4)
-        .flat_map(|id| q.enqueue(id, None))
+        .flat_map(|id| enqueue(&mut q, id, None))
         .map(|d| d.consumer.tag)
         .collect();
     assert_eq!(tags, vec!["a", "b", "a", "b"]);
@@ -45,12 +50,12 @@ fn consumers_are_served_round_robin() {
 fn closing_a_channel_requeues_its_messages_as_redelivered_in_order() {
     let mut q = Queue::default();
     for id in 1..=3 {
-        q.enqueue(id, None);
+        enqueue(&mut q, id, None);
     }
-    q.add_consumer(key(1, 1, "a"), 0, false);
+    q.add_consumer(key(1, 1, "a"), 0, false, false);
     assert!(q.channel_closed(1, 1).is_empty());
     assert_eq!(q.n_consumers(), 0);
-    let redelivered = q.add_consumer(key(2, 1, "b"), 0, false);
+    let redelivered = q.add_consumer(key(2, 1, "b"), 0, false, false);
     let seen: Vec<(u64, bool, u32)> = redelivered
         .iter()
         .map(|d| (d.msg_id, d.redelivered, d.delivery_count))
@@ -61,8 +66,8 @@ fn closing_a_channel_requeues_its_messages_as_redelivered_in_order() {
 #[test]
 fn settle_from_another_channel_is_refused() {
     let mut q = Queue::default();
-    q.add_consumer(key(1, 1, "a"), 0, false);
-    q.enqueue(7, None);
+    q.add_consumer(key(1, 1, "a"), 0, false, false);
+    enqueue(&mut q, 7, None);
     assert!(!q.settle(7, 1, 2).0);
     assert!(!q.settle(8, 1, 1).0);
     assert!(q.settle(7, 1, 1).0);
@@ -75,8 +80,8 @@ fn settle_from_another_channel_is_refused() {
 #[test]
 fn no_ack_consumers_settle_on_delivery() {
     let mut q = Queue::default();
-    q.add_consumer(key(1, 1, "a"), 1, true);
-    assert_eq!((1..=5).flat_map(|id| q.enqueue(id, None)).count(), 5);
+    q.add_consumer(key(1, 1, "a"), 1, true, false);
+    assert_eq!((1..=5).flat_map(|id| enqueue(&mut q, id, None)).count(), 5);
     assert_eq!((q.n_ready(), q.n_unacked()), (0, 0));
 }
 
@@ -84,7 +89,7 @@ fn no_ack_consumers_settle_on_delivery() {
 fn get_takes_the_head_and_purge_drops_only_ready() {
     let mut q = Queue::default();
     for id in 1..=3 {
-        q.enqueue(id, None);
+        enqueue(&mut q, id, None);
     }
     let got = q.get(key(1, 1, ""), false).map(|d| d.msg_id);
     assert_eq!(got, Some(1));
@@ -93,205 +98,139 @@ fn get_takes_the_head_and_purge_drops_only_ready() {
     assert!(q.get(key(1, 1, ""), true).is_none());
 }
 
-/// One step of a random workload against a queue.
-#[derive(Clone, Debug)]
-enum Op {
-    Enqueue,
-    AddConsumer {
-        conn: u64,
-        prefetch: u32,
-        no_ack: bool,
-    },
-    Cancel {
-        index: usize,
-    },
-    Settle {
-        index: usize,
-    },
-    Requeue {
-        index: usize,
-    },
-    Get {
-        no_ack: bool,
-    },
-    CloseChannel {
-        conn: u64,
-    },
-    CloseConnection {
-        conn: u64,
-    },
-    Recover {
-        conn: u64,
-    },
-    EnqueueWithTtl {
-        ttl_ms: u64,
-    },
-    Touch {
-        advance_ms: u64,
-    },
-    Purge,
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        4 => Just(Op::Enqueue),
-        1 => (0..3u64, 0..4u32, any::<bool>())
-            .prop_map(|(conn, prefetch, no_ack)| Op::AddConsumer { conn, prefetch, no_ack }),
-        1 => (0..8usize).prop_map(|index| Op::Cancel { index }),
-        3 => (0..64usize).prop_map(|index| Op::Settle { index }),
-        1 => (0..64usize).prop_map(|index| Op::Requeue { index }),
-        1 => any::<bool>().prop_map(|no_ack| Op::Get { no_ack }),
-        1 => (0..3u64).prop_map(|conn| Op::CloseChannel { conn }),
-        1 => (0..3u64).prop_map(|conn| Op::CloseConnection { conn }),
-        1 => (0..3u64).prop_map(|conn| Op::Recover { conn }),
-        1 => (0..20u64).prop_map(|ttl_ms| Op::EnqueueWithTtl { ttl_ms }),
-        1 => (0..10u64).prop_map(|advance_ms| Op::Touch { advance_ms }),
-        1 => Just(Op::Purge),
-    ]
-}
-
-/// Applies `op`; ids of messages published so far are `1..=*published`.
-fn step(q: &mut Queue, op: &Op, published: &mut u64, n_consumers_made: &mut u64) {
-    match op {
-        Op::Enqueue => {
-            *published += 1;
-            q.enqueue(*published, None);
-        }
-        Op::AddConsumer {
-            conn,
-            prefetch,
-            no_ack,
-        } => {
-            *n_consumers_made += 1;
-            q.add_consumer(
-                key(*conn, 1, &format!("c{n_consumers_made}")),
-                *prefetch,
-                *no_ack,
-            );
-        }
-        Op::Cancel { index } => {
-            if let Some(c) = q.consumers.get(*index).map(|c| c.key.clone()) {
-                assert!(q.cancel_consumer(&c));
-            }
-        }
-        Op::Settle { index } | Op::Requeue { index } => {
-            let Some((&id, u)) = q.unacked.iter().nth(*index) else {
-                return;
-            };
-            let (conn, channel) = (u.consumer.conn, u.consumer.channel);
-            if matches!(op, Op::Settle { .. }) {
-                assert!(q.settle(id, conn, channel).0);
-            } else {
-                q.requeue(&[id], conn, channel);
-            }
-        }
-        Op::Get { no_ack } => {
-            q.get(key(9, 1, ""), *no_ack);
-        }
-        Op::CloseChannel { conn } => {
-            q.channel_closed(*conn, 1);
-        }
-        Op::CloseConnection { conn } => {
-            q.connection_closed(*conn);
-        }
-        Op::EnqueueWithTtl { ttl_ms } => {
-            *published += 1;
-            q.enqueue(*published, Some(q.now_ms + ttl_ms));
-        }
-        Op::Touch { advance_ms } => {
-            q.touch(q.now_ms + advance_ms);
-            q.take_expired();
-            assert!(
-                !q.ready.front().is_some_and(|r| q.is_expired(r)),
-                "touch left an expired head"
-            );
-        }
-        Op::Recover { conn } => {
-            q.recover(*conn, 1);
-        }
-        Op::Purge => {
-            q.purge();
-        }
-    }
-}
-
-fn check_invariants(q: &Queue) {
-    let ready: BTreeSet<u64> = q.ready.iter().map(|r| r.msg_id).collect();
-    assert_eq!(ready.len(), q.ready.len(), "a message is ready twice");
-    assert!(
-        ready.iter().all(|id| !q.unacked.contains_key(id)),
-        "ready and unacked at once"
-    );
-    for c in &q.consumers {
-        let held = q.unacked.values().filter(|u| u.consumer == c.key).count() as u32;
-        assert_eq!(held, c.n_unacked, "credit out of step for {:?}", c.key);
-        assert!(
-            c.no_ack || c.prefetch == 0 || c.n_unacked <= c.prefetch,
-            "prefetch exceeded"
-        );
-    }
-    if q.consumers.iter().any(has_credit) {
-        assert!(
-            q.ready.is_empty(),
-            "a consumer has credit while messages wait"
-        );
-    }
-}
-
-proptest! {
-    /// Invariants hold after every step, and a snapshot (postcard round-trip) taken midway then
-    /// replayed equals straight replay: what a restarted node rebuilds is what it had.
-    #[test]
-    fn random_workloads_keep_invariants_and_snapshot_replay_equals_replay(
-        ops in proptest::collection::vec(op(), 0..200),
-        cut in 0usize..200,
-    ) {
-        let cut = cut.min(ops.len());
-        let (mut q, mut published, mut made) = (Queue::default(), 0, 0);
-        let mut snapshot = None;
-        for (i, op) in ops.iter().enumerate() {
-            if i == cut {
-                let bytes = postcard::to_stdvec(&q).expect("encode snapshot");
-                snapshot = Some((bytes, published, made));
-            }
-            step(&mut q, op, &mut published, &mut made);
-            check_invariants(&q);
-        }
-        if let Some((bytes, mut published2, mut made2)) = snapshot {
-            let mut q2: Queue = postcard::from_bytes(&bytes).expect("decode snapshot");
-            for op in &ops[cut..] {
-                step(&mut q2, op, &mut published2, &mut made2);
-            }
-            prop_assert_eq!(q2, q);
-        }
-    }
-}
-
 #[test]
 fn expired_heads_are_set_aside_on_touch_get_and_requeue() {
     let mut q = Queue::default();
-    q.enqueue(1, Some(10));
-    q.enqueue(2, Some(5));
-    q.enqueue(3, None);
+    enqueue(&mut q, 1, Some(10));
+    enqueue(&mut q, 2, Some(5));
+    enqueue(&mut q, 3, None);
     q.touch(6);
     assert!(
-        q.take_expired().is_empty(),
+        q.take_dying().is_empty(),
         "a live head shields what is behind it"
     );
     q.touch(10);
-    assert_eq!(q.take_expired(), vec![1, 2]);
+    let expired = vec![(1, DeathReason::Expired), (2, DeathReason::Expired)];
+    assert_eq!(q.take_dying(), expired);
     assert_eq!(q.get(key(1, 1, ""), false).map(|d| d.msg_id), Some(3));
-    q.enqueue(4, Some(12));
-    q.add_consumer(key(1, 1, "a"), 0, false);
+    enqueue(&mut q, 4, Some(12));
+    q.add_consumer(key(1, 1, "a"), 0, false, false);
     q.touch(20);
-    assert!(
-        q.take_expired().is_empty(),
-        "unacked messages do not expire"
-    );
+    assert!(q.take_dying().is_empty(), "unacked messages do not expire");
     q.requeue(&[4], 1, 1);
     assert_eq!(
-        q.take_expired(),
-        vec![4],
+        q.take_dying(),
+        vec![(4, DeathReason::Expired)],
         "a requeued message keeps its expiry"
     );
+}
+
+fn limited(max_length: Option<u64>, max_length_bytes: Option<u64>, overflow: Overflow) -> Queue {
+    Queue::new(QueueLimits {
+        max_length,
+        max_length_bytes,
+        overflow,
+        delivery_limit: None,
+    })
+}
+
+fn ready_ids(q: &Queue) -> Vec<u64> {
+    q.ready.iter().map(|r| r.msg_id).collect()
+}
+
+#[test]
+fn drop_head_makes_room_by_length_and_by_bytes() {
+    let mut q = limited(Some(2), None, Overflow::DropHead);
+    for id in 1..=3 {
+        assert!(matches!(q.offer(id, None, 10), Offer::Taken(_)));
+    }
+    assert_eq!(ready_ids(&q), vec![2, 3]);
+    assert_eq!(q.take_dying(), vec![(1, DeathReason::Maxlen)]);
+
+    let mut q = limited(None, Some(10), Overflow::DropHead);
+    q.offer(1, None, 4);
+    q.offer(2, None, 4);
+    q.offer(3, None, 5);
+    assert_eq!(ready_ids(&q), vec![2, 3], "9 bytes fit, 13 do not");
+    assert_eq!(q.ready.n_bytes(), 9);
+    q.offer(4, None, 11);
+    assert!(q.ready.is_empty(), "a body over the limit drops itself too");
+    let dropped: Vec<u64> = q.take_dying().iter().map(|(id, _)| *id).collect();
+    assert_eq!(dropped, vec![1, 2, 3, 4]);
+}
+
+#[test]
+fn checked_out_messages_take_no_room() {
+    let mut q = limited(Some(1), None, Overflow::RejectPublish);
+    q.add_consumer(key(1, 1, "a"), 2, false, false);
+    for id in 1..=3 {
+        q.offer(id, None, 1);
+    }
+    assert_eq!((q.n_unacked(), q.n_ready()), (2, 1));
+    assert_eq!(q.offer(4, None, 1), Offer::Refused { dead_letter: false });
+    assert!(q.take_dying().is_empty());
+}
+
+#[test]
+fn reject_publish_refuses_and_reject_publish_dlx_sets_aside() {
+    let mut q = limited(Some(1), None, Overflow::RejectPublish);
+    assert!(matches!(q.offer(1, None, 1), Offer::Taken(_)));
+    assert_eq!(q.offer(2, None, 1), Offer::Refused { dead_letter: false });
+    assert_eq!(ready_ids(&q), vec![1]);
+    assert!(q.all_msg_ids() == vec![1], "a refused message is not held");
+
+    let mut q = limited(None, Some(3), Overflow::RejectPublishDlx);
+    assert!(matches!(q.offer(1, None, 3), Offer::Taken(_)));
+    assert_eq!(q.offer(2, None, 1), Offer::Refused { dead_letter: true });
+    assert_eq!(q.all_msg_ids(), vec![1, 2], "held until dead-lettered");
+    assert_eq!(q.take_dying(), vec![(2, DeathReason::Maxlen)]);
+}
+
+#[test]
+fn a_requeue_past_the_delivery_limit_dies_instead() {
+    let mut q = Queue::new(QueueLimits {
+        delivery_limit: Some(1),
+        ..QueueLimits::default()
+    });
+    enqueue(&mut q, 1, None);
+    q.add_consumer(key(1, 1, "a"), 1, false, false);
+    let again = q.requeue(&[1], 1, 1);
+    assert_eq!(again.len(), 1, "count 1 is within a limit of 1");
+    assert_eq!(again[0].delivery_count, 1);
+    assert!(q.channel_closed(1, 1).is_empty());
+    assert_eq!(q.take_dying(), vec![(1, DeathReason::DeliveryLimit)]);
+    assert_eq!((q.n_ready(), q.n_unacked()), (0, 0));
+}
+
+#[test]
+fn reject_sets_the_message_aside_and_frees_credit() {
+    let mut q = Queue::default();
+    q.add_consumer(key(1, 1, "a"), 1, false, false);
+    enqueue(&mut q, 1, None);
+    enqueue(&mut q, 2, None);
+    assert!(!q.reject(1, 1, 2).0, "only the holding channel rejects");
+    let (ok, next) = q.reject(1, 1, 1);
+    assert!(ok);
+    assert_eq!(next.iter().map(|d| d.msg_id).collect::<Vec<_>>(), vec![2]);
+    assert_eq!(q.take_dying(), vec![(1, DeathReason::Rejected)]);
+}
+
+#[test]
+fn an_exclusive_consumer_keeps_the_queue_to_itself() {
+    let mut q = Queue::default();
+    assert!(!q.in_exclusive_use(true));
+    q.add_consumer(key(1, 1, "a"), 0, false, false);
+    assert!(
+        q.in_exclusive_use(true),
+        "an exclusive consumer needs an idle queue"
+    );
+    assert!(!q.in_exclusive_use(false));
+    q.cancel_consumer(&key(1, 1, "a"));
+    q.add_consumer(key(1, 1, "b"), 0, false, true);
+    assert!(
+        q.in_exclusive_use(false),
+        "nobody joins an exclusive consumer"
+    );
+    q.channel_closed(1, 1);
+    assert!(!q.in_exclusive_use(true));
 }

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::args::{Arguments, QueueArgs};
 use super::command::{Command, Content, Outcome, Refusal, Reply};
-use super::exchange::{Destination, Exchange, ExchangeKind};
+use super::dead_letter::{Death, DeathReason};
+use super::exchange::{Destination, Exchange, ExchangeKind, HeaderValue};
 use super::queue::{ConsumerKey, Delivery, Queue};
 use super::state_declare::QueueDeclare;
 use super::state_messages::Published;
@@ -36,8 +37,17 @@ pub struct StoredMessage {
     /// Where it was published: basic.deliver and basic.get-ok carry both.
     pub exchange: String,
     pub routing_key: String,
-    /// How many queues hold it (ready or unacked); at 0 it is dropped.
+    /// How many queues hold it (ready, unacked or dying); at 0 it is dropped.
     pub n_holders: u32,
+    /// The publish's headers, for routing a dead-lettered copy through a headers exchange;
+    /// kept only when a queue it reached has a dead-letter exchange (else empty).
+    pub headers: Vec<(String, HeaderValue)>,
+    /// Its deaths so far, newest first (the front end's `x-death`); empty unless this is a
+    /// dead-lettered copy.
+    pub deaths: Vec<Death>,
+    /// (queue, reason, exchange) of its first death: `x-first-death-queue`, `-reason` and
+    /// `-exchange`.
+    pub first_death: Option<(String, DeathReason, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -96,7 +106,7 @@ impl BrokerState {
         self.now_ms = self.now_ms.max(now_ms);
         let mut fx = Effects::default();
         let reply = self.dispatch(command, &mut fx);
-        self.release_expired();
+        self.dead_letter_dying(&mut fx);
         let settled: Vec<u64> = fx
             .deliveries
             .iter()
@@ -219,12 +229,8 @@ impl BrokerState {
                 consumer,
                 prefetch,
                 no_ack,
-            } => {
-                let entry = self.queue_mut(&queue, consumer.conn)?;
-                let deliveries = entry.queue.add_consumer(consumer, prefetch, no_ack);
-                fx.deliver(&queue, deliveries);
-                Ok(Reply::Done)
-            }
+                exclusive,
+            } => self.consume(&queue, consumer, prefetch, no_ack, exclusive, fx),
             Command::Cancel { queue, consumer } => {
                 let entry = self.queue_mut(&queue, consumer.conn)?;
                 entry.queue.cancel_consumer(&consumer);
@@ -272,6 +278,12 @@ impl BrokerState {
                 }
                 Ok(Reply::Done)
             }
+            Command::Reject {
+                queue,
+                msg_ids,
+                conn,
+                channel,
+            } => self.reject(&queue, &msg_ids, conn, channel, fx),
         }
     }
 
@@ -317,16 +329,6 @@ impl BrokerState {
             return Err(Refusal::resource_locked(name));
         }
         Ok(entry)
-    }
-
-    /// Releases what queues expired during this command.
-    fn release_expired(&mut self) {
-        let expired: Vec<u64> = self
-            .queues
-            .values_mut()
-            .flat_map(|e| e.queue.take_expired())
-            .collect();
-        self.release(&expired);
     }
 
     /// One queue let go of each message; a message no queue holds is dropped.

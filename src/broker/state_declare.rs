@@ -138,7 +138,7 @@ impl BrokerState {
         }
         let args = QueueArgs::parse(&name, &req.arguments)?;
         let entry = QueueEntry {
-            queue: Queue::default(),
+            queue: Queue::new(args.limits()),
             durable: req.durable,
             auto_delete: req.auto_delete,
             exclusive_conn: req.exclusive.then_some(req.conn),

@@ -47,6 +47,7 @@ fn exclusive_queue_is_locked_to_its_connection() {
             consumer: consumer("c"),
             prefetch: 0,
             no_ack: false,
+            exclusive: false,
         },
     );
     assert_eq!(consume.reply.unwrap_err().reply_code, 405);
@@ -240,7 +241,8 @@ fn unbind_removes_only_the_matching_binding_and_is_idempotent() {
         publish(&mut s, "amq.direct", "a").reply,
         Ok(Reply::Published {
             msg_id: 1,
-            n_queues: 0
+            n_queues: 0,
+            rejected_by: 0
         })
     );
     let missing = s.apply(

@@ -14,6 +14,7 @@ fn consume(s: &mut BrokerState, queue: &str, key: ConsumerKey) -> usize {
             consumer: key,
             prefetch: 0,
             no_ack: false,
+            exclusive: false,
         },
     );
     assert_eq!(out.reply, Ok(Reply::Done));

@@ -1,11 +1,12 @@
-//! Messages through the state: publish (routing, TTL), settle and basic.get.
+//! Messages through the state: publish (routing, TTL, overflow), consume, settle, reject
+//! and basic.get.
 //!
 //! A message routed to several queues is stored once with a count of its holders; each
 //! queue only moves ids. Expiry is fixed at enqueue from the entry's time.
 
-use super::command::{Content, Refusal, Reply};
+use super::command::{Content, Refusal, Reply, VHOST};
 use super::exchange::{route, HeaderValue};
-use super::queue::ConsumerKey;
+use super::queue::{ConsumerKey, Offer};
 use super::state::{BrokerState, Effects, StoredMessage};
 
 /// A publish's message and its metadata, on its way to the queues.
@@ -24,51 +25,104 @@ impl BrokerState {
         fx: &mut Effects,
     ) -> Result<Reply, Refusal> {
         let (exchange, routing_key) = (&message.exchange, &message.routing_key);
-        let queues: Vec<String> = if exchange.is_empty() {
-            self.queues
-                .contains_key(routing_key)
-                .then(|| routing_key.to_string())
-                .into_iter()
-                .collect()
-        } else {
-            let Some(x) = self.exchanges.get(exchange) else {
-                return Err(Refusal::no_exchange(exchange));
-            };
-            if x.internal {
-                return Err(Refusal::access_refused(format!(
-                    "cannot publish to internal exchange '{exchange}' in vhost '/'"
-                )));
-            }
-            route(&self.exchanges, exchange, routing_key, headers)
-                .into_iter()
-                .collect()
+        if self.exchanges.get(exchange).is_some_and(|x| x.internal) {
+            return Err(Refusal::access_refused(format!(
+                "cannot publish to internal exchange '{exchange}' in vhost '{VHOST}'"
+            )));
+        }
+        let Some(queues) = self.route_to_queues(exchange, routing_key, headers) else {
+            return Err(Refusal::no_exchange(exchange));
         };
+        // Headers are kept only where a dead-letter copy may need them (headers exchanges).
+        let dead_letters = |q: &String| {
+            let entry = self.queues.get(q);
+            entry.is_some_and(|e| e.args.dead_letter_exchange.is_some())
+        };
+        let headers = match queues.iter().any(dead_letters) {
+            true => headers.to_vec(),
+            false => Vec::new(),
+        };
+        let stored = StoredMessage {
+            content: message.content,
+            exchange: message.exchange,
+            routing_key: message.routing_key,
+            n_holders: 0,
+            headers,
+            deaths: Vec::new(),
+            first_death: None,
+        };
+        let n_queues = queues.len() as u32;
+        let (msg_id, rejected_by) =
+            self.enqueue_message(stored, &queues, message.expiration_ms, fx);
+        Ok(Reply::Published {
+            msg_id,
+            n_queues,
+            rejected_by,
+        })
+    }
+
+    /// The queues a message published to `exchange` reaches, each once; None when the
+    /// exchange does not exist. The default exchange ("") reaches the queue named by the
+    /// routing key, when there is one.
+    pub(super) fn route_to_queues(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        headers: &[(String, HeaderValue)],
+    ) -> Option<Vec<String>> {
+        if exchange.is_empty() {
+            let queue = self.queues.contains_key(routing_key);
+            return Some(queue.then(|| routing_key.to_string()).into_iter().collect());
+        }
+        if !self.exchanges.contains_key(exchange) {
+            return None;
+        }
+        let queues = route(&self.exchanges, exchange, routing_key, headers);
+        Some(queues.into_iter().collect())
+    }
+
+    /// Stores `message` under a new id and offers it to `queues`; returns the id and how many
+    /// queues refused it (x-overflow reject-publish*). A message no queue holds is not
+    /// stored, but its id is used up all the same.
+    pub(super) fn enqueue_message(
+        &mut self,
+        mut message: StoredMessage,
+        queues: &[String],
+        expiration_ms: Option<u64>,
+        fx: &mut Effects,
+    ) -> (u64, u32) {
+        debug_assert_eq!(message.n_holders, 0);
         let msg_id = self.next_msg_id;
         self.next_msg_id += 1;
-        let n_queues = queues.len() as u32;
-        if n_queues > 0 {
-            let stored = StoredMessage {
-                content: message.content,
-                exchange: message.exchange,
-                routing_key: message.routing_key,
-                n_holders: n_queues,
-            };
-            self.messages.insert(msg_id, stored);
-        }
+        let body_bytes = message.content.body.len() as u64;
+        let (mut n_holders, mut rejected_by) = (0u32, 0u32);
         for name in queues {
-            if let Some(entry) = self.queues.get_mut(&name) {
-                entry.queue.touch(self.now_ms);
-                // The message lives for the shorter of the queue's and its own TTL.
-                let ttl_ms = match (entry.args.message_ttl_ms, message.expiration_ms) {
-                    (Some(q), Some(m)) => Some(q.min(m)),
-                    (q, m) => q.or(m),
-                };
-                let expires_at_ms = ttl_ms.map(|ttl| self.now_ms.saturating_add(ttl));
-                let deliveries = entry.queue.enqueue(msg_id, expires_at_ms);
-                fx.deliver(&name, deliveries);
+            let Some(entry) = self.queues.get_mut(name) else {
+                continue;
+            };
+            entry.queue.touch(self.now_ms);
+            // The message lives for the shorter of the queue's and its own TTL.
+            let ttl_ms = match (entry.args.message_ttl_ms, expiration_ms) {
+                (Some(q), Some(m)) => Some(q.min(m)),
+                (q, m) => q.or(m),
+            };
+            let expires_at_ms = ttl_ms.map(|ttl| self.now_ms.saturating_add(ttl));
+            match entry.queue.offer(msg_id, expires_at_ms, body_bytes) {
+                Offer::Taken(deliveries) => {
+                    n_holders += 1;
+                    fx.deliver(name, deliveries);
+                }
+                Offer::Refused { dead_letter } => {
+                    rejected_by += 1;
+                    n_holders += u32::from(dead_letter);
+                }
             }
         }
-        Ok(Reply::Published { msg_id, n_queues })
+        if n_holders > 0 {
+            message.n_holders = n_holders;
+            self.messages.insert(msg_id, message);
+        }
+        (msg_id, rejected_by)
     }
 
     pub(super) fn settle(
@@ -89,6 +143,47 @@ impl BrokerState {
             fx.deliver(queue, more);
         }
         self.release(&settled);
+        Ok(Reply::Done)
+    }
+
+    /// nack/reject with requeue=false: each message checked out to the channel dies in the
+    /// queue (dead-lettered after the command, or dropped).
+    pub(super) fn reject(
+        &mut self,
+        queue: &str,
+        msg_ids: &[u64],
+        conn: u64,
+        channel: u16,
+        fx: &mut Effects,
+    ) -> Result<Reply, Refusal> {
+        let entry = self.queue_mut(queue, conn)?;
+        for &id in msg_ids {
+            let (_, more) = entry.queue.reject(id, conn, channel);
+            fx.deliver(queue, more);
+        }
+        Ok(Reply::Done)
+    }
+
+    /// basic.consume; 403 when the queue is in exclusive use (RabbitMQ's text).
+    pub(super) fn consume(
+        &mut self,
+        queue: &str,
+        consumer: ConsumerKey,
+        prefetch: u32,
+        no_ack: bool,
+        exclusive: bool,
+        fx: &mut Effects,
+    ) -> Result<Reply, Refusal> {
+        let entry = self.queue_mut(queue, consumer.conn)?;
+        if entry.queue.in_exclusive_use(exclusive) {
+            return Err(Refusal::access_refused(format!(
+                "queue '{queue}' in vhost '{VHOST}' in exclusive use"
+            )));
+        }
+        let deliveries = entry
+            .queue
+            .add_consumer(consumer, prefetch, no_ack, exclusive);
+        fx.deliver(queue, deliveries);
         Ok(Reply::Done)
     }
 
@@ -120,6 +215,12 @@ impl BrokerState {
             content: message.content,
             exchange: message.exchange,
             routing_key: message.routing_key,
+            deaths: message.deaths,
+            first_death: message.first_death,
         })
     }
 }
+
+#[cfg(test)]
+#[path = "state_messages_tests.rs"]
+mod tests;

@@ -13,14 +13,16 @@ fn default_exchange_routes_by_queue_name_and_counts_show_in_declare_ok() {
         publish(&mut s, "", "q").reply,
         Ok(Reply::Published {
             msg_id: 1,
-            n_queues: 1
+            n_queues: 1,
+            rejected_by: 0
         })
     );
     assert_eq!(
         publish(&mut s, "", "nowhere").reply,
         Ok(Reply::Published {
             msg_id: 2,
-            n_queues: 0
+            n_queues: 0,
+            rejected_by: 0
         })
     );
     let out = s.apply(
@@ -86,6 +88,7 @@ fn a_message_in_two_queues_lives_until_both_settle() {
                 consumer: consumer(q),
                 prefetch: 0,
                 no_ack: false,
+                exclusive: false,
             },
         );
         assert_eq!(out.deliveries.len(), 1);
@@ -123,6 +126,7 @@ fn no_ack_delivery_hands_over_the_content_and_frees_it() {
             consumer: consumer("c"),
             prefetch: 0,
             no_ack: true,
+            exclusive: false,
         },
     );
     let out = publish(&mut s, "", "q");
@@ -227,6 +231,8 @@ fn get_takes_the_head_with_its_content_and_counts_what_stays() {
         content: content("hi"),
         exchange: String::new(),
         routing_key: "q".into(),
+        deaths: Vec::new(),
+        first_death: None,
     };
     assert_eq!(got.reply, Ok(expected));
     assert!(s.content(1).is_some(), "an unsettled get keeps the message");

@@ -138,3 +138,83 @@ pub fn consumer(tag: &str) -> ConsumerKey {
         tag: tag.into(),
     }
 }
+
+/// A declare argument.
+pub fn arg(name: &str, value: HeaderValue) -> (String, HeaderValue) {
+    (name.to_string(), value)
+}
+
+pub fn str_value(value: &str) -> HeaderValue {
+    HeaderValue::Str(value.to_string())
+}
+
+/// Declares queue `name` with `arguments`, at time 0.
+pub fn declare_with(s: &mut BrokerState, name: &str, arguments: Vec<(String, HeaderValue)>) {
+    let decl = QueueDecl {
+        arguments,
+        ..QueueDecl::new(name)
+    };
+    let out = s.apply(0, decl.command());
+    assert!(out.reply.is_ok(), "declare {name}: {:?}", out.reply);
+}
+
+/// A publish at `now_ms` with `headers`.
+pub fn publish_at(
+    s: &mut BrokerState,
+    now_ms: u64,
+    exchange: &str,
+    key: &str,
+    headers: Vec<(String, HeaderValue)>,
+) -> Outcome {
+    s.apply(
+        now_ms,
+        Command::Publish {
+            exchange: exchange.into(),
+            routing_key: key.into(),
+            mandatory: false,
+            headers,
+            content: content("hi"),
+            expiration_ms: None,
+        },
+    )
+}
+
+/// basic.consume on connection 1, channel 1.
+pub fn consume(s: &mut BrokerState, queue: &str, tag: &str, no_ack: bool) -> Outcome {
+    s.apply(
+        0,
+        Command::Consume {
+            queue: queue.into(),
+            consumer: consumer(tag),
+            prefetch: 0,
+            no_ack,
+            exclusive: false,
+        },
+    )
+}
+
+/// basic.reject(requeue=false) of `msg_ids` from connection 1, channel 1, at `now_ms`.
+pub fn reject(s: &mut BrokerState, now_ms: u64, queue: &str, msg_ids: Vec<u64>) -> Outcome {
+    s.apply(
+        now_ms,
+        Command::Reject {
+            queue: queue.into(),
+            msg_ids,
+            conn: 1,
+            channel: 1,
+        },
+    )
+}
+
+/// basic.get with no_ack on connection 1, channel 1: the message's id, or None when empty.
+pub fn get_id(s: &mut BrokerState, now_ms: u64, queue: &str, no_ack: bool) -> Option<u64> {
+    let get = Command::Get {
+        queue: queue.into(),
+        holder: consumer(""),
+        no_ack,
+    };
+    match s.apply(now_ms, get).reply {
+        Ok(Reply::Got { msg_id, .. }) => Some(msg_id),
+        _ => None,
+    }
+}

@@ -47,7 +47,8 @@ async fn committed_commands_survive_a_restart_with_and_without_snapshot() {
         replies[2],
         Ok(Reply::Published {
             msg_id: 2,
-            n_queues: 1
+            n_queues: 1,
+            rejected_by: 0
         })
     );
     let before = node.state_machine.with_broker(|b| b.clone());

@@ -109,6 +109,7 @@ impl Conn {
             consumer,
             prefetch,
             no_ack: c.no_ack,
+            exclusive: c.exclusive,
         };
         if let Err(refusal) = self.propose_reply(command).await {
             self.state(ch)?.consumers.remove(&tag);
@@ -164,6 +165,9 @@ impl Conn {
                 content,
                 exchange,
                 routing_key,
+                // Not rendered yet: x-death and x-first-death-* headers.
+                deaths: _,
+                first_death: _,
             } => {
                 let got = super::deliver::Got {
                     queue,
@@ -227,8 +231,14 @@ impl Conn {
                     conn,
                     channel,
                 },
-                // No dead-lettering yet: a message rejected without requeue is dropped.
-                Settle::Ack | Settle::Drop => Command::Settle {
+                Settle::Ack => Command::Settle {
+                    queue,
+                    msg_ids,
+                    conn,
+                    channel,
+                },
+                // Dead-lettered by the queue's x-dead-letter-exchange, or dropped.
+                Settle::Drop => Command::Reject {
                     queue,
                     msg_ids,
                     conn,

@@ -1,0 +1,77 @@
+//! A queue's ready messages, oldest first, with the sum of their body sizes.
+//!
+//! Every change to the list goes through this type, so the byte count that
+//! `x-max-length-bytes` bounds is always the sum over the messages in the list; a queue never
+//! recounts. It only moves ids and sizes: bodies live in the state's message store.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+/// A message waiting in the queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ready {
+    pub msg_id: u64,
+    /// How many times it was returned to the queue after a delivery (x-delivery-count).
+    pub delivery_count: u32,
+    /// When it expires if still ready (TTL); requeues keep the original expiry.
+    pub expires_at_ms: Option<u64>,
+    /// The size of its body, counted against `x-max-length-bytes`.
+    pub body_bytes: u64,
+}
+
+/// The ready messages of one queue in delivery order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyList {
+    items: VecDeque<Ready>,
+    /// The sum of `body_bytes` over `items`.
+    n_bytes: u64,
+}
+
+impl ReadyList {
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The body bytes of every ready message together.
+    pub fn n_bytes(&self) -> u64 {
+        self.n_bytes
+    }
+
+    pub fn front(&self) -> Option<&Ready> {
+        self.items.front()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Ready> {
+        self.items.iter()
+    }
+
+    /// A newly published message: the youngest.
+    pub fn push_back(&mut self, ready: Ready) {
+        self.n_bytes = self.n_bytes.saturating_add(ready.body_bytes);
+        self.items.push_back(ready);
+    }
+
+    /// A returned message: delivered next.
+    pub fn push_front(&mut self, ready: Ready) {
+        self.n_bytes = self.n_bytes.saturating_add(ready.body_bytes);
+        self.items.push_front(ready);
+    }
+
+    pub fn pop_front(&mut self) -> Option<Ready> {
+        let ready = self.items.pop_front()?;
+        debug_assert!(self.n_bytes >= ready.body_bytes, "ready bytes out of step");
+        self.n_bytes = self.n_bytes.saturating_sub(ready.body_bytes);
+        Some(ready)
+    }
+
+    /// Empties the list (queue.purge), oldest first.
+    pub fn drain(&mut self) -> Vec<Ready> {
+        self.n_bytes = 0;
+        self.items.drain(..).collect()
+    }
+}
