@@ -5,6 +5,17 @@
 //!   (append entries, vote, full snapshot), a command batch forwarded to the leader, and the
 //!   node's status for `warren cluster-status`.
 //! * [`PeerHandler`]: what a node does with a request it received.
+//! * [`cookie`]: the shared secret, loaded from an owner-only file.
+//! * [`wire`]: framing of peer messages (version, length, crc32c, postcard).
+//! * [`handshake`]: challenge-response proof of the cookie when a connection opens.
+//! * [`transport`]: `PeerServer` (accept, handshake, serve) and `PeerClient` (one connection).
+//! * [`network`]: openraft's network over `PeerClient`s, and the server side of its RPCs.
+
+pub mod cookie;
+pub mod handshake;
+pub mod network;
+pub mod transport;
+pub mod wire;
 
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +50,10 @@ pub enum PeerResponse {
     Replies(Vec<Result<Reply, Refusal>>),
     /// The batch was not committed here: this node is not the leader (it names the leader it
     /// knows of, if any) or the outcome is unknown.
-    NotCommitted { leader: Option<NodeId>, reason: String },
+    NotCommitted {
+        leader: Option<NodeId>,
+        reason: String,
+    },
     Status(NodeStatus),
     /// The request could not be handled (e.g. openraft refused it); the text says why.
     Error(String),
