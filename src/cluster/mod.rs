@@ -17,6 +17,10 @@ pub mod network;
 pub mod transport;
 pub mod wire;
 
+pub use cookie::Cookie;
+pub use network::{call_peer, serve_raft_rpc, ClusterNetwork};
+pub use transport::{PeerClient, PeerServer};
+
 use serde::{Deserialize, Serialize};
 
 use crate::broker::command::{Refusal, Reply};
