@@ -28,3 +28,33 @@ pub const IN_FLIGHT_PER_CONNECTION_MAX: usize = 1024;
 const _: () = assert!(FRAME_SIZE_MIN <= FRAME_SIZE_MAX);
 // A batch must hold at least one full frame of body.
 const _: () = assert!(FRAME_SIZE_MAX as usize <= PROPOSE_BATCH_BYTES_MAX);
+
+/// Largest cluster peer message. A snapshot travels whole in one message, so this bounds the
+/// broker state a cluster can replicate by snapshot; beyond it a lagging node cannot catch up.
+pub const CLUSTER_FRAME_MAX: usize = 256 * 1024 * 1024;
+/// Largest handshake message. It is read before the peer has proven it knows the cookie, so it
+/// is kept small: a stranger must not make a node allocate a snapshot-sized buffer.
+pub const CLUSTER_HANDSHAKE_FRAME_MAX: usize = 1024;
+/// Time to open a TCP connection to a peer.
+pub const CLUSTER_CONNECT_TIMEOUT_MS: u64 = 1000;
+/// Time a handshake may take, on either side (a peer that connects and says nothing is
+/// dropped after this).
+pub const CLUSTER_HANDSHAKE_TIMEOUT_MS: u64 = 2000;
+/// Default time for one request and its response on a `PeerClient` (cluster-status,
+/// forwarding).
+pub const CLUSTER_CALL_TIMEOUT_MS: u64 = 5000;
+/// Floor under openraft's RPC deadline for append-entries and vote: openraft hands the
+/// replication stream its heartbeat interval (100 ms), too short for a large batch to a busy
+/// follower that must fsync it.
+pub const CLUSTER_RPC_TIMEOUT_MIN_MS: u64 = 1000;
+/// Floor under openraft's deadline for sending a whole snapshot (its default is 200 ms).
+pub const CLUSTER_SNAPSHOT_TIMEOUT_MIN_MS: u64 = 60_000;
+/// Peer connections a node serves at once; beyond that it stops accepting until one closes.
+pub const CLUSTER_CONNECTIONS_MAX: usize = 256;
+/// Shortest accepted cluster cookie, in bytes.
+pub const COOKIE_BYTES_MIN: usize = 16;
+
+const _: () = assert!(CLUSTER_HANDSHAKE_FRAME_MAX < CLUSTER_FRAME_MAX);
+// The wire format's length field is a u32.
+const _: () = assert!(CLUSTER_FRAME_MAX <= u32::MAX as usize);
+const _: () = assert!(CLUSTER_CONNECT_TIMEOUT_MS < CLUSTER_CALL_TIMEOUT_MS);

@@ -5,6 +5,21 @@
 //!   (append entries, vote, full snapshot), a command batch forwarded to the leader, and the
 //!   node's status for `warren cluster-status`.
 //! * [`PeerHandler`]: what a node does with a request it received.
+//! * [`cookie`]: the shared secret, loaded from an owner-only file.
+//! * [`wire`]: framing of peer messages (version, length, crc32c, postcard).
+//! * [`handshake`]: challenge-response proof of the cookie when a connection opens.
+//! * [`transport`]: `PeerServer` (accept, handshake, serve) and `PeerClient` (one connection).
+//! * [`network`]: openraft's network over `PeerClient`s, and the server side of its RPCs.
+
+pub mod cookie;
+pub mod handshake;
+pub mod network;
+pub mod transport;
+pub mod wire;
+
+pub use cookie::Cookie;
+pub use network::{call_peer, serve_raft_rpc, ClusterNetwork};
+pub use transport::{PeerClient, PeerServer};
 
 use serde::{Deserialize, Serialize};
 

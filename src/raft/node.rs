@@ -1,7 +1,9 @@
 //! A single Raft node: the segment log, the broker state machine and openraft, wired together.
 //!
 //! `RaftNode::open` starts openraft on a data directory; a fresh directory initialises a
-//! one-member cluster, an existing one resumes from its snapshot file and log. `submit` puts a
+//! one-member cluster, an existing one resumes from its snapshot file and log.
+//! `RaftNode::open_cluster` does the same for a member of a multi-node cluster, over the
+//! cluster network. `submit` puts a
 //! batch of commands in one log entry without waiting: entries enter the log in the order they
 //! were submitted, and each one's replies arrive once it is committed and applied, which is
 //! the moment a publisher confirm may go out.
@@ -18,6 +20,7 @@ use super::network::NoPeers;
 use super::state_machine::{Batch, BrokerStateMachine};
 use super::types::{NodeId, TypeConfig};
 use crate::broker::command::{Command, Refusal, Reply};
+use crate::cluster::network::ClusterNetwork;
 
 pub type Raft = openraft::Raft<TypeConfig, BrokerStateMachine>;
 
@@ -36,6 +39,65 @@ pub struct RaftNode {
 impl RaftNode {
     /// Opens (or creates) a node in `dir` and waits until it leads its one-member cluster.
     pub async fn open(dir: &Path, id: NodeId) -> anyhow::Result<RaftNode> {
+        let node = RaftNode::start(dir, id, NoPeers).await?;
+        if !node
+            .raft
+            .is_initialized()
+            .await
+            .context("read raft state")?
+        {
+            let members = BTreeMap::from([(id, openraft::BasicNode::default())]);
+            node.raft
+                .initialize(members)
+                .await
+                .context("initialise one-member cluster")?;
+        }
+        node.raft
+            .wait(Some(Duration::from_secs(LEADER_WAIT_S)))
+            .current_leader(id, "become leader")
+            .await
+            .context("wait for leadership")?;
+        Ok(node)
+    }
+
+    /// Opens (or creates) node `id` of the cluster `members` in `dir`, reaching its peers
+    /// through `network`. The member with the lowest id initialises the cluster when its
+    /// directory is new; the others start empty and wait to hear from a leader. Returns at
+    /// once: a leader may not be elected yet.
+    pub async fn open_cluster(
+        dir: &Path,
+        id: NodeId,
+        network: ClusterNetwork,
+        members: BTreeMap<NodeId, openraft::BasicNode>,
+    ) -> anyhow::Result<RaftNode> {
+        anyhow::ensure!(
+            members.contains_key(&id),
+            "node {id} is not one of the members {:?}",
+            members.keys().collect::<Vec<_>>()
+        );
+        let node = RaftNode::start(dir, id, network).await?;
+        let initialiser = members.keys().next() == Some(&id);
+        if initialiser
+            && !node
+                .raft
+                .is_initialized()
+                .await
+                .context("read raft state")?
+        {
+            node.raft
+                .initialize(members)
+                .await
+                .context("initialise the cluster")?;
+        }
+        Ok(node)
+    }
+
+    /// Starts openraft on `dir` with `network`, without initialising a membership.
+    async fn start<N>(dir: &Path, id: NodeId, network: N) -> anyhow::Result<RaftNode>
+    where
+        N: openraft::RaftNetworkFactory<TypeConfig>,
+        N::Network: openraft::network::NetSnapshot<TypeConfig, SnapshotData = Vec<u8>>,
+    {
         let config = openraft::Config {
             cluster_name: "warren".to_string(),
             heartbeat_interval: 100,
@@ -48,19 +110,9 @@ impl RaftNode {
         let log_store = SegmentLogStore::open(dir.join("raft-log")).context("open raft log")?;
         let state_machine =
             BrokerStateMachine::open(&dir.join("state")).context("open state machine")?;
-        let raft = Raft::new(id, config, NoPeers, log_store, state_machine.clone())
+        let raft = Raft::new(id, config, network, log_store, state_machine.clone())
             .await
             .context("start raft")?;
-        if !raft.is_initialized().await.context("read raft state")? {
-            let members = BTreeMap::from([(id, openraft::BasicNode::default())]);
-            raft.initialize(members)
-                .await
-                .context("initialise one-member cluster")?;
-        }
-        raft.wait(Some(Duration::from_secs(LEADER_WAIT_S)))
-            .current_leader(id, "become leader")
-            .await
-            .context("wait for leadership")?;
         Ok(RaftNode {
             raft,
             state_machine,

@@ -1,0 +1,295 @@
+//! openraft's network over the cluster transport, and the receiving side of its RPCs.
+//!
+//! openraft 0.10 asks the factory for a separate client per purpose: `new_client` for the
+//! replication stream (and a fresh one for every vote broadcast), `new_heartbeat_client`,
+//! `new_snapshot_client`. Each purpose gets its own TCP connection per target, kept in
+//! [`PeerLinks`] and shared by every client openraft creates for that target, so:
+//! * a snapshot being sent, or a large append, never delays a heartbeat or a vote;
+//! * an election does not open a new connection (and redo the handshake) per vote.
+//!
+//! Error mapping. A transport failure (refused, reset, bad frame, handshake refused) is
+//! `Unreachable`: openraft then backs off before retrying instead of spinning on a dead peer.
+//! A deadline is `Timeout` (the peer may only be slow). A `PeerResponse::Error` means the peer
+//! was reached but its Raft could not take the RPC (it is shutting down or has stopped):
+//! retrying at once cannot help, so it is `Unreachable` as well, which backs off.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::error::{
+    NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
+};
+use openraft::network::v2::RaftNetworkV2;
+use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, OptionalSend, RPCTypes};
+
+use super::cookie::Cookie;
+use super::transport::PeerClient;
+use super::{PeerRequest, PeerResponse};
+use crate::limits::{CLUSTER_RPC_TIMEOUT_MIN_MS, CLUSTER_SNAPSHOT_TIMEOUT_MIN_MS};
+use crate::raft::node::Raft;
+use crate::raft::types::{NodeId, TypeConfig};
+
+/// Builds openraft's clients for node `id`; clones share the connections.
+#[derive(Clone, Debug)]
+pub struct ClusterNetwork {
+    id: NodeId,
+    cookie: Cookie,
+    links: Arc<Mutex<HashMap<NodeId, Arc<PeerLinks>>>>,
+}
+
+/// The connections from this node to one target, one per kind of traffic, each opened on
+/// first use. The tokio mutex makes two clients of one kind take turns on its connection.
+#[derive(Debug)]
+pub struct PeerLinks {
+    addr: String,
+    replication: tokio::sync::Mutex<PeerClient>,
+    heartbeat: tokio::sync::Mutex<PeerClient>,
+    vote: tokio::sync::Mutex<PeerClient>,
+    snapshot: tokio::sync::Mutex<PeerClient>,
+}
+
+/// Which connection a client sends append-entries on.
+#[derive(Clone, Copy, Debug)]
+enum AppendLink {
+    Replication,
+    Heartbeat,
+}
+
+/// openraft's client to one target.
+#[derive(Debug)]
+pub struct PeerNetwork {
+    id: NodeId,
+    target: NodeId,
+    links: Arc<PeerLinks>,
+    append: AppendLink,
+}
+
+impl ClusterNetwork {
+    /// The network of node `id`, proving `cookie` to every peer.
+    pub fn new(id: NodeId, cookie: Cookie) -> ClusterNetwork {
+        ClusterNetwork {
+            id,
+            cookie,
+            links: Arc::default(),
+        }
+    }
+
+    /// The links to `target` at `node.addr`, made anew if the target moved to another address.
+    fn links(&self, target: NodeId, node: &BasicNode) -> Arc<PeerLinks> {
+        let mut links = self
+            .links
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match links.get(&target) {
+            Some(existing) if existing.addr == node.addr => existing.clone(),
+            _ => {
+                let client = || {
+                    let client = PeerClient::new(&node.addr, self.id, target, self.cookie.clone());
+                    tokio::sync::Mutex::new(client)
+                };
+                let fresh = Arc::new(PeerLinks {
+                    addr: node.addr.clone(),
+                    replication: client(),
+                    heartbeat: client(),
+                    vote: client(),
+                    snapshot: client(),
+                });
+                links.insert(target, fresh.clone());
+                fresh
+            }
+        }
+    }
+
+    fn client(&self, target: NodeId, node: &BasicNode, append: AppendLink) -> PeerNetwork {
+        PeerNetwork {
+            id: self.id,
+            target,
+            links: self.links(target, node),
+            append,
+        }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for ClusterNetwork {
+    type Network = PeerNetwork;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerNetwork {
+        self.client(target, node, AppendLink::Replication)
+    }
+
+    async fn new_heartbeat_client(&mut self, target: NodeId, node: &BasicNode) -> PeerNetwork {
+        self.client(target, node, AppendLink::Heartbeat)
+    }
+
+    async fn new_snapshot_client(&mut self, target: NodeId, node: &BasicNode) -> PeerNetwork {
+        // Snapshots always go on the snapshot link; the append link is never used by it.
+        self.client(target, node, AppendLink::Replication)
+    }
+}
+
+/// The deadline for one RPC: openraft's, but never below `floor_ms`.
+fn deadline(option: &RPCOption, floor_ms: u64) -> Duration {
+    option.hard_ttl().max(Duration::from_millis(floor_ms))
+}
+
+impl PeerNetwork {
+    /// Sends `request` on `link` and maps transport failures to openraft's errors.
+    async fn call(
+        &self,
+        link: &tokio::sync::Mutex<PeerClient>,
+        request: PeerRequest,
+        action: RPCTypes,
+        timeout: Duration,
+    ) -> Result<PeerResponse, RPCError<TypeConfig>> {
+        let mut client = link.lock().await;
+        match client.call_timeout(request, timeout).await {
+            Ok(PeerResponse::Error(reason)) => {
+                Err(RPCError::Unreachable(Unreachable::from_string(format!(
+                    "node {} refused {action}: {reason}",
+                    self.target
+                ))))
+            }
+            Ok(response) => Ok(response),
+            Err(e) if e.downcast_ref::<tokio::time::error::Elapsed>().is_some() => {
+                Err(RPCError::Timeout(Timeout {
+                    action,
+                    id: self.id,
+                    target: self.target,
+                    timeout,
+                }))
+            }
+            Err(e) => Err(RPCError::Unreachable(Unreachable::from_string(format!(
+                "{e:#}"
+            )))),
+        }
+    }
+
+    fn unexpected(&self, action: RPCTypes, response: PeerResponse) -> RPCError<TypeConfig> {
+        // A peer answering another question is a bug or a version mismatch; a retry after a
+        // reconnect is the best openraft can do.
+        let text = format!("node {} answered {action} with {response:?}", self.target);
+        RPCError::Network(NetworkError::from_string(text))
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerNetwork {
+    type SnapshotData = Vec<u8>;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let link = match self.append {
+            AppendLink::Replication => &self.links.replication,
+            AppendLink::Heartbeat => &self.links.heartbeat,
+        };
+        let timeout = deadline(&option, CLUSTER_RPC_TIMEOUT_MIN_MS);
+        let action = RPCTypes::AppendEntries;
+        match self
+            .call(link, PeerRequest::AppendEntries(rpc), action, timeout)
+            .await?
+        {
+            PeerResponse::AppendEntries(response) => Ok(response),
+            other => Err(self.unexpected(action, other)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let timeout = deadline(&option, CLUSTER_RPC_TIMEOUT_MIN_MS);
+        let link = &self.links.vote;
+        match self
+            .call(link, PeerRequest::Vote(rpc), RPCTypes::Vote, timeout)
+            .await?
+        {
+            PeerResponse::Vote(response) => Ok(response),
+            other => Err(self.unexpected(RPCTypes::Vote, other)),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: openraft::alias::VoteOf<TypeConfig>,
+        snapshot: openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let request = PeerRequest::FullSnapshot {
+            vote,
+            meta: snapshot.meta,
+            data: snapshot.snapshot,
+        };
+        let timeout = deadline(&option, CLUSTER_SNAPSHOT_TIMEOUT_MIN_MS);
+        let action = RPCTypes::InstallSnapshot;
+        let send = self.call(&self.links.snapshot, request, action, timeout);
+        let response = tokio::select! {
+            closed = cancel => return Err(StreamingError::Closed(closed)),
+            response = send => response,
+        };
+        match response {
+            Ok(PeerResponse::FullSnapshot(response)) => Ok(response),
+            Ok(other) => Err(streaming(self.unexpected(action, other))),
+            Err(e) => Err(streaming(e)),
+        }
+    }
+}
+
+fn streaming(e: RPCError<TypeConfig>) -> StreamingError<TypeConfig> {
+    match e {
+        RPCError::Timeout(e) => StreamingError::Timeout(e),
+        RPCError::Unreachable(e) => StreamingError::Unreachable(e),
+        RPCError::Network(e) => StreamingError::Network(e),
+        RPCError::RemoteError(e) => StreamingError::Unreachable(Unreachable::new(&e)),
+    }
+}
+
+/// One request to node `to` at `addr` on a connection of its own, closed afterwards: for
+/// rare calls (cluster-status, a forwarded batch) that need no standing connection.
+pub async fn call_peer(
+    addr: &str,
+    to: NodeId,
+    from: NodeId,
+    cookie: &Cookie,
+    request: PeerRequest,
+) -> anyhow::Result<PeerResponse> {
+    PeerClient::new(addr, from, to, cookie.clone())
+        .call(request)
+        .await
+}
+
+/// The receiving side of openraft's RPCs: hands them to the local Raft. Returns `None` for a
+/// request that is not a Raft RPC, for the node's own handler to answer.
+pub async fn serve_raft_rpc(raft: &Raft, request: PeerRequest) -> Option<PeerResponse> {
+    let response = match request {
+        PeerRequest::AppendEntries(rpc) => match raft.append_entries(rpc).await {
+            Ok(response) => PeerResponse::AppendEntries(response),
+            Err(e) => PeerResponse::Error(format!("append entries: {e}")),
+        },
+        PeerRequest::Vote(rpc) => match raft.vote(rpc).await {
+            Ok(response) => PeerResponse::Vote(response),
+            Err(e) => PeerResponse::Error(format!("vote: {e}")),
+        },
+        PeerRequest::FullSnapshot { vote, meta, data } => {
+            let snapshot = openraft::alias::SnapshotOf::<TypeConfig, Vec<u8>> {
+                meta,
+                snapshot: data,
+            };
+            match raft.install_full_snapshot(vote, snapshot).await {
+                Ok(response) => PeerResponse::FullSnapshot(response),
+                Err(e) => PeerResponse::Error(format!("install snapshot: {e}")),
+            }
+        }
+        PeerRequest::Propose(_) | PeerRequest::Status => return None,
+    };
+    Some(response)
+}

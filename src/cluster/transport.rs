@@ -1,0 +1,287 @@
+//! The cluster transport: TCP connections between nodes, opened by the cookie handshake, then
+//! carrying one request and its response at a time.
+//!
+//! * [`PeerServer`] accepts connections on the node's cluster address and hands each request
+//!   to the node's [`PeerHandler`]. A connection is sequential: the next request is read only
+//!   after the response to the previous one was written. Parallelism comes from using several
+//!   connections (the Raft network keeps one per kind of traffic), not from multiplexing.
+//! * [`PeerClient`] is one lazily opened connection to one node. An error or a timeout drops
+//!   the connection, and the next call opens a new one: a half-finished exchange would leave
+//!   the next response out of step with its request.
+//!
+//! Neither side ever panics on what it reads: every bad frame closes the connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::io::BufReader;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use super::cookie::Cookie;
+use super::handshake;
+use super::wire::{read_frame, write_frame, WireError};
+use super::{PeerHandler, PeerRequest, PeerResponse};
+use crate::limits::{
+    CLUSTER_CALL_TIMEOUT_MS, CLUSTER_CONNECTIONS_MAX, CLUSTER_CONNECT_TIMEOUT_MS,
+    CLUSTER_FRAME_MAX, CLUSTER_HANDSHAKE_TIMEOUT_MS,
+};
+use crate::raft::types::NodeId;
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(CLUSTER_HANDSHAKE_TIMEOUT_MS);
+
+/// Serves peer requests on a node's cluster address until stopped or dropped.
+pub struct PeerServer {
+    local_addr: SocketAddr,
+    /// The accept loop; it owns every connection task, so aborting it closes them all.
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PeerServer {
+    /// Binds `addr` and serves peers as node `node_id`.
+    pub async fn bind<H: PeerHandler>(
+        addr: &str,
+        node_id: NodeId,
+        cookie: Cookie,
+        handler: Arc<H>,
+    ) -> anyhow::Result<PeerServer> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("bind cluster address {addr}"))?;
+        PeerServer::start(listener, node_id, cookie, handler)
+    }
+
+    /// Serves peers on an already bound listener (tests bind port 0 first to learn the port).
+    pub fn start<H: PeerHandler>(
+        listener: TcpListener,
+        node_id: NodeId,
+        cookie: Cookie,
+        handler: Arc<H>,
+    ) -> anyhow::Result<PeerServer> {
+        let local_addr = listener
+            .local_addr()
+            .context("read cluster listen address")?;
+        tracing::info!(node = node_id, addr = %local_addr, "serving cluster peers");
+        let accept = accept_loop(listener, node_id, cookie, handler);
+        let task =
+            tokio::spawn(accept.instrument(tracing::info_span!("peer_server", node = node_id)));
+        Ok(PeerServer { local_addr, task })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting and closes every open peer connection.
+    pub async fn stop(mut self) {
+        self.task.abort();
+        // The task can only end as aborted; there is nothing else it could report.
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for PeerServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn accept_loop<H: PeerHandler>(
+    listener: TcpListener,
+    node_id: NodeId,
+    cookie: Cookie,
+    handler: Arc<H>,
+) {
+    let slots = Arc::new(Semaphore::new(CLUSTER_CONNECTIONS_MAX));
+    let mut connections = JoinSet::new();
+    loop {
+        // Reap finished connections so the set does not grow with every one ever served.
+        while connections.try_join_next().is_some() {}
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return; // The semaphore is never closed.
+        };
+        let (stream, addr) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Usually out of file descriptors: wait rather than spin.
+                tracing::warn!(error = %e, "accept a peer connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let cookie = cookie.clone();
+        let handler = handler.clone();
+        let span = tracing::info_span!("peer_conn", peer = %addr);
+        connections.spawn(
+            async move {
+                serve_connection(stream, addr, node_id, &cookie, &*handler).await;
+                drop(slot);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+async fn serve_connection<H: PeerHandler>(
+    stream: TcpStream,
+    addr: SocketAddr,
+    node_id: NodeId,
+    cookie: &Cookie,
+    handler: &H,
+) {
+    // Raft messages are small and latency-bound: do not let Nagle hold them back.
+    stream.set_nodelay(true).ok();
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = BufReader::new(rd);
+    let handshake = handshake::server(&mut rd, &mut wr, cookie, node_id, addr);
+    let from = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(from)) => from,
+        // Refusals were logged by the handshake itself.
+        Ok(Err(e)) => return tracing::debug!(error = %e, "peer handshake failed"),
+        Err(_) => return tracing::warn!(peer = %addr, "peer handshake timed out"),
+    };
+    tracing::debug!(from, "peer connected");
+    loop {
+        let request: PeerRequest = match read_frame(&mut rd, CLUSTER_FRAME_MAX).await {
+            Ok(request) => request,
+            Err(WireError::Closed) => return tracing::debug!(from, "peer disconnected"),
+            Err(e) => return tracing::warn!(from, error = %e, "bad request from peer; closing"),
+        };
+        let response = handler.handle(request).await;
+        if let Err(e) = write_frame(&mut wr, &response).await {
+            return tracing::debug!(from, error = %e, "write response to peer");
+        }
+    }
+}
+
+/// An open, authenticated connection.
+struct Connection {
+    rd: BufReader<OwnedReadHalf>,
+    wr: OwnedWriteHalf,
+}
+
+/// One connection from this node (`from`) to node `to` at `addr`, opened on first use.
+pub struct PeerClient {
+    addr: String,
+    from: NodeId,
+    to: NodeId,
+    cookie: Cookie,
+    call_timeout: Duration,
+    connection: Option<Connection>,
+}
+
+impl std::fmt::Debug for PeerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerClient")
+            .field("addr", &self.addr)
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("connected", &self.connection.is_some())
+            .finish()
+    }
+}
+
+impl PeerClient {
+    /// A client for node `to` at `addr`; nothing is connected until the first call.
+    pub fn new(addr: impl Into<String>, from: NodeId, to: NodeId, cookie: Cookie) -> PeerClient {
+        PeerClient {
+            addr: addr.into(),
+            from,
+            to,
+            cookie,
+            call_timeout: Duration::from_millis(CLUSTER_CALL_TIMEOUT_MS),
+            connection: None,
+        }
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Opens the connection now (if it is not open) instead of on the next call.
+    pub async fn connect(&mut self) -> anyhow::Result<()> {
+        if self.connection.is_none() {
+            self.connection = Some(self.open().await?);
+        }
+        Ok(())
+    }
+
+    /// Sends `request` and waits for its response, within the client's call timeout
+    /// ([`CLUSTER_CALL_TIMEOUT_MS`]), connecting first if needed.
+    pub async fn call(&mut self, request: PeerRequest) -> anyhow::Result<PeerResponse> {
+        self.call_timeout(request, self.call_timeout).await
+    }
+
+    /// [`PeerClient::call`] with its own deadline, which covers connecting too. On timeout
+    /// the error holds a `tokio::time::error::Elapsed` (callers may tell it apart).
+    pub async fn call_timeout(
+        &mut self,
+        request: PeerRequest,
+        timeout: Duration,
+    ) -> anyhow::Result<PeerResponse> {
+        let to = self.to;
+        let addr = self.addr.clone();
+        match tokio::time::timeout(timeout, self.exchange(request)).await {
+            Ok(result) => result,
+            // The exchange was cut off mid-way; `exchange` had taken the connection out, so
+            // it is gone and the next call starts afresh.
+            Err(elapsed) => Err(anyhow::Error::new(elapsed).context(format!(
+                "call node {to} at {addr}: no answer in {timeout:?}"
+            ))),
+        }
+    }
+
+    async fn exchange(&mut self, request: PeerRequest) -> anyhow::Result<PeerResponse> {
+        // Out of `self` while in use: if this future is dropped or fails half-way, the
+        // connection is dropped with it instead of being reused out of step.
+        let mut connection = match self.connection.take() {
+            Some(connection) => connection,
+            None => self.open().await?,
+        };
+        let context = || format!("call node {} at {}", self.to, self.addr);
+        write_frame(&mut connection.wr, &request)
+            .await
+            .with_context(context)?;
+        let response = read_frame(&mut connection.rd, CLUSTER_FRAME_MAX)
+            .await
+            .with_context(context)?;
+        self.connection = Some(connection);
+        Ok(response)
+    }
+
+    async fn open(&self) -> anyhow::Result<Connection> {
+        let connect = TcpStream::connect(self.addr.as_str());
+        let connect_timeout = Duration::from_millis(CLUSTER_CONNECT_TIMEOUT_MS);
+        let stream = tokio::time::timeout(connect_timeout, connect)
+            .await
+            .map_err(anyhow::Error::new)
+            .and_then(|connected| connected.map_err(anyhow::Error::new))
+            .with_context(|| format!("connect to node {} at {}", self.to, self.addr))?;
+        stream.set_nodelay(true).ok();
+        let (rd, mut wr) = stream.into_split();
+        let mut rd = BufReader::new(rd);
+        let handshake = handshake::client(
+            &mut rd,
+            &mut wr,
+            &self.cookie,
+            self.from,
+            self.to,
+            &self.addr,
+        );
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+            .await
+            .map_err(anyhow::Error::new)
+            .and_then(|done| done.map_err(anyhow::Error::new))
+            .with_context(|| format!("handshake with node {} at {}", self.to, self.addr))?;
+        Ok(Connection { rd, wr })
+    }
+}
+
+#[cfg(test)]
+#[path = "transport_tests.rs"]
+mod tests;

@@ -1,0 +1,145 @@
+//! The transport over real TCP on 127.0.0.1: the handshake admits a peer with the same cookie
+//! and the right node id, refuses any other on both sides, and a client reconnects by itself.
+
+use super::*;
+use crate::cluster::handshake::HandshakeError;
+use crate::cluster::NodeStatus;
+
+/// Answers `Status` with its node id, anything else with an error.
+struct Echo {
+    node_id: NodeId,
+}
+
+impl PeerHandler for Echo {
+    async fn handle(&self, request: PeerRequest) -> PeerResponse {
+        match request {
+            PeerRequest::Status => PeerResponse::Status(NodeStatus {
+                node_id: self.node_id,
+                ..NodeStatus::default()
+            }),
+            other => PeerResponse::Error(format!("echo does not handle {other:?}")),
+        }
+    }
+}
+
+fn cookie(text: &str) -> Cookie {
+    Cookie::from_secret(text).expect("cookie")
+}
+
+async fn echo_server(node_id: NodeId, secret: &str) -> PeerServer {
+    let echo = Arc::new(Echo { node_id });
+    PeerServer::bind("127.0.0.1:0", node_id, cookie(secret), echo)
+        .await
+        .expect("bind")
+}
+
+fn status_of(response: PeerResponse) -> NodeId {
+    match response {
+        PeerResponse::Status(status) => status.node_id,
+        other => panic!("expected a status, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_peer_with_the_same_cookie_is_served_in_sequence() {
+    let server = echo_server(2, "the-cluster-cookie").await;
+    let addr = server.local_addr().to_string();
+    let mut client = PeerClient::new(addr, 1, 2, cookie("the-cluster-cookie"));
+    for _ in 0..3 {
+        assert_eq!(
+            status_of(client.call(PeerRequest::Status).await.expect("call")),
+            2
+        );
+    }
+    let response = client.call(PeerRequest::Propose(Default::default())).await;
+    assert!(matches!(response.expect("call"), PeerResponse::Error(_)));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_reconnects_after_the_server_restarts() {
+    let server = echo_server(2, "the-cluster-cookie").await;
+    let addr = server.local_addr();
+    let mut client = PeerClient::new(addr.to_string(), 1, 2, cookie("the-cluster-cookie"));
+    client.call(PeerRequest::Status).await.expect("first call");
+
+    tracing::info!("--- stop the server: the open connection is closed");
+    server.stop().await;
+    assert!(client.call(PeerRequest::Status).await.is_err());
+
+    tracing::info!("--- start it again on the same port: the next call reconnects");
+    let echo = Arc::new(Echo { node_id: 2 });
+    let server = PeerServer::bind(&addr.to_string(), 2, cookie("the-cluster-cookie"), echo)
+        .await
+        .expect("rebind");
+    assert_eq!(
+        status_of(client.call(PeerRequest::Status).await.expect("call")),
+        2
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_cookie_is_refused_by_the_client() {
+    let server = echo_server(2, "the-cluster-cookie").await;
+    let addr = server.local_addr().to_string();
+    let mut client = PeerClient::new(addr, 1, 2, cookie("another-cluster-cookie"));
+    let err = client.call(PeerRequest::Status).await.expect_err("refused");
+    let err = format!("{err:#}");
+    assert!(err.contains("wrong cookie"), "{err}");
+}
+
+/// Runs both halves of the handshake over a real TCP connection and returns both results.
+async fn handshake_pair(
+    server_cookie: &str,
+    client_cookie: &str,
+    server_id: NodeId,
+    asked_id: NodeId,
+) -> (Result<NodeId, HandshakeError>, Result<(), HandshakeError>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server_cookie = cookie(server_cookie);
+    let server = tokio::spawn(async move {
+        let (stream, peer) = listener.accept().await.expect("accept");
+        let (mut rd, mut wr) = stream.into_split();
+        handshake::server(&mut rd, &mut wr, &server_cookie, server_id, peer).await
+    });
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut rd, mut wr) = stream.into_split();
+    let addr = addr.to_string();
+    let client_cookie = cookie(client_cookie);
+    let client = handshake::client(&mut rd, &mut wr, &client_cookie, 1, asked_id, &addr).await;
+    (server.await.expect("server task"), client)
+}
+
+#[tokio::test]
+async fn the_handshake_admits_the_same_cookie() {
+    let (server, client) = handshake_pair("the-cluster-cookie", "the-cluster-cookie", 2, 2).await;
+    assert_eq!(server.expect("server side"), 1);
+    client.expect("client side");
+}
+
+#[tokio::test]
+async fn the_handshake_refuses_a_different_cookie_on_both_sides() {
+    let (server, client) = handshake_pair("the-cluster-cookie", "a-different-cookie", 2, 2).await;
+    assert!(
+        matches!(client, Err(HandshakeError::WrongCookie)),
+        "{client:?}"
+    );
+    let server = server.expect_err("server must refuse");
+    assert!(server.to_string().contains("wrong cookie"), "{server}");
+}
+
+#[tokio::test]
+async fn the_handshake_refuses_a_request_for_another_node_id() {
+    let (server, client) = handshake_pair("the-cluster-cookie", "the-cluster-cookie", 2, 3).await;
+    assert!(
+        matches!(server, Err(HandshakeError::WrongNode { ours: 2, asked: 3 })),
+        "{server:?}"
+    );
+    let client = client.expect_err("client must see the refusal");
+    assert!(
+        client.to_string().contains("this is node 2, not node 3"),
+        "{client}"
+    );
+}
