@@ -31,6 +31,22 @@ pub struct NodeConfig {
     pub memory_high_watermark: u64,
     /// Users who may only log in from a loopback address (RabbitMQ's `loopback_users`).
     pub loopback_users: Vec<String>,
+    /// This node's Raft id (unique in the cluster, never reused).
+    pub node_id: u64,
+    /// Where this node listens for its peers (Raft RPCs, forwarded batches, status).
+    pub cluster_listen: SocketAddr,
+    /// The cluster cookie file (owner-only permissions); default `<data_dir>/cookie`.
+    pub cookie_file: Option<PathBuf>,
+    /// The cluster's initial members, this node included; empty for a single node.
+    pub peers: Vec<Peer>,
+}
+
+/// A member of the cluster as configured: its Raft id and addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub id: u64,
+    pub cluster: SocketAddr,
+    pub amqp: Option<SocketAddr>,
 }
 
 impl Default for NodeConfig {
@@ -44,6 +60,10 @@ impl Default for NodeConfig {
             body_size_max: limits::BODY_SIZE_MAX_DEFAULT,
             memory_high_watermark: 0,
             loopback_users: vec!["guest".to_string()],
+            node_id: 1,
+            cluster_listen: SocketAddr::from(([127, 0, 0, 1], 25672)),
+            cookie_file: None,
+            peers: Vec::new(),
         }
     }
 }
@@ -78,6 +98,9 @@ impl NodeConfig {
             }
         }
         if problems.is_empty() {
+            config.check_relations(&mut problems);
+        }
+        if problems.is_empty() {
             Ok(config)
         } else {
             Err(ConfigError { problems })
@@ -103,9 +126,99 @@ impl NodeConfig {
                 self.memory_high_watermark = integer(value, 0, i64::MAX)? as u64
             }
             "loopback_users" => self.loopback_users = strings(value)?,
+            "node_id" => self.node_id = integer(value, 1, i64::MAX)? as u64,
+            "cluster_listen" => self.cluster_listen = address(value)?,
+            "cookie_file" => self.cookie_file = Some(PathBuf::from(string(value)?)),
+            "peers" => self.peers = peers(value)?,
             _ => return Err("unknown setting".to_string()),
         }
         Ok(())
+    }
+
+    /// The cookie file: configured, or `cookie` in the data directory.
+    pub fn cookie_path(&self) -> PathBuf {
+        self.cookie_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("cookie"))
+    }
+
+    /// Whether this node is one of several (peers configured).
+    pub fn is_clustered(&self) -> bool {
+        !self.peers.is_empty()
+    }
+
+    /// Checks between settings, once every field parsed.
+    fn check_relations(&self, problems: &mut Vec<String>) {
+        if self.is_clustered() && !self.peers.iter().any(|p| p.id == self.node_id) {
+            problems.push(format!(
+                "peers: node_id {} is not among the peers (list this node too)",
+                self.node_id
+            ));
+        }
+        let mut ids: Vec<u64> = self.peers.iter().map(|p| p.id).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            problems.push("peers: two peers have the same id".to_string());
+        }
+    }
+}
+
+fn address(value: &toml::Value) -> Result<SocketAddr, String> {
+    string(value)?
+        .parse()
+        .map_err(|e| format!("not an address like 127.0.0.1:5672 ({e})"))
+}
+
+/// `[[peers]]` tables: `id`, `cluster` and optional `amqp`; every wrong field is named.
+fn peers(value: &toml::Value) -> Result<Vec<Peer>, String> {
+    let toml::Value::Array(items) = value else {
+        return Err(format!(
+            "expected [[peers]] tables, found {}",
+            value.type_str()
+        ));
+    };
+    let mut peers = Vec::new();
+    let mut problems = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some(table) = item.as_table() else {
+            problems.push(format!("[{i}]: expected a table"));
+            continue;
+        };
+        let mut field = |name: &str| -> Option<&toml::Value> {
+            let value = table.get(name);
+            if value.is_none() && name != "amqp" {
+                problems.push(format!("[{i}].{name}: missing"));
+            }
+            value
+        };
+        let (id, cluster, amqp) = (field("id"), field("cluster"), field("amqp"));
+        let id = id.map(|v| integer(v, 1, i64::MAX).map(|n| n as u64));
+        let cluster = cluster.map(address);
+        let amqp = amqp.map(address).transpose();
+        for key in table
+            .keys()
+            .filter(|k| !["id", "cluster", "amqp"].contains(&k.as_str()))
+        {
+            problems.push(format!("[{i}].{key}: unknown setting"));
+        }
+        match (id, cluster, amqp) {
+            (Some(Ok(id)), Some(Ok(cluster)), Ok(amqp)) => peers.push(Peer { id, cluster, amqp }),
+            (id, cluster, amqp) => {
+                let errors = [
+                    id.and_then(Result::err).map(|e| format!("[{i}].id: {e}")),
+                    cluster
+                        .and_then(Result::err)
+                        .map(|e| format!("[{i}].cluster: {e}")),
+                    amqp.err().map(|e| format!("[{i}].amqp: {e}")),
+                ];
+                problems.extend(errors.into_iter().flatten());
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(peers)
+    } else {
+        Err(problems.join("; "))
     }
 }
 
@@ -158,6 +271,18 @@ mod tests {
     }
 
     #[test]
+    fn cluster_config_files_are_valid() {
+        for text in [
+            include_str!("../config/node1.toml"),
+            include_str!("../config/node2.toml"),
+            include_str!("../config/node3.toml"),
+        ] {
+            let config = NodeConfig::parse(text).unwrap();
+            assert_eq!(config.peers.len(), 3);
+        }
+    }
+
+    #[test]
     fn settings_override_defaults() {
         let config = NodeConfig::parse(
             "node_name = \"n1\"\namqp_listen = \"127.0.0.1:5673\"\nframe_max = 8192",
@@ -178,6 +303,22 @@ mod tests {
         assert_eq!(err.problems.len(), 4, "{text}");
         for field in ["frame_max", "heartbeat_s", "node_nmae", "amqp_listen"] {
             assert!(text.contains(field), "{field} missing from: {text}");
+        }
+    }
+
+    #[test]
+    fn peers_are_parsed_and_checked() {
+        let text = "node_id = 2\n[[peers]]\nid = 1\ncluster = \"127.0.0.1:25672\"\n\
+                    [[peers]]\nid = 2\ncluster = \"127.0.0.1:25673\"\namqp = \"127.0.0.1:5673\"\n";
+        let config = NodeConfig::parse(text).unwrap();
+        assert_eq!(config.peers.len(), 2);
+        assert_eq!(config.peers[1].amqp.map(|a| a.port()), Some(5673));
+        let missing_self = NodeConfig::parse(&text.replace("node_id = 2", "node_id = 3"));
+        assert!(missing_self.unwrap_err().to_string().contains("node_id 3"));
+        let bad = "[[peers]]\nid = 0\ncluster = \"x\"\nport = 1\n";
+        let err = NodeConfig::parse(bad).unwrap_err().to_string();
+        for field in ["[0].id", "[0].cluster", "[0].port"] {
+            assert!(err.contains(field), "{field} missing from: {err}");
         }
     }
 

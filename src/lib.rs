@@ -2,6 +2,7 @@
 
 pub mod amqp;
 pub mod broker;
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod limits;

@@ -27,6 +27,14 @@ pub type Raft = openraft::Raft<TypeConfig, BrokerStateMachine>;
 /// The replies to one entry's commands, or why the entry's outcome is unknown.
 pub type Replies = anyhow::Result<Vec<Result<Reply, Refusal>>>;
 
+/// The entry was refused before it was appended: this node does not lead (yet, or any
+/// more). Safe to retry on the leader: the entry is definitely not in the log.
+#[derive(Debug, thiserror::Error)]
+#[error("not the leader (leader: {leader:?})")]
+pub struct NotLeader {
+    pub leader: Option<NodeId>,
+}
+
 /// How long `open` waits for the node to become leader of its one-member cluster.
 const LEADER_WAIT_S: u64 = 10;
 
@@ -134,10 +142,16 @@ impl RaftNode {
             .context("submit command batch")?;
         let expected = batch.commands.len();
         Ok(async move {
-            let response = receiver
-                .await
-                .context("raft dropped the entry")?
-                .context("commit command batch")?;
+            let response = match receiver.await.context("raft dropped the entry")? {
+                Ok(response) => response,
+                Err(openraft::error::ClientWriteError::ForwardToLeader(f)) => {
+                    return Err(NotLeader {
+                        leader: f.leader_id,
+                    }
+                    .into())
+                }
+                Err(e) => return Err(e).context("commit command batch"),
+            };
             let replies = response.data.0;
             anyhow::ensure!(
                 replies.len() == expected,
@@ -146,6 +160,12 @@ impl RaftNode {
             );
             Ok(replies)
         })
+    }
+
+    /// Whether this node leads, as far as it knows.
+    pub fn is_leader(&self) -> bool {
+        use openraft::async_runtime::WatchReceiver;
+        self.raft.metrics().borrow_watched().current_leader == Some(self.id)
     }
 
     /// Commits `commands` as one log entry (now, by the wall clock) and returns their replies.

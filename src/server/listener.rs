@@ -23,6 +23,10 @@ pub async fn bind(
     let config = Arc::new(config);
     let proposer = Arc::new(Proposer::open(&config).await.context("open raft node")?);
     proposer.start_ticks();
+    proposer.start_closing_stale_connections();
+    if config.is_clustered() {
+        super::node_down::start(&proposer);
+    }
     let alarm = super::alarm::start(config.memory_high_watermark);
     let accept_loop = async move {
         loop {

@@ -2,8 +2,12 @@
 //! client methods into broker commands.
 
 pub mod alarm;
+mod cluster_node;
 pub mod connection;
+mod forward;
 pub mod listener;
+mod node_down;
+mod peer;
 pub mod proposer;
 
 pub use listener::{bind, serve};

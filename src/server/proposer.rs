@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use super::forward::{Forward, Forwarder};
 use crate::broker::command::{Command, Outcome, Refusal, Reply};
 use crate::broker::queue::{ConsumerKey, Delivery};
 use crate::broker::state::{BrokerState, StoredMessage};
@@ -30,7 +31,7 @@ use crate::limits::{
     PROPOSE_BATCH_BYTES_MAX, PROPOSE_BATCH_COMMANDS_MAX, PROPOSE_ENTRIES_IN_FLIGHT_MAX,
     PROPOSE_QUEUE_MAX,
 };
-use crate::raft::node::{wall_clock_ms, RaftNode, Replies};
+use crate::raft::node::{wall_clock_ms, NotLeader, RaftNode, Replies};
 use crate::raft::state_machine::{ApplyObserver, Batch};
 
 /// What the state machine hands a connection.
@@ -84,25 +85,37 @@ pub struct Proposer {
     queue: mpsc::Sender<Submission>,
     routes: Arc<Routes>,
     next_conn: AtomicU64,
+    /// Answers this node's peers, for as long as the node runs (dropping it stops it).
+    _peer_server: Option<crate::cluster::PeerServer>,
 }
 
 impl Proposer {
     /// Opens this node's Raft state in `config.data_dir` (node id 1: single node) and starts
     /// the batching task.
-    pub async fn open(config: &NodeConfig) -> anyhow::Result<Proposer> {
+    pub async fn open(config: &Arc<NodeConfig>) -> anyhow::Result<Proposer> {
         let incarnation = next_incarnation(&config.data_dir)?;
-        let node = Arc::new(RaftNode::open(&config.data_dir, 1).await?);
+        let (node, forwarder, peer_server) = if config.is_clustered() {
+            let (node, cookie, server) = super::cluster_node::open(config).await?;
+            let forwarder = Forwarder::start(Arc::clone(&node), cookie);
+            (node, Some(forwarder), Some(server))
+        } else {
+            (
+                Arc::new(RaftNode::open(&config.data_dir, 1).await?),
+                None,
+                None,
+            )
+        };
         let routes = Arc::new(Routes::default());
         node.state_machine.set_observer(Arc::clone(&routes) as _);
         let (queue, submissions) = mpsc::channel(PROPOSE_QUEUE_MAX);
-        tokio::spawn(batch_loop(Arc::clone(&node), submissions));
+        tokio::spawn(batch_loop(Arc::clone(&node), forwarder, submissions));
         let proposer = Proposer {
             node,
             queue,
             routes,
-            next_conn: AtomicU64::new((u64::from(incarnation) << 32) | 1),
+            next_conn: AtomicU64::new(first_conn_id(config.node_id, incarnation)),
+            _peer_server: peer_server,
         };
-        proposer.close_stale_connections().await?;
         Ok(proposer)
     }
 
@@ -117,6 +130,9 @@ impl Proposer {
                 let Some(proposer) = proposer.upgrade() else {
                     return;
                 };
+                if !proposer.node.is_leader() {
+                    continue; // the leader ticks for everyone
+                }
                 let due = proposer
                     .node
                     .state_machine
@@ -130,12 +146,26 @@ impl Proposer {
     }
 
     /// The state may still name connections of this node's earlier lives (consumers,
-    /// unacked deliveries, exclusive queues): they are gone, so close them before serving.
+    /// unacked deliveries, exclusive queues): they are gone, so close them. In the background:
+    /// in a cluster this waits for a leader, and serving must not.
+    pub fn start_closing_stale_connections(self: &Arc<Self>) {
+        let proposer = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(e) = proposer.close_stale_connections().await {
+                tracing::error!(error = %e, "connections of an earlier life stay open");
+            }
+        });
+    }
+
     async fn close_stale_connections(&self) -> anyhow::Result<()> {
-        let stale = self
+        let mine = |conn: &u64| conn_node(*conn) == self.node.id;
+        let stale: Vec<u64> = self
             .node
             .state_machine
-            .with_broker(|broker| broker.connections());
+            .with_broker(|broker| broker.connections())
+            .into_iter()
+            .filter(mine)
+            .collect();
         if stale.is_empty() {
             return Ok(());
         }
@@ -198,7 +228,11 @@ impl Proposer {
 }
 
 /// Packs queued submissions into entries, in order, with a bounded number in flight.
-async fn batch_loop(node: Arc<RaftNode>, mut submissions: mpsc::Receiver<Submission>) {
+async fn batch_loop(
+    node: Arc<RaftNode>,
+    forwarder: Option<Forwarder>,
+    mut submissions: mpsc::Receiver<Submission>,
+) {
     let in_flight = Arc::new(Semaphore::new(PROPOSE_ENTRIES_IN_FLIGHT_MAX));
     while let Some(first) = submissions.recv().await {
         // Waiting for a free slot is what lets the next batch grow.
@@ -227,11 +261,39 @@ async fn batch_loop(node: Arc<RaftNode>, mut submissions: mpsc::Receiver<Submiss
             waiters.push((submission.commands.len(), submission.reply));
             entry.commands.extend(submission.commands);
         }
+        if let Some(forwarder) = forwarder.as_ref().filter(|_| !node.is_leader()) {
+            let answer = Box::new(move |replies| answer(waiters, replies));
+            let forward = Forward {
+                batch: entry,
+                answer,
+                permit,
+            };
+            forwarder.forward(forward).await;
+            continue;
+        }
         match node.submit(&entry).await {
             Ok(replies) => {
+                let forwarder = forwarder.clone();
                 tokio::spawn(async move {
-                    answer(waiters, replies.await);
-                    drop(permit);
+                    match (replies.await, forwarder) {
+                        // Refused before it was appended (a leader without its quorum lease
+                        // yet, or deposed): the forwarder offers it to the leader.
+                        (Err(e), Some(forwarder)) if e.downcast_ref::<NotLeader>().is_some() => {
+                            let answer = Box::new(move |replies| answer(waiters, replies));
+                            let batch = entry;
+                            forwarder
+                                .forward(Forward {
+                                    batch,
+                                    answer,
+                                    permit,
+                                })
+                                .await;
+                        }
+                        (replies, _) => {
+                            answer(waiters, replies);
+                            drop(permit);
+                        }
+                    }
                 });
             }
             Err(e) => {
@@ -258,6 +320,18 @@ fn answer(waiters: Vec<(usize, oneshot::Sender<SubmitReplies>)>, replies: Replie
             }
         }
     }
+}
+
+/// Connection ids: the node id in the top 8 bits (so every node's ids differ and a node's
+/// consumers can be found after it is lost), its incarnation in the next 24 (so no id is
+/// reused across restarts), then a counter.
+fn first_conn_id(node_id: u64, incarnation: u32) -> u64 {
+    ((node_id & 0xFF) << 56) | ((u64::from(incarnation) & 0xFF_FFFF) << 32) | 1
+}
+
+/// The node that holds connection `conn`.
+pub fn conn_node(conn: u64) -> u64 {
+    conn >> 56
 }
 
 /// Reads, bumps and durably rewrites the node's incarnation number (file `incarnation` in

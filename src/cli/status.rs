@@ -1,0 +1,130 @@
+//! `warren cluster-status`: asks every configured member for its own view (over the cluster
+//! transport, with the cookie) and prints one table, or JSON.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::cluster::cookie::Cookie;
+use crate::cluster::network::call_peer;
+use crate::cluster::{NodeStatus, PeerRequest, PeerResponse};
+use crate::config::NodeConfig;
+
+/// How long one node may take to answer before it is shown as unreachable.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+/// The node id the status client gives as its own: no node has it.
+const CLIENT_ID: u64 = 0;
+
+#[derive(Serialize)]
+pub struct ClusterStatus {
+    pub cluster_name: String,
+    pub leader: Option<u64>,
+    pub nodes: Vec<NodeRow>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct NodeRow {
+    pub id: u64,
+    pub cluster_addr: String,
+    pub reachable: bool,
+    /// The node's answer, when it answered.
+    pub status: Option<NodeStatus>,
+    /// How far its applied index trails the leader's last log index.
+    pub lag: Option<u64>,
+}
+
+/// Collects every member's status.
+pub async fn collect(config: &NodeConfig) -> anyhow::Result<ClusterStatus> {
+    anyhow::ensure!(
+        config.is_clustered(),
+        "this configuration has no [[peers]]: it is a single node"
+    );
+    let cookie = Cookie::load(&config.cookie_path()).context("load cluster cookie")?;
+    let mut rows = Vec::new();
+    for peer in &config.peers {
+        let addr = peer.cluster.to_string();
+        let call = call_peer(&addr, peer.id, CLIENT_ID, &cookie, PeerRequest::Status);
+        let status = match tokio::time::timeout(STATUS_TIMEOUT, call).await {
+            Ok(Ok(PeerResponse::Status(status))) => Some(status),
+            _ => None,
+        };
+        rows.push(NodeRow {
+            id: peer.id,
+            cluster_addr: peer.cluster.to_string(),
+            reachable: status.is_some(),
+            status,
+            lag: None,
+        });
+    }
+    let leader_row = rows
+        .iter()
+        .filter_map(|r| r.status.as_ref())
+        .find(|s| s.raft_state == "leader");
+    let leader = leader_row.map(|s| s.node_id);
+    let leader_last = leader_row.and_then(|s| s.last_log_index);
+    for row in &mut rows {
+        let applied = row.status.as_ref().and_then(|s| s.applied_index);
+        row.lag = leader_last.map(|last| last.saturating_sub(applied.unwrap_or(0)));
+    }
+    let mut warnings = Vec::new();
+    if leader.is_none() {
+        warnings.push("no reachable node is leader: the cluster cannot commit".to_string());
+    }
+    Ok(ClusterStatus {
+        cluster_name: "warren".to_string(),
+        leader,
+        nodes: rows,
+        warnings,
+    })
+}
+
+/// The status as an aligned text table.
+pub fn render_table(status: &ClusterStatus) -> String {
+    let leader = status
+        .leader
+        .map_or("none".to_string(), |id| id.to_string());
+    let mut out = format!("Cluster {} (leader: {leader})\n", status.cluster_name);
+    out.push_str(&format!(
+        "{:<4} {:<20} {:<21} {:<21} {:<5} {:<9} {:>5} {:>9} {:>9} {:>6} {:<9}\n",
+        "id",
+        "name",
+        "amqp",
+        "cluster",
+        "role",
+        "state",
+        "term",
+        "last log",
+        "applied",
+        "lag",
+        "reachable"
+    ));
+    for row in &status.nodes {
+        let s = row.status.clone().unwrap_or_default();
+        let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+        let state = if row.reachable {
+            s.raft_state.as_str()
+        } else {
+            "down"
+        };
+        out.push_str(&format!(
+            "{:<4} {:<20} {:<21} {:<21} {:<5} {:<9} {:>5} {:>9} {:>9} {:>6} {:<9}\n",
+            row.id,
+            s.node_name,
+            s.amqp_addr,
+            row.cluster_addr,
+            s.role,
+            state,
+            s.term,
+            opt(s.last_log_index),
+            opt(s.applied_index),
+            opt(row.lag),
+            if row.reachable { "yes" } else { "no" },
+        ));
+    }
+    for warning in &status.warnings {
+        out.push_str(&format!("WARNING: {warning}\n"));
+    }
+    out
+}

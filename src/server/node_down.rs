@@ -1,0 +1,89 @@
+//! Node loss: the leader watches its followers' heartbeat acknowledgements. A member silent
+//! for longer than [`NODE_DOWN_AFTER`] is taken as down: the leader commits the close of every
+//! connection the state holds for it, so every message checked out to consumers on that node
+//! goes back to its queue (redelivered, with its delivery count) and is delivered to consumers
+//! elsewhere. A node that comes back starts under a new incarnation, so nothing of its old
+//! life is mistaken for the new one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use openraft::async_runtime::WatchReceiver;
+use openraft::Instant as _;
+
+use super::proposer::{conn_node, Proposer};
+use crate::broker::command::Command;
+
+/// How long a member may miss heartbeats before the leader declares it down.
+pub const NODE_DOWN_AFTER: Duration = Duration::from_secs(5);
+/// How often the leader looks.
+const CHECK_EVERY: Duration = Duration::from_millis(500);
+
+/// Starts the watcher (it does nothing while this node is not the leader).
+pub fn start(proposer: &Arc<Proposer>) {
+    let proposer = Arc::downgrade(proposer);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(CHECK_EVERY);
+        let mut never_acked = HashMap::new();
+        loop {
+            ticks.tick().await;
+            if !check(&proposer, &mut never_acked).await {
+                return;
+            }
+        }
+    });
+}
+
+/// One look; false once the proposer is gone. `never_acked` remembers since when a member
+/// has not acknowledged any heartbeat of this leader (a node already down at the election).
+async fn check(proposer: &Weak<Proposer>, never_acked: &mut HashMap<u64, Instant>) -> bool {
+    let Some(proposer) = proposer.upgrade() else {
+        return false;
+    };
+    let node = proposer.node();
+    let metrics = node.raft.metrics().borrow_watched().clone();
+    let Some(heartbeats) = metrics.heartbeat.filter(|_| node.is_leader()) else {
+        never_acked.clear();
+        return true;
+    };
+    let mut down = Vec::new();
+    for (id, acked) in heartbeats.iter().filter(|(id, _)| **id != node.id) {
+        let silent_for = match acked {
+            Some(at) => {
+                never_acked.remove(id);
+                at.elapsed()
+            }
+            None => never_acked
+                .entry(*id)
+                .or_insert_with(Instant::now)
+                .elapsed(),
+        };
+        if silent_for > NODE_DOWN_AFTER {
+            down.push(*id);
+        }
+    }
+    if down.is_empty() {
+        return true;
+    }
+    let conns: Vec<u64> = node
+        .state_machine
+        .with_broker(|b| b.connections())
+        .into_iter()
+        .filter(|c| down.contains(&conn_node(*c)))
+        .collect();
+    if conns.is_empty() {
+        return true;
+    }
+    tracing::warn!(
+        ?down,
+        n = conns.len(),
+        "members down: returning their consumers' messages"
+    );
+    let commands = conns
+        .into_iter()
+        .map(|conn| Command::ConnectionClosed { conn })
+        .collect();
+    let _ = proposer.submit(commands).await.await;
+    true
+}

@@ -1,0 +1,93 @@
+//! What this node answers its peers: openraft's RPCs (handed to openraft), batches forwarded
+//! by followers' proposers (committed here when this node leads), and its status.
+
+use std::sync::Arc;
+
+use openraft::async_runtime::WatchReceiver;
+
+use crate::cluster::{NodeStatus, PeerHandler, PeerRequest, PeerResponse};
+use crate::config::NodeConfig;
+use crate::raft::node::RaftNode;
+
+pub struct NodeHandler {
+    pub node: Arc<RaftNode>,
+    pub config: Arc<NodeConfig>,
+}
+
+impl PeerHandler for NodeHandler {
+    async fn handle(&self, request: PeerRequest) -> PeerResponse {
+        match request {
+            PeerRequest::Propose(batch) => self.commit_forwarded(batch).await,
+            PeerRequest::Status => PeerResponse::Status(status(&self.node, &self.config)),
+            raft_rpc => crate::cluster::network::serve_raft_rpc(&self.node.raft, raft_rpc)
+                .await
+                .unwrap_or_else(|| PeerResponse::Error("unexpected request".to_string())),
+        }
+    }
+}
+
+impl NodeHandler {
+    /// Commits a follower's batch as one entry, if this node leads.
+    async fn commit_forwarded(&self, mut batch: crate::raft::state_machine::Batch) -> PeerResponse {
+        // Entries carry the leader's clock.
+        batch.time_ms = crate::raft::node::wall_clock_ms();
+        let leader = self.node.raft.metrics().borrow_watched().current_leader;
+        if leader != Some(self.node.id) {
+            return PeerResponse::NotCommitted {
+                leader,
+                reason: "not the leader".to_string(),
+            };
+        }
+        let replies = match self.node.submit(&batch).await {
+            Ok(replies) => replies.await,
+            Err(e) => Err(e),
+        };
+        match replies {
+            Ok(replies) => PeerResponse::Replies(replies),
+            Err(e) if e.downcast_ref::<crate::raft::node::NotLeader>().is_some() => {
+                PeerResponse::NotCommitted {
+                    leader: self.node.raft.metrics().borrow_watched().current_leader,
+                    reason: "not the leader".to_string(),
+                }
+            }
+            Err(e) => PeerResponse::NotCommitted {
+                leader: self.node.raft.metrics().borrow_watched().current_leader,
+                reason: format!("{e:#}"),
+            },
+        }
+    }
+}
+
+/// This node's view of itself and of the cluster, from openraft's metrics.
+pub fn status(node: &RaftNode, config: &NodeConfig) -> NodeStatus {
+    let m = node.raft.metrics().borrow_watched().clone();
+    let membership = m.membership_config.membership();
+    let addr = |id: u64| {
+        membership
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+            .unwrap_or_default()
+    };
+    NodeStatus {
+        node_id: node.id,
+        node_name: config.node_name.clone(),
+        amqp_addr: config.amqp_listen.to_string(),
+        cluster_addr: config.cluster_listen.to_string(),
+        role: "disk".to_string(),
+        raft_state: format!("{:?}", m.state).to_lowercase(),
+        term: m.current_term,
+        last_log_index: m.last_log_index,
+        applied_index: m.last_applied.map(|l| l.index),
+        leader: m.current_leader,
+        voters: membership.voter_ids().map(|id| (id, addr(id))).collect(),
+        learners: membership.learner_ids().map(|id| (id, addr(id))).collect(),
+        replication: m
+            .replication
+            .map(|r| {
+                r.into_iter()
+                    .map(|(id, l)| (id, l.map(|l| l.index)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
