@@ -166,8 +166,8 @@ impl Conn {
                 exchange,
                 routing_key,
                 // Not rendered yet: x-death and x-first-death-* headers.
-                deaths: _,
-                first_death: _,
+                deaths,
+                first_death,
             } => {
                 let got = super::deliver::Got {
                     queue,
@@ -177,6 +177,8 @@ impl Conn {
                     message_count,
                     exchange,
                     routing_key,
+                    deaths,
+                    first_death,
                     no_ack: g.no_ack,
                 };
                 self.basic_get_ok(ch, got, content)?

@@ -104,10 +104,19 @@ impl Conn {
         if self.channels.get(&ch).is_none_or(|s| s.closing) {
             return; // the channel is gone; its close returned what it held
         }
-        let mut routed = true;
+        let (mut routed, mut refused) = (true, false);
         for reply in replies {
             match reply {
-                Ok(Reply::Published { n_queues: 0, .. }) => routed = false,
+                Ok(Reply::Published {
+                    n_queues,
+                    rejected_by,
+                    ..
+                }) => {
+                    routed = n_queues > 0;
+                    // A full queue with x-overflow=reject-publish refused it: a definite
+                    // "not enqueued there", which is what a nack means.
+                    refused = rejected_by > 0;
+                }
                 Ok(_) => {}
                 // A refusal, or an outcome unknown: a channel error, never a nack.
                 Err(refusal) => return self.close_channel(ch, refusal).await,
@@ -117,9 +126,22 @@ impl Conn {
             self.flush_confirms();
             self.send_return(ch, returned);
         }
-        if let Some(tag) = confirm_tag {
-            self.queue_confirm(ch, tag);
+        match confirm_tag {
+            Some(tag) if refused => self.send_nack(ch, tag),
+            Some(tag) => self.queue_confirm(ch, tag),
+            None => {}
         }
+    }
+
+    /// basic.nack for one publish (after the confirms before it).
+    fn send_nack(&mut self, ch: u16, tag: u64) {
+        self.flush_confirms();
+        let nack = basic::Nack {
+            delivery_tag: tag,
+            multiple: false,
+            requeue: false,
+        };
+        self.send_method(ch, &AMQPClass::Basic(basic::AMQPMethod::Nack(nack)));
     }
 
     /// Confirms `tag` on `ch`, folding it into the channel's pending run of confirms.

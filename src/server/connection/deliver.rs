@@ -2,35 +2,15 @@
 
 use amq_protocol::protocol::{basic, AMQPClass};
 
+use super::headers::{render, Extra};
 use super::wire::short;
+use crate::broker::dead_letter::{Death, DeathReason};
 use super::Conn;
-use crate::amqp::field_table::FieldValue;
 use crate::amqp::frame::{encode_frame, ContentHeader, Frame, FRAME_OVERHEAD};
-use crate::amqp::properties::set_header;
 use crate::broker::command::{Content, Refusal};
 use crate::broker::queue::{ConsumerKey, Delivery};
 use crate::broker::state::StoredMessage;
 use crate::server::proposer::Dispatch;
-
-/// The message with an `x-delivery-count` header (a long) counting its earlier returns to the
-/// queue, as RabbitMQ's quorum queues add it; unchanged on its first delivery. Properties the
-/// codec cannot read are sent as they came (the client published them so).
-pub(super) fn with_delivery_count(content: Content, delivery_count: u32) -> Content {
-    if delivery_count == 0 {
-        return content;
-    }
-    let count = FieldValue::I64(i64::from(delivery_count));
-    match set_header(&content.properties, "x-delivery-count", count) {
-        Ok(properties) => Content {
-            properties,
-            body: content.body,
-        },
-        Err(e) => {
-            tracing::debug!(error = %e, "properties not rewritten");
-            content
-        }
-    }
-}
 
 /// A message basic.get found, as the reply gave it.
 pub struct Got {
@@ -41,6 +21,8 @@ pub struct Got {
     pub message_count: u32,
     pub exchange: String,
     pub routing_key: String,
+    pub deaths: Vec<Death>,
+    pub first_death: Option<(String, DeathReason, String)>,
     pub no_ack: bool,
 }
 
@@ -68,7 +50,12 @@ impl Conn {
             message_count: got.message_count,
         };
         self.send_method(ch, &AMQPClass::Basic(basic::AMQPMethod::GetOk(ok)));
-        self.send_content(ch, with_delivery_count(content, got.delivery_count));
+        let extra = Extra {
+            delivery_count: got.delivery_count,
+            deaths: &got.deaths,
+            first_death: got.first_death.as_ref(),
+        };
+        self.send_content(ch, render(content, extra));
         Ok(())
     }
 
@@ -108,8 +95,12 @@ impl Conn {
             routing_key: short(&message.routing_key),
         };
         self.send_method(ch, &AMQPClass::Basic(basic::AMQPMethod::Deliver(deliver)));
-        let content = with_delivery_count(message.content, delivery.delivery_count);
-        self.send_content(ch, content);
+        let extra = Extra {
+            delivery_count: delivery.delivery_count,
+            deaths: &message.deaths,
+            first_death: message.first_death.as_ref(),
+        };
+        self.send_content(ch, render(message.content, extra));
     }
 
     /// The broker dropped a consumer (its queue was deleted): forget it, and tell clients

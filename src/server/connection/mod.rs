@@ -16,6 +16,7 @@ mod completion;
 mod declare;
 mod deliver;
 mod handshake;
+mod headers;
 mod publish;
 mod tx;
 mod wire;
