@@ -4,10 +4,10 @@ use amq_protocol::protocol::{basic, AMQPClass};
 
 use super::headers::{render, Extra};
 use super::wire::short;
-use crate::broker::dead_letter::{Death, DeathReason};
 use super::Conn;
 use crate::amqp::frame::{encode_frame, ContentHeader, Frame, FRAME_OVERHEAD};
 use crate::broker::command::{Content, Refusal};
+use crate::broker::dead_letter::{Death, DeathReason};
 use crate::broker::queue::{ConsumerKey, Delivery};
 use crate::broker::state::StoredMessage;
 use crate::server::proposer::Dispatch;
