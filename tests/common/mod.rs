@@ -4,6 +4,7 @@
 // Every test crate compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod raw;
 
 use std::future::Future;
@@ -64,11 +65,16 @@ pub fn write_config_with(dir: &Path, extra: &str) -> (PathBuf, SocketAddr) {
 
 /// Starts `warren server --config CONFIG` and returns once it accepts connections.
 pub fn start(config: &Path, addr: SocketAddr) -> Warren {
+    start_with(config, addr, Stdio::null(), Stdio::inherit())
+}
+
+/// As [`start`], with the server's stdout and stderr going where the caller says.
+pub fn start_with(config: &Path, addr: SocketAddr, stdout: Stdio, stderr: Stdio) -> Warren {
     let child = Command::new(env!("CARGO_BIN_EXE_warren"))
         .args(["server", "--config"])
         .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stdout(stdout)
+        .stderr(stderr)
         .spawn()
         .expect("spawn warren");
     let warren = Warren { child };

@@ -1,0 +1,532 @@
+//! Process tests of a three-node cluster: real `warren server` processes on real sockets,
+//! clients through lapin, nodes killed with SIGKILL, the cluster's state read with
+//! `warren cluster-status --json`.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use tokio::sync::watch;
+
+mod common;
+
+use common::cluster::{self, Cluster};
+
+/// The bound on a test of a failover: a hung cluster fails instead of hanging CI.
+const TEST_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a client keeps trying to (re)connect to the surviving nodes.
+const RECONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause between two reconnection attempts (a retry backoff, not a synchronisation).
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
+/// The leader's node-down delay (`NODE_DOWN_AFTER` in src/server/node_down.rs, a private
+/// module).
+const NODE_DOWN_AFTER: Duration = Duration::from_secs(5);
+
+/// Runs `test` within [`TEST_TIMEOUT`].
+async fn bounded<F: std::future::Future<Output = ()>>(test: F) {
+    tokio::time::timeout(TEST_TIMEOUT, test)
+        .await
+        .unwrap_or_else(|_| panic!("test took longer than {TEST_TIMEOUT:?}"));
+}
+
+fn durable() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    }
+}
+
+/// A connection and a channel on the first of `addrs` that accepts, with `queue` declared
+/// durable, retried until [`RECONNECT_TIMEOUT`]. The connection is returned so it lives as
+/// long as the channel is used.
+async fn open_channel(addrs: &[SocketAddr], queue: &str) -> (Connection, lapin::Channel) {
+    let deadline = Instant::now() + RECONNECT_TIMEOUT;
+    loop {
+        for addr in addrs {
+            let attempt = async {
+                let conn =
+                    Connection::connect(&common::uri(*addr), ConnectionProperties::default())
+                        .await?;
+                let channel = conn.create_channel().await?;
+                channel
+                    .queue_declare(queue, durable(), FieldTable::default())
+                    .await?;
+                Ok::<_, lapin::Error>((conn, channel))
+            };
+            if let Ok(Ok(opened)) = tokio::time::timeout(common::EVENT_TIMEOUT, attempt).await {
+                return opened;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no node of {addrs:?} took a connection within {RECONNECT_TIMEOUT:?}"
+        );
+        tokio::time::sleep(RECONNECT_BACKOFF).await;
+    }
+}
+
+/// Publishes `n` persistent messages (bodies "0".."n-1") to `queue` and awaits each confirm.
+async fn publish_n(addr: SocketAddr, queue: &str, n: u32) {
+    let (_conn, channel) = open_channel(&[addr], queue).await;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm.select");
+    for seq in 0..n {
+        let properties = BasicProperties::default().with_delivery_mode(2);
+        common::publish_to(&channel, "", queue, properties, seq.to_string().as_bytes()).await;
+    }
+}
+
+fn seq_of(body: &[u8]) -> u32 {
+    std::str::from_utf8(body)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not a sequence number: {body:?}"))
+}
+
+mod leader_kill {
+    //! Test 1's clients: a publisher with a confirm window and a consumer, both reconnecting.
+    use super::*;
+
+    pub const QUEUE: &str = "survive-leader-kill";
+    pub const N_MESSAGES: u32 = 3_000;
+    /// Publishes in flight (sent, confirm not yet received).
+    pub const CONFIRM_WINDOW: usize = 64;
+    /// The leader is killed once this many publishes are confirmed.
+    pub const KILL_AFTER_CONFIRMS: usize = 1_500;
+    pub const CONSUMER_PREFETCH: u16 = 256;
+
+    /// What the publisher saw.
+    pub struct Published {
+        pub confirmed: BTreeSet<u32>,
+        pub n_nacks: usize,
+        pub n_reconnects: usize,
+        /// Publishes in flight at the moment of the kill.
+        pub in_flight_at_kill: usize,
+    }
+
+    async fn confirm_channel(addrs: &[SocketAddr]) -> (Connection, lapin::Channel) {
+        loop {
+            let (conn, channel) = open_channel(addrs, QUEUE).await;
+            let selected = channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await;
+            if selected.is_ok() {
+                return (conn, channel);
+            }
+        }
+    }
+
+    /// Publishes every sequence number until each is confirmed, `CONFIRM_WINDOW` at a time;
+    /// calls `kill` once, after `KILL_AFTER_CONFIRMS` confirms. A nack, or an error on the
+    /// channel, means "publish again" (on a new connection for an error).
+    pub async fn publish(addrs: &[SocketAddr], mut kill: impl FnMut()) -> Published {
+        let mut unsent: BTreeSet<u32> = (0..N_MESSAGES).collect();
+        let mut confirmed = BTreeSet::new();
+        let mut in_flight_seqs = HashSet::new();
+        let mut in_flight = FuturesUnordered::new();
+        let (mut n_nacks, mut n_reconnects) = (0, 0);
+        let mut in_flight_at_kill = None;
+        let (mut _conn, mut channel) = confirm_channel(addrs).await;
+        while confirmed.len() < N_MESSAGES as usize {
+            let mut broken = false;
+            while in_flight.len() < CONFIRM_WINDOW {
+                let Some(seq) = unsent.pop_first() else { break };
+                let properties = BasicProperties::default().with_delivery_mode(2);
+                let body = seq.to_string();
+                let options = BasicPublishOptions::default();
+                match channel
+                    .basic_publish("", QUEUE, options, body.as_bytes(), properties)
+                    .await
+                {
+                    Ok(confirm) => {
+                        in_flight_seqs.insert(seq);
+                        in_flight.push(async move { (seq, confirm.await) });
+                    }
+                    Err(_) => {
+                        unsent.insert(seq);
+                        broken = true;
+                        break;
+                    }
+                }
+            }
+            if !broken {
+                let next = common::within("a publisher confirm", in_flight.next()).await;
+                let (seq, outcome) = next.expect("publishes in flight while some are unconfirmed");
+                in_flight_seqs.remove(&seq);
+                match outcome {
+                    Ok(confirmation) if confirmation.is_ack() => {
+                        confirmed.insert(seq);
+                    }
+                    Ok(_) => {
+                        n_nacks += 1;
+                        unsent.insert(seq);
+                    }
+                    Err(_) => {
+                        unsent.insert(seq);
+                        broken = true;
+                    }
+                }
+            }
+            if in_flight_at_kill.is_none() && confirmed.len() >= KILL_AFTER_CONFIRMS {
+                in_flight_at_kill = Some(in_flight.len());
+                kill();
+            }
+            if broken {
+                // Outcome unknown for everything still in flight: publish it again.
+                in_flight.clear();
+                unsent.extend(in_flight_seqs.drain().filter(|s| !confirmed.contains(s)));
+                (_conn, channel) = confirm_channel(addrs).await;
+                n_reconnects += 1;
+            }
+        }
+        Published {
+            confirmed,
+            n_nacks,
+            n_reconnects,
+            in_flight_at_kill: in_flight_at_kill.expect("the leader was killed"),
+        }
+    }
+
+    /// Consumes with manual acks forever, reconnecting on any error; counts every
+    /// sequence number received in `seen` (a count above 1 is a duplicate).
+    pub async fn consume(addrs: Vec<SocketAddr>, seen: watch::Sender<BTreeMap<u32, u32>>) {
+        loop {
+            let (_conn, channel) = open_channel(&addrs, QUEUE).await;
+            let consumer = async {
+                channel
+                    .basic_qos(CONSUMER_PREFETCH, BasicQosOptions::default())
+                    .await?;
+                let options = BasicConsumeOptions::default();
+                channel
+                    .basic_consume(QUEUE, "", options, FieldTable::default())
+                    .await
+            };
+            let Ok(mut consumer) = consumer.await else {
+                continue;
+            };
+            while let Some(Ok(delivery)) = consumer.next().await {
+                let seq = seq_of(&delivery.data);
+                seen.send_modify(|seen| *seen.entry(seq).or_default() += 1);
+                if delivery.ack(BasicAckOptions::default()).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Confirms are a promise: publish with confirms through a follower, consume through the
+/// other follower, kill -9 the leader mid-stream; the clients reconnect and republish what
+/// was not confirmed, and every confirmed message is delivered (duplicates allowed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmed_messages_survive_a_leader_kill() {
+    use leader_kill::*;
+    bounded(async {
+        let started = Instant::now();
+        let mut cluster = Cluster::start().await;
+        let leader = cluster.wait_for_leader().await;
+        let others = cluster.others(leader);
+        let (publisher_node, consumer_node) = (others[0], others[1]);
+        let publisher_addrs = [cluster.amqp(publisher_node), cluster.amqp(consumer_node)];
+        let consumer_addrs = vec![cluster.amqp(consumer_node), cluster.amqp(publisher_node)];
+
+        tracing::info!("--- consume on one follower, publish with confirms on the other");
+        let (seen_tx, seen) = watch::channel(BTreeMap::new());
+        let mut consumer = tokio::spawn(consume(consumer_addrs, seen_tx));
+        let published = publish(&publisher_addrs, || cluster.kill(leader)).await;
+        assert_eq!(published.confirmed.len(), N_MESSAGES as usize);
+        assert!(
+            published.in_flight_at_kill > 0,
+            "no publish was in flight when the leader was killed"
+        );
+
+        tracing::info!("--- every confirmed message reaches the consumer");
+        let confirmed = &published.confirmed;
+        let mut waiter = seen.clone();
+        let all_seen = waiter.wait_for(|seen| confirmed.iter().all(|s| seen.contains_key(s)));
+        tokio::select! {
+            waited = tokio::time::timeout(Duration::from_secs(30), all_seen) => {
+                if waited.is_err() {
+                    // Ready in the queue, or checked out to a consumer that no longer exists?
+                    let (_conn, channel) = open_channel(&publisher_addrs, QUEUE).await;
+                    let ready = common::ready_count(&channel, QUEUE).await;
+                    let seen = seen.borrow();
+                    let missing: Vec<&u32> =
+                        confirmed.iter().filter(|s| !seen.contains_key(s)).collect();
+                    panic!(
+                        "{} confirmed messages never delivered ({ready} ready in the queue), \
+                         e.g. {:?}",
+                        missing.len(),
+                        &missing[..missing.len().min(20)]
+                    );
+                }
+            }
+            ended = &mut consumer => panic!("the consumer stopped: {ended:?}"),
+        }
+        consumer.abort();
+        let seen = seen.borrow().clone();
+        let missing: Vec<&u32> = confirmed.iter().filter(|s| !seen.contains_key(s)).collect();
+        assert!(
+            missing.is_empty(),
+            "confirmed but never delivered: {missing:?}"
+        );
+        let n_duplicates: u32 = seen.values().map(|n| n - 1).sum();
+        eprintln!(
+            "leader {leader} killed with {} publishes in flight; {} confirmed, {} nacks, \
+             {} publisher reconnects, {} deliveries, {n_duplicates} duplicates, {:?}",
+            published.in_flight_at_kill,
+            confirmed.len(),
+            published.n_nacks,
+            published.n_reconnects,
+            seen.values().sum::<u32>(),
+            started.elapsed()
+        );
+    })
+    .await;
+}
+
+/// cluster-status tells the truth: one leader and three nodes at one applied index; a
+/// killed follower shown down while the others keep a leader; the restarted follower
+/// catching up to the leader's applied index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_status_reports_leader_and_a_down_node() {
+    const QUEUE: &str = "status-q";
+    bounded(async {
+        let mut cluster = Cluster::start().await;
+        let leader = cluster.wait_for_leader().await;
+
+        tracing::info!("--- after a write, three reachable nodes at one applied index");
+        publish_n(cluster.amqp(leader), QUEUE, 10).await;
+        let view = cluster
+            .wait_status(
+                "three nodes at one applied index",
+                common::EVENT_TIMEOUT,
+                |v| {
+                    v.n_leaders() == 1
+                        && v.applied_equal(&[1, 2, 3]).is_some()
+                        && v.nodes.iter().all(|r| r.lag == Some(0))
+                },
+            )
+            .await;
+        assert_eq!(view.nodes.len(), 3);
+        assert!(view.warnings.is_empty(), "warnings: {:?}", view.warnings);
+        let applied = view.applied_equal(&[1, 2, 3]).expect("equal applied");
+        assert!(applied > 0, "nothing applied after a confirmed write");
+
+        tracing::info!("--- kill -9 a follower: shown down, the others keep a leader");
+        let follower = cluster.others(view.leader.expect("a leader"))[0];
+        cluster.kill(follower);
+        let bound = Duration::from_secs(15);
+        let view = cluster
+            .wait_status("the follower down under a leader", bound, |v| {
+                v.n_leaders() == 1 && v.leader.is_some_and(|l| l != follower)
+            })
+            .await;
+        let row = view.row(follower);
+        assert!(!row.reachable && row.status.is_none(), "{row:?}");
+        let survivors = cluster.others(follower);
+        assert!(survivors.iter().all(|id| view.reachable(*id)), "{view:?}");
+        let table = cluster::status_table(&cluster.node(1).config).await;
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(&format!("{follower} ")))
+            .unwrap_or_else(|| panic!("no row for node {follower}:\n{table}"));
+        assert!(
+            line.contains(" down ") && line.trim_end().ends_with("no"),
+            "{table}"
+        );
+
+        tracing::info!("--- write while it is down; restarted, it catches up");
+        publish_n(cluster.amqp(survivors[0]), QUEUE, 20).await;
+        let written = cluster
+            .status()
+            .await
+            .applied_equal(&survivors)
+            .map_or(0, |a| a);
+        assert!(written > applied, "the write while down was not applied");
+        cluster.restart(follower);
+        let view = cluster
+            .wait_status(
+                "the restarted node at the leader's applied index",
+                bound,
+                |v| {
+                    let leader_applied = v.leader.and_then(|l| v.applied(l));
+                    v.reachable(follower)
+                        && leader_applied.is_some_and(|a| a >= written)
+                        && v.applied(follower) == leader_applied
+                },
+            )
+            .await;
+        assert_eq!(view.n_leaders(), 1, "{view:?}");
+    })
+    .await;
+}
+
+/// Node loss returns checkouts: consumer A on a follower holds unacked messages; the
+/// follower is killed; after the node-down delay the leader returns them and consumer B on
+/// another node receives every one, marked redelivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_on_a_lost_node_gets_its_messages_redelivered_elsewhere() {
+    const QUEUE: &str = "lost-node-q";
+    const N: u32 = 10;
+    bounded(async {
+        let mut cluster = Cluster::start().await;
+        let leader = cluster.wait_for_leader().await;
+        let others = cluster.others(leader);
+        let (lost, survivor) = (others[0], others[1]);
+        publish_n(cluster.amqp(leader), QUEUE, N).await;
+
+        tracing::info!("--- consumer A on node {lost} takes every message and never acks");
+        let (_conn_a, channel_a) = open_channel(&[cluster.amqp(lost)], QUEUE).await;
+        channel_a
+            .basic_qos(N as u16, BasicQosOptions::default())
+            .await
+            .expect("basic.qos");
+        let options = BasicConsumeOptions::default();
+        let mut consumer_a = channel_a
+            .basic_consume(QUEUE, "a", options, FieldTable::default())
+            .await
+            .expect("basic.consume A");
+        let mut held = BTreeSet::new();
+        for _ in 0..N {
+            let delivery = common::next_delivery(&mut consumer_a).await;
+            assert!(!delivery.redelivered, "first delivery marked redelivered");
+            held.insert(seq_of(&delivery.data));
+        }
+        assert_eq!(held, (0..N).collect::<BTreeSet<u32>>());
+
+        tracing::info!("--- consumer B on node {survivor}; kill -9 node {lost}");
+        let (_conn_b, channel_b) = open_channel(&[cluster.amqp(survivor)], QUEUE).await;
+        channel_b
+            .basic_qos(N as u16, BasicQosOptions::default())
+            .await
+            .expect("basic.qos");
+        let mut consumer_b = channel_b
+            .basic_consume(
+                QUEUE,
+                "b",
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("basic.consume B");
+        cluster.kill(lost);
+        let killed_at = Instant::now();
+        let first_bound = NODE_DOWN_AFTER + Duration::from_secs(10);
+        let mut redelivered = BTreeSet::new();
+        while redelivered.len() < N as usize {
+            let bound = if redelivered.is_empty() {
+                first_bound
+            } else {
+                common::EVENT_TIMEOUT
+            };
+            let delivery = tokio::time::timeout(bound, consumer_b.next())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "consumer B got {} of {N} messages of the lost node within {:?}",
+                        redelivered.len(),
+                        killed_at.elapsed()
+                    )
+                })
+                .expect("consumer B open")
+                .expect("delivery");
+            let seq = seq_of(&delivery.data);
+            assert!(delivery.redelivered, "message {seq} not marked redelivered");
+            assert!(
+                redelivered.insert(seq),
+                "message {seq} delivered twice to B"
+            );
+            delivery
+                .ack(BasicAckOptions::default())
+                .await
+                .expect("basic.ack");
+        }
+        assert_eq!(redelivered, held);
+        eprintln!(
+            "{N} messages redelivered to node {survivor} {:?} after node {lost} was killed",
+            killed_at.elapsed()
+        );
+    })
+    .await;
+}
+
+/// The cookie keeps strangers out: a process configured as node 3 (its ports, its peers)
+/// but with another cookie is refused by the members, logged on both sides, and never
+/// counted: cluster-status still shows node 3 unreachable, and the stranger applied nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_a_wrong_cookie_cannot_join() {
+    const QUEUE: &str = "cookie-q";
+    const IMPOSTOR: u64 = 3;
+    bounded(async {
+        let mut cluster = Cluster::start().await;
+        cluster.kill(IMPOSTOR);
+        let bound = Duration::from_secs(15);
+        cluster
+            .wait_status("node 3 down and a leader among 1 and 2", bound, |v| {
+                !v.reachable(IMPOSTOR) && v.n_leaders() == 1
+            })
+            .await;
+
+        tracing::info!("--- start a node 3 with another cookie on node 3's ports");
+        let dir = cluster.dir.path().join("impostor");
+        std::fs::create_dir(&dir).expect("impostor dir");
+        let cookie = dir.join("cookie");
+        cluster::write_cookie(&cookie);
+        let config = dir.join("node3.toml");
+        let text = cluster.config_text(IMPOSTOR, &dir.join("data"), &cookie);
+        std::fs::write(&config, text).expect("write impostor config");
+        let log = dir.join("node3.log");
+        let _impostor = cluster::start_logged(&config, cluster.amqp(IMPOSTOR), &log);
+        let leader = cluster.wait_for_leader().await;
+        // A write the leader must try to replicate to "node 3".
+        publish_n(cluster.amqp(leader), QUEUE, 5).await;
+
+        tracing::info!("--- refused on both sides, never counted");
+        wait_for_log(&log, "refused: wrong cookie", bound).await;
+        wait_for_log(&cluster.node(leader).log, "refused: wrong cookie", bound).await;
+        let view = cluster.status().await;
+        assert!(!view.reachable(IMPOSTOR), "the impostor answered: {view:?}");
+        assert_eq!(view.n_leaders(), 1, "{view:?}");
+        assert!(view.leader.is_some_and(|l| l != IMPOSTOR), "{view:?}");
+        let own = cluster::status_with(&config).await;
+        assert!(
+            own.reachable(IMPOSTOR),
+            "the impostor does not answer: {own:?}"
+        );
+        assert!(
+            !own.reachable(1) && !own.reachable(2),
+            "members answered the impostor's cookie: {own:?}"
+        );
+        assert_eq!(own.applied(IMPOSTOR).unwrap_or(0), 0, "{own:?}");
+    })
+    .await;
+}
+
+/// Waits until the log at `path` contains `needle`, for at most `bound`.
+async fn wait_for_log(path: &Path, needle: &str, bound: Duration) {
+    let deadline = Instant::now() + bound;
+    loop {
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        if log.contains(needle) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} has no {needle:?} within {bound:?}:\n{log}",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

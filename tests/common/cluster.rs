@@ -1,0 +1,327 @@
+//! A three-node Warren cluster of real processes for the cluster tests: free ports, one
+//! temporary directory (configs, data directories, the shared cookie, each node's log),
+//! kill -9 and restart of one node, and the cluster's state read the way an operator reads
+//! it, with `warren cluster-status --json`.
+//!
+//! Every wait is bounded: a cluster that never elects, or a node that never catches up,
+//! fails the test with the last status seen instead of hanging it.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::Warren;
+
+/// Nodes in a test cluster.
+pub const NODES: u64 = 3;
+/// How long a fresh or shaken cluster may take to have a leader (elections take < 1 s).
+pub const LEADER_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often the status is polled while waiting.
+const POLL_EVERY: Duration = Duration::from_millis(100);
+
+/// One member: its addresses, its config file and log, and its process while it runs.
+pub struct Node {
+    pub id: u64,
+    pub amqp: SocketAddr,
+    pub cluster: SocketAddr,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    warren: Option<Warren>,
+}
+
+/// Three `warren server` processes configured as one cluster.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<Node>,
+}
+
+/// `warren cluster-status --json`, as far as the tests read it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ClusterView {
+    pub leader: Option<u64>,
+    pub nodes: Vec<NodeRow>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct NodeRow {
+    pub id: u64,
+    pub reachable: bool,
+    pub status: Option<NodeStatus>,
+    pub lag: Option<u64>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct NodeStatus {
+    pub node_id: u64,
+    pub raft_state: String,
+    pub term: u64,
+    pub last_log_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub leader: Option<u64>,
+}
+
+impl ClusterView {
+    pub fn row(&self, id: u64) -> &NodeRow {
+        self.nodes
+            .iter()
+            .find(|r| r.id == id)
+            .unwrap_or_else(|| panic!("node {id} missing from cluster-status: {self:?}"))
+    }
+
+    pub fn reachable(&self, id: u64) -> bool {
+        self.row(id).reachable
+    }
+
+    /// The node's applied log index, when it answered.
+    pub fn applied(&self, id: u64) -> Option<u64> {
+        self.row(id).status.as_ref().and_then(|s| s.applied_index)
+    }
+
+    /// How many reachable nodes say they are the leader.
+    pub fn n_leaders(&self) -> usize {
+        self.nodes
+            .iter()
+            .filter_map(|r| r.status.as_ref())
+            .filter(|s| s.raft_state == "leader")
+            .count()
+    }
+
+    /// Every id in `ids` is reachable and has applied the same index, which is returned.
+    pub fn applied_equal(&self, ids: &[u64]) -> Option<u64> {
+        let first = self.applied(ids[0])?;
+        ids.iter()
+            .all(|id| self.reachable(*id) && self.applied(*id) == Some(first))
+            .then_some(first)
+    }
+}
+
+/// `n` distinct free ports on 127.0.0.1 (all bound at once, then released).
+fn free_addrs(n: usize) -> Vec<SocketAddr> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("pick a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local addr"))
+        .collect()
+}
+
+/// A node's config: its own ports and data directory, the shared cookie, every peer.
+fn node_config(node: &Node, data_dir: &Path, cookie: &Path, peers: &[Node]) -> String {
+    let mut text = format!(
+        "node_name = \"warren{id}@localhost\"\nnode_id = {id}\n\
+         amqp_listen = \"{}\"\ncluster_listen = \"{}\"\n\
+         data_dir = \"{}\"\ncookie_file = \"{}\"\n",
+        node.amqp,
+        node.cluster,
+        data_dir.display(),
+        cookie.display(),
+        id = node.id,
+    );
+    for peer in peers {
+        text.push_str(&format!(
+            "\n[[peers]]\nid = {}\ncluster = \"{}\"\namqp = \"{}\"\n",
+            peer.id, peer.cluster, peer.amqp
+        ));
+    }
+    text
+}
+
+/// Writes a new random cookie (mode 0600) to `path`.
+pub fn write_cookie(path: &Path) {
+    warren::cluster::Cookie::generate()
+        .and_then(|c| c.write_new(path))
+        .expect("write cluster cookie");
+}
+
+/// Starts `warren server --config CONFIG` with its log appended to `log`; returns once its
+/// AMQP port accepts connections.
+pub fn start_logged(config: &Path, amqp: SocketAddr, log: &Path) -> Warren {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open node log");
+    let stdout = file.try_clone().expect("clone log file");
+    super::start_with(config, amqp, Stdio::from(stdout), Stdio::from(file))
+}
+
+impl Cluster {
+    /// Writes the cookie and three configs, starts the nodes and waits for a leader.
+    pub async fn start() -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cookie = dir.path().join("cookie");
+        write_cookie(&cookie);
+        let addrs = free_addrs(2 * NODES as usize);
+        let mut nodes: Vec<Node> = (1..=NODES)
+            .map(|id| {
+                let i = (id - 1) as usize;
+                Node {
+                    id,
+                    amqp: addrs[2 * i],
+                    cluster: addrs[2 * i + 1],
+                    config: dir.path().join(format!("node{id}.toml")),
+                    log: dir.path().join(format!("node{id}.log")),
+                    warren: None,
+                }
+            })
+            .collect();
+        for node in &nodes {
+            let data = dir.path().join(format!("node{}", node.id));
+            std::fs::write(&node.config, node_config(node, &data, &cookie, &nodes))
+                .expect("write node config");
+        }
+        for node in &mut nodes {
+            node.warren = Some(start_logged(&node.config, node.amqp, &node.log));
+        }
+        let cluster = Cluster { dir, nodes };
+        cluster.wait_for_leader().await;
+        cluster
+    }
+
+    pub fn node(&self, id: u64) -> &Node {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    pub fn amqp(&self, id: u64) -> SocketAddr {
+        self.node(id).amqp
+    }
+
+    /// Ids of the running nodes other than `id`, lowest first.
+    pub fn others(&self, id: u64) -> Vec<u64> {
+        (1..=NODES).filter(|n| *n != id).collect()
+    }
+
+    /// kill -9 node `id` and reap it.
+    pub fn kill(&mut self, id: u64) {
+        let node = &mut self.nodes[(id - 1) as usize];
+        let mut warren = node.warren.take().expect("kill a node that runs");
+        warren.kill();
+    }
+
+    /// Starts node `id` again on its data directory and ports.
+    pub fn restart(&mut self, id: u64) {
+        let node = &mut self.nodes[(id - 1) as usize];
+        assert!(node.warren.is_none(), "restart of node {id}, which runs");
+        node.warren = Some(start_logged(&node.config, node.amqp, &node.log));
+    }
+
+    /// A config for node `id`'s ports and peers with another data directory and cookie.
+    pub fn config_text(&self, id: u64, data_dir: &Path, cookie: &Path) -> String {
+        node_config(self.node(id), data_dir, cookie, &self.nodes)
+    }
+
+    /// The node's log so far.
+    pub fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(&self.node(id).log).unwrap_or_default()
+    }
+
+    /// Runs `warren cluster-status --json` with node 1's config (any member's config names
+    /// every peer and the cookie).
+    pub async fn status(&self) -> ClusterView {
+        status_with(&self.node(1).config).await
+    }
+
+    /// Polls the status until `done` holds, for at most `bound`; the status that satisfied it.
+    pub async fn wait_status(
+        &self,
+        what: &str,
+        bound: Duration,
+        done: impl Fn(&ClusterView) -> bool,
+    ) -> ClusterView {
+        let deadline = Instant::now() + bound;
+        loop {
+            let view = self.status().await;
+            if done(&view) {
+                return view;
+            }
+            if Instant::now() > deadline {
+                panic!("cluster-status did not show {what} within {bound:?}; last: {view:#?}");
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
+    /// Waits for exactly one reachable leader that every reachable node follows.
+    pub async fn wait_for_leader(&self) -> u64 {
+        let view = self
+            .wait_status(
+                "one leader followed by every reachable node",
+                LEADER_TIMEOUT,
+                |v| {
+                    v.n_leaders() == 1
+                        && v.nodes
+                            .iter()
+                            .filter_map(|r| r.status.as_ref())
+                            .all(|s| s.leader == v.leader)
+                },
+            )
+            .await;
+        view.leader.expect("a leader")
+    }
+}
+
+/// `warren cluster-status --json --config CONFIG`, parsed.
+pub async fn status_with(config: &Path) -> ClusterView {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args(["cluster-status", "--json", "--config"])
+        .arg(config)
+        .output();
+    let output = super::within("warren cluster-status", output)
+        .await
+        .expect("run warren cluster-status");
+    assert!(
+        output.status.success(),
+        "cluster-status failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "cluster-status printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+/// `warren cluster-status` (the table) with node 1's config.
+pub async fn status_table(config: &Path) -> String {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args(["cluster-status", "--config"])
+        .arg(config)
+        .output();
+    let output = super::within("warren cluster-status", output)
+        .await
+        .expect("run warren cluster-status");
+    assert!(output.status.success(), "cluster-status failed");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+impl Drop for Cluster {
+    /// On a failing test, the tail of every node's log: the server's side of the story.
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut warren) = node.warren.take() {
+                warren.kill();
+            }
+        }
+        if !std::thread::panicking() {
+            return;
+        }
+        // Keep the logs and data of a failed run for whoever investigates it.
+        self.dir.disable_cleanup(true);
+        eprintln!("--- cluster directory kept: {}", self.dir.path().display());
+        for node in &self.nodes {
+            let log = std::fs::read_to_string(&node.log).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            eprintln!("--- node {} log (last {} lines)", node.id, tail.len());
+            for line in tail {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
