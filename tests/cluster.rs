@@ -349,11 +349,13 @@ async fn cluster_status_reports_leader_and_a_down_node() {
 
         tracing::info!("--- write while it is down; restarted, it catches up");
         publish_n(cluster.amqp(survivors[0]), QUEUE, 20).await;
-        let written = cluster
-            .status()
-            .await
-            .applied_equal(&survivors)
-            .map_or(0, |a| a);
+        // Followers apply a moment after the leader: wait until both survivors agree.
+        let view = cluster
+            .wait_status("the survivors applying the write", bound, |v| {
+                v.applied_equal(&survivors).is_some_and(|a| a > applied)
+            })
+            .await;
+        let written = view.applied_equal(&survivors).map_or(0, |a| a);
         assert!(written > applied, "the write while down was not applied");
         cluster.restart(follower);
         let view = cluster

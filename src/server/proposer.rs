@@ -221,6 +221,21 @@ impl Proposer {
         }
     }
 
+    /// Commits an idempotent `command` (a channel or connection close), retrying while its
+    /// outcome is unknown (no leader, a leader lost mid-commit) until it is known.
+    pub async fn propose_until_committed(&self, command: Command) {
+        let mut wait = std::time::Duration::from_millis(50);
+        loop {
+            let receiver = self.submit(vec![command.clone()]).await;
+            if let Ok(Ok(_)) = receiver.await {
+                return;
+            }
+            tracing::warn!(?command, "close not committed yet; retrying");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(std::time::Duration::from_secs(2));
+        }
+    }
+
     /// The node under this proposer (for status and tests).
     pub fn node(&self) -> &RaftNode {
         &self.node

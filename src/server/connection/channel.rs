@@ -13,6 +13,9 @@ use super::Conn;
 use crate::broker::command::{Command, Refusal};
 use crate::limits;
 
+/// How long a channel close may take to commit before the connection is ended instead.
+const CHANNEL_CLOSE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// An unacked delivery on a channel: which queue and message it is.
 pub type Unacked = (String, u64);
 
@@ -120,13 +123,30 @@ impl Conn {
     }
 
     /// Returns the channel's unacked deliveries to their queues and drops its consumers.
+    ///
+    /// The close must reach the state, or a ghost consumer there would keep taking messages
+    /// that nobody delivers: it is retried (it is idempotent) until it commits. If it cannot
+    /// commit for [`CHANNEL_CLOSE_PATIENCE`], the whole connection ends instead, and its
+    /// close is retried in the background (a connection id is never reused, so that is safe
+    /// whenever it lands; a channel number is reused, so a channel close must land first).
     async fn channel_closed(&mut self, ch: u16) {
         let command = Command::ChannelClosed {
             conn: self.id,
             channel: ch,
         };
-        if let Err(refusal) = self.proposer.propose(command).await {
-            tracing::warn!(conn = self.id, ch, ?refusal, "channel close not committed");
+        let proposer = std::sync::Arc::clone(&self.proposer);
+        let committed = tokio::time::timeout(
+            CHANNEL_CLOSE_PATIENCE,
+            proposer.propose_until_committed(command),
+        )
+        .await;
+        if committed.is_err() {
+            tracing::warn!(
+                conn = self.id,
+                ch,
+                "channel close not committed; ending the connection"
+            );
+            self.done = true;
         }
     }
 

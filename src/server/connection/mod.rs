@@ -125,13 +125,14 @@ pub async fn run(
     let result = conn.serve(&mut socket, dispatches, alarm).await;
     // Return every unacked delivery, drop every consumer and delete the exclusive queues of
     // this connection.
-    if let Err(refusal) = proposer
-        .propose(Command::ConnectionClosed { conn: id })
-        .await
-    {
-        tracing::warn!(conn = id, ?refusal, "connection close not committed");
-    }
+    // In the background, retried until it commits (see `propose_until_committed`).
     proposer.unregister(id);
+    let closer = Arc::clone(&proposer);
+    tokio::spawn(async move {
+        closer
+            .propose_until_committed(Command::ConnectionClosed { conn: id })
+            .await
+    });
     result
 }
 
@@ -182,6 +183,12 @@ async fn await_close_ok(socket: &mut TcpStream, inbuf: &mut BytesMut, frame_max:
 /// destroy our last frames (a close-ok) before the client reads them.
 async fn linger_close(socket: &mut TcpStream) {
     let _ = socket.shutdown().await;
+    await_client_eof(socket).await;
+}
+
+/// Reads and drops whatever the client still sends (e.g. a second connection.close from
+/// another of its threads) until it closes the socket, for at most [`CLOSE_OK_WAIT`].
+async fn await_client_eof(socket: &mut TcpStream) {
     let drain = async {
         let mut sink = [0u8; 4096];
         while let Ok(n) = socket.read(&mut sink).await {
@@ -261,7 +268,10 @@ impl Conn {
                 self.out.clear();
             }
             if self.done {
-                linger_close(socket).await;
+                // The client closed: after our close-ok it closes the socket (AMQP 0-9-1
+                // §4.2.3), and closing first could race its reading of the close-ok.
+                await_client_eof(socket).await;
+                let _ = socket.shutdown().await;
                 return Ok(());
             }
         }
