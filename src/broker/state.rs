@@ -353,5 +353,8 @@ pub(super) fn declared(name: String, queue: &Queue) -> Reply {
 }
 
 #[cfg(test)]
+#[path = "state_prop_tests.rs"]
+mod state_prop_tests;
+#[cfg(test)]
 #[path = "state_tests.rs"]
 mod tests;
