@@ -164,7 +164,8 @@ impl BrokerState {
         Ok(Reply::Done)
     }
 
-    /// basic.consume; 403 when the queue is in exclusive use (RabbitMQ's text).
+    /// basic.consume; 530 when the consumer's tag is already in use on its channel (on any
+    /// queue), 403 when the queue is in exclusive use (RabbitMQ's texts).
     pub(super) fn consume(
         &mut self,
         queue: &str,
@@ -174,6 +175,19 @@ impl BrokerState {
         exclusive: bool,
         fx: &mut Effects,
     ) -> Result<Reply, Refusal> {
+        let in_use = self
+            .queues
+            .values()
+            .any(|e| e.queue.consumer_keys().any(|k| *k == consumer));
+        if in_use {
+            return Err(Refusal {
+                reply_code: 530,
+                reply_text: format!(
+                    "NOT_ALLOWED - attempt to reuse consumer tag '{}'",
+                    consumer.tag
+                ),
+            });
+        }
         let entry = self.queue_mut(queue, consumer.conn)?;
         if entry.queue.in_exclusive_use(exclusive) {
             return Err(Refusal::access_refused(format!(

@@ -259,17 +259,8 @@ fn command(s: &BrokerState, op: &Op) -> Command {
             prefetch,
             no_ack,
         } => {
+            // A reused key is generated too: apply refuses it (530), as the front end does.
             let consumer = key(conn, channel, tag);
-            // The front end refuses a tag already in use on the channel (530 NOT_ALLOWED)
-            // before anything reaches the log; Queue::add_consumer debug-asserts that
-            // precondition, so a reused key becomes a no-op Tick here.
-            let in_use = s
-                .queues
-                .values()
-                .any(|e| e.queue.consumer_keys().any(|k| *k == consumer));
-            if in_use {
-                return Command::Tick;
-            }
             Command::Consume {
                 queue: QUEUES[queue].to_string(),
                 consumer,
