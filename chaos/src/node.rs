@@ -60,7 +60,9 @@ impl WarrenNode {
             .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
         let mut node = WarrenNode { child, addr };
         for _ in 0..LISTEN_POLLS_MAX {
-            if TcpStream::connect(addr).is_ok() {
+            // A connection to ourselves (TCP simultaneous open on a free local port) does
+            // not mean the node listens.
+            if TcpStream::connect(addr).is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok()) {
                 return node;
             }
             if let Ok(Some(status)) = node.child.try_wait() {

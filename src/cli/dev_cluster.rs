@@ -75,7 +75,10 @@ impl Drop for Nodes {
 fn wait_for_port(port: u16, within: Duration) -> bool {
     let deadline = std::time::Instant::now() + within;
     while std::time::Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        // A connection to ourselves (TCP simultaneous open on a free local port) does not
+        // mean the node listens.
+        let connected = std::net::TcpStream::connect(("127.0.0.1", port));
+        if connected.is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok()) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(100));

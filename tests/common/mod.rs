@@ -80,12 +80,19 @@ pub fn start_with(config: &Path, addr: SocketAddr, stdout: Stdio, stderr: Stdio)
     let warren = Warren { child };
     // Bounded poll: the listener opens after the Raft node has recovered and leads.
     for _ in 0..400 {
-        if TcpStream::connect(addr).is_ok() {
+        if listening(addr) {
             return warren;
         }
         std::thread::sleep(Duration::from_millis(25));
     }
     panic!("warren did not listen on {addr}");
+}
+
+/// Whether something listens on `addr`. A connect to a local port nobody listens on can
+/// succeed by connecting the socket to itself (TCP simultaneous open, when the kernel picks
+/// that very port as the source port), so a connection to ourselves does not count.
+pub fn listening(addr: SocketAddr) -> bool {
+    TcpStream::connect(addr).is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
 }
 
 /// A running `warren server` with its own temporary directory.
