@@ -55,10 +55,23 @@ impl Conn {
     /// Commits one command and returns its reply. Everything submitted before it is
     /// handled first: it was applied first, and its confirms must not trail this reply.
     pub(super) async fn propose_reply(&mut self, command: Command) -> Result<Reply, Refusal> {
-        let receiver = self.proposer.submit(vec![command]).await;
+        match self.propose_all(vec![command]).await?.pop() {
+            Some(reply) => reply,
+            None => Err(Unknown::refusal()),
+        }
+    }
+
+    /// Commits `commands` as one submission (one log entry) and returns their replies, after
+    /// handling everything submitted before them; 541 when the outcome is unknown.
+    pub(super) async fn propose_all(
+        &mut self,
+        commands: Vec<Command>,
+    ) -> Result<Vec<Result<Reply, Refusal>>, Refusal> {
+        let expected = commands.len();
+        let receiver = self.proposer.submit(commands).await;
         self.complete_all().await;
         match receiver.await {
-            Ok(Ok(mut replies)) if replies.len() == 1 => replies.remove(0),
+            Ok(Ok(replies)) if replies.len() == expected => Ok(replies),
             _ => Err(Unknown::refusal()),
         }
     }

@@ -11,7 +11,6 @@ use super::declare::not_implemented;
 use super::wire::{refuse, REPLY_PRECONDITION_FAILED};
 use super::Conn;
 use crate::broker::command::{Command, Refusal, Reply};
-use crate::server::proposer::Unknown;
 
 #[derive(Default)]
 pub struct TxBuffer {
@@ -76,12 +75,7 @@ impl Conn {
         if buffer.commands.is_empty() {
             return Ok(());
         }
-        let receiver = self.proposer.submit(buffer.commands).await;
-        self.complete_all().await;
-        let replies = match receiver.await {
-            Ok(Ok(replies)) => replies,
-            _ => return Err(Unknown::refusal()),
-        };
+        let replies = self.propose_all(buffer.commands).await?;
         for (reply, returned) in replies.into_iter().zip(buffer.returns) {
             if let (Reply::Published { n_queues: 0, .. }, Some(returned)) = (reply?, returned) {
                 self.send_return(ch, returned);
