@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use openraft::async_runtime::WatchReceiver;
 use openraft::Instant as _;
 
-use super::proposer::{conn_node, Proposer};
+use super::proposer::Proposer;
 use crate::broker::command::Command;
 
 /// How long a member may miss heartbeats before the leader declares it down.
@@ -66,12 +66,7 @@ async fn check(proposer: &Weak<Proposer>, never_acked: &mut HashMap<u64, Instant
     if down.is_empty() {
         return true;
     }
-    let conns: Vec<u64> = node
-        .state_machine
-        .with_broker(|b| b.connections())
-        .into_iter()
-        .filter(|c| down.contains(&conn_node(*c)))
-        .collect();
+    let conns = proposer.connections_on(&down);
     if conns.is_empty() {
         return true;
     }

@@ -158,14 +158,7 @@ impl Proposer {
     }
 
     async fn close_stale_connections(&self) -> anyhow::Result<()> {
-        let mine = |conn: &u64| conn_node(*conn) == self.node.id;
-        let stale: Vec<u64> = self
-            .node
-            .state_machine
-            .with_broker(|broker| broker.connections())
-            .into_iter()
-            .filter(mine)
-            .collect();
+        let stale = self.connections_on(&[self.node.id]);
         if stale.is_empty() {
             return Ok(());
         }
@@ -234,6 +227,16 @@ impl Proposer {
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(std::time::Duration::from_secs(2));
         }
+    }
+
+    /// The connections the state names that are held by one of `nodes`.
+    pub fn connections_on(&self, nodes: &[u64]) -> Vec<u64> {
+        self.node
+            .state_machine
+            .with_broker(|broker| broker.connections())
+            .into_iter()
+            .filter(|conn| nodes.contains(&conn_node(*conn)))
+            .collect()
     }
 
     /// The node under this proposer (for status and tests).
