@@ -1,8 +1,10 @@
 //! Chaos harness and checker (issue 4), and the `warren-bench` load generator (issue 5)
 //! that shares its workload.
 //!
-//! `node` starts the real `warren` binary for process tests; `bench` is the load generator
+//! `history` is the chaos run's JSON-lines record, shared by the workload, the nemeses and
+//! the checker. `node` starts the real `warren` binary for process tests; `bench` is the load generator
 //! behind `src/bin/warren-bench.rs`.
 
 pub mod bench;
+pub mod history;
 pub mod node;
