@@ -14,7 +14,10 @@ use crate::config::NodeConfig;
 use crate::raft::node::RaftNode;
 
 /// Opens this node's Raft state as a cluster member and starts answering peers.
-pub async fn open(config: &Arc<NodeConfig>) -> anyhow::Result<(Arc<RaftNode>, Cookie, PeerServer)> {
+pub async fn open(
+    config: &Arc<NodeConfig>,
+    stop: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<(Arc<RaftNode>, Cookie, PeerServer)> {
     let cookie_path = config.cookie_path();
     let cookie = Cookie::load(&cookie_path)
         .with_context(|| format!("load cluster cookie {}", cookie_path.display()))?;
@@ -36,6 +39,7 @@ pub async fn open(config: &Arc<NodeConfig>) -> anyhow::Result<(Arc<RaftNode>, Co
     let handler = NodeHandler {
         node: Arc::clone(&node),
         config: Arc::clone(config),
+        stop,
     };
     let server = PeerServer::start(listener, config.node_id, cookie.clone(), Arc::new(handler))?;
     Ok((node, cookie, server))

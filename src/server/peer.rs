@@ -12,6 +12,8 @@ use crate::raft::node::RaftNode;
 pub struct NodeHandler {
     pub node: Arc<RaftNode>,
     pub config: Arc<NodeConfig>,
+    /// Notified by `warren stop`; the listener then shuts the node down.
+    pub stop: Arc<tokio::sync::Notify>,
 }
 
 impl PeerHandler for NodeHandler {
@@ -25,6 +27,14 @@ impl PeerHandler for NodeHandler {
                     applied_index,
                     hash,
                 })
+            }
+            PeerRequest::ChangeMembership(change) => {
+                super::membership::change(&self.node, change).await
+            }
+            PeerRequest::Stop => {
+                tracing::info!("stop requested");
+                self.stop.notify_one();
+                PeerResponse::Done("stopping".to_string())
             }
             raft_rpc => crate::cluster::network::serve_raft_rpc(&self.node.raft, raft_rpc)
                 .await

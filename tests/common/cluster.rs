@@ -64,6 +64,9 @@ pub struct StateDigest {
 #[derive(Clone, Debug, Deserialize)]
 pub struct NodeStatus {
     pub node_id: u64,
+    pub role: String,
+    pub voters: Vec<(u64, String)>,
+    pub learners: Vec<(u64, String)>,
     pub raft_state: String,
     pub term: u64,
     pub last_log_index: Option<u64>,
@@ -198,9 +201,43 @@ impl Cluster {
         self.node(id).amqp
     }
 
-    /// Ids of the running nodes other than `id`, lowest first.
+    /// Ids of the nodes other than `id`, lowest first.
     pub fn others(&self, id: u64) -> Vec<u64> {
-        (1..=NODES).filter(|n| *n != id).collect()
+        self.nodes
+            .iter()
+            .map(|n| n.id)
+            .filter(|n| *n != id)
+            .collect()
+    }
+
+    /// Starts one more node, with an empty data directory, whose config names every node
+    /// so far and itself; it waits to be joined (`warren join`). Returns its id.
+    pub fn add_node(&mut self) -> u64 {
+        let id = self.nodes.len() as u64 + 1;
+        let addrs = free_addrs(2);
+        self.nodes.push(Node {
+            id,
+            amqp: addrs[0],
+            cluster: addrs[1],
+            config: self.dir.path().join(format!("node{id}.toml")),
+            log: self.dir.path().join(format!("node{id}.log")),
+            warren: None,
+        });
+        let node = self.node(id);
+        let data = self.dir.path().join(format!("node{id}"));
+        let cookie = self.dir.path().join("cookie");
+        std::fs::write(&node.config, node_config(node, &data, &cookie, &self.nodes))
+            .expect("write node config");
+        self.restart(id);
+        id
+    }
+
+    /// Waits (at most `bound`) for node `id`'s process to exit by itself; its exit status.
+    pub fn wait_exit(&mut self, id: u64, bound: Duration) -> std::process::ExitStatus {
+        let node = &mut self.nodes[(id - 1) as usize];
+        let mut warren = node.warren.take().expect("a node that runs");
+        let status = warren.wait_exit(bound);
+        status.unwrap_or_else(|| panic!("node {id} still runs after {bound:?}"))
     }
 
     /// kill -9 node `id` and reap it.
