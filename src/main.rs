@@ -169,7 +169,6 @@ fn main() -> anyhow::Result<()> {
                 id: config.node_id,
                 addr: config.cluster_listen.to_string(),
                 voter: !learner,
-                replaces: Vec::new(),
             };
             change_membership(&config, change)?;
         }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::cluster::cookie::Cookie;
+use crate::cluster::handshake::ANY_NODE;
 use crate::cluster::transport::PeerClient;
 use crate::cluster::{MembershipChange, PeerRequest, PeerResponse};
 use crate::config::NodeConfig;
@@ -41,7 +42,8 @@ pub async fn ask_leader(config: &NodeConfig, change: MembershipChange) -> anyhow
             let Some(addr) = known.get(&id).cloned() else {
                 continue;
             };
-            let mut client = PeerClient::new(&addr, CLIENT_ID, id, cookie.clone());
+            // Addressed by address, not id: a RAM member's Raft id changes at every start.
+            let mut client = PeerClient::new(&addr, CLIENT_ID, ANY_NODE, cookie.clone());
             let request = PeerRequest::ChangeMembership(change.clone());
             match client.call_timeout(request, CHANGE_TIMEOUT).await {
                 Ok(PeerResponse::Done(done)) => return Ok(done),

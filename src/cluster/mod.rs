@@ -55,13 +55,12 @@ pub enum PeerRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MembershipChange {
     /// Add node `id`, reached at `addr`, as a learner (the call returns once it has caught
-    /// up), then make it a voter when `voter`; in the same joint change remove `replaces`,
-    /// the dead earlier incarnations of a RAM node.
+    /// up), then make it a voter when `voter`; in the same joint change the leader removes
+    /// the earlier starts of the same RAM node (same node id, older Raft ids).
     Join {
         id: NodeId,
         addr: String,
         voter: bool,
-        replaces: Vec<NodeId>,
     },
     /// Remove node `id` (a voter or a learner) from the cluster.
     Remove { id: NodeId },

@@ -13,7 +13,7 @@ use openraft::{BasicNode, ChangeMembers};
 
 use crate::cluster::{MembershipChange, PeerResponse};
 use crate::raft::node::RaftNode;
-use crate::raft::types::{NodeId, TypeConfig};
+use crate::raft::types::{config_node_of, is_ram_id, NodeId, TypeConfig};
 
 type ChangeError = RaftError<TypeConfig, ClientWriteError<TypeConfig>>;
 type Change = ChangeMembers<NodeId, BasicNode>;
@@ -48,29 +48,32 @@ async fn carry_out(node: &RaftNode, change: MembershipChange) -> Result<String, 
     let raft = &node.raft;
     let (voters, learners) = members(node);
     match change {
-        MembershipChange::Join {
-            id,
-            addr,
-            voter,
-            replaces,
-        } => {
-            if voters.contains(&id) && replaces.iter().all(|r| !voters.contains(r)) {
+        MembershipChange::Join { id, addr, voter } => {
+            // Earlier starts of the same RAM node: dead, and never to vote again.
+            let gone: BTreeSet<NodeId> = voters
+                .iter()
+                .chain(&learners)
+                .copied()
+                .filter(|m| *m != id && is_ram_id(*m) && config_node_of(*m) == config_node_of(id))
+                .collect();
+            if voters.contains(&id) && gone.is_empty() {
                 return Ok(format!("node {id} is already a voter"));
             }
             // Blocking: returns once the learner has caught up (by snapshot if it must), so
             // it can count toward commits from the moment it becomes a voter.
             raft.add_learner(id, BasicNode::new(addr), true).await?;
-            let gone: BTreeSet<NodeId> = replaces
-                .into_iter()
-                .filter(|r| *r != id && (voters.contains(r) || learners.contains(r)))
-                .collect();
+            // retain = false: removed voters leave the membership entirely.
+            let (gone_voters, gone_learners): (BTreeSet<NodeId>, BTreeSet<NodeId>) =
+                gone.iter().partition(|m| voters.contains(m));
             let mut steps = Vec::new();
             if voter {
                 steps.push(Change::AddVoterIds(BTreeSet::from([id])));
             }
-            if !gone.is_empty() {
-                steps.push(Change::RemoveVoters(gone.clone()));
-                steps.push(Change::RemoveNodes(gone.clone()));
+            if !gone_voters.is_empty() {
+                steps.push(Change::RemoveVoters(gone_voters));
+            }
+            if !gone_learners.is_empty() {
+                steps.push(Change::RemoveNodes(gone_learners));
             }
             if !steps.is_empty() {
                 raft.change_membership(Change::Batch(steps), false).await?;

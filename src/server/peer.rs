@@ -90,7 +90,7 @@ pub fn status(node: &RaftNode, config: &NodeConfig) -> NodeStatus {
         node_name: config.node_name.clone(),
         amqp_addr: config.amqp_listen.to_string(),
         cluster_addr: config.cluster_listen.to_string(),
-        role: "disk".to_string(),
+        role: config.role().name().to_string(),
         raft_state: format!("{:?}", m.state).to_lowercase(),
         term: m.current_term,
         last_log_index: m.last_log_index,

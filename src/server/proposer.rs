@@ -177,7 +177,14 @@ impl Proposer {
     }
 
     async fn close_stale_connections(&self) -> anyhow::Result<()> {
-        let stale = self.connections_on(&[self.node.id]);
+        // Ids of this start share the first id's high half (node, incarnation).
+        let ours = self.next_conn.load(Ordering::Relaxed) >> 32;
+        let me = crate::raft::types::config_node_of(self.node.id);
+        let stale: Vec<u64> = self
+            .connections_on(&[me])
+            .into_iter()
+            .filter(|conn| conn >> 32 != ours)
+            .collect();
         if stale.is_empty() {
             return Ok(());
         }
@@ -248,7 +255,8 @@ impl Proposer {
         }
     }
 
-    /// The connections the state names that are held by one of `nodes`.
+    /// The connections the state names that are held by one of `nodes` (configured node
+    /// ids, see `config_node_of`).
     pub fn connections_on(&self, nodes: &[u64]) -> Vec<u64> {
         self.node
             .state_machine

@@ -29,6 +29,8 @@ pub struct Node {
     pub cluster: SocketAddr,
     pub config: PathBuf,
     pub log: PathBuf,
+    /// "disk" or "ram".
+    pub role: &'static str,
     warren: Option<Warren>,
 }
 
@@ -134,8 +136,8 @@ fn node_config(node: &Node, data_dir: &Path, cookie: &Path, peers: &[Node]) -> S
     );
     for peer in peers {
         text.push_str(&format!(
-            "\n[[peers]]\nid = {}\ncluster = \"{}\"\namqp = \"{}\"\n",
-            peer.id, peer.cluster, peer.amqp
+            "\n[[peers]]\nid = {}\ncluster = \"{}\"\namqp = \"{}\"\nrole = \"{}\"\n",
+            peer.id, peer.cluster, peer.amqp, peer.role
         ));
     }
     text
@@ -163,11 +165,16 @@ pub fn start_logged(config: &Path, amqp: SocketAddr, log: &Path) -> Warren {
 impl Cluster {
     /// Writes the cookie and three configs, starts the nodes and waits for a leader.
     pub async fn start() -> Cluster {
+        Cluster::start_roles(&["disk"; NODES as usize]).await
+    }
+
+    /// As [`Cluster::start`], node `i + 1` with role `roles[i]` ("disk" or "ram").
+    pub async fn start_roles(roles: &[&'static str]) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let cookie = dir.path().join("cookie");
         write_cookie(&cookie);
-        let addrs = free_addrs(2 * NODES as usize);
-        let mut nodes: Vec<Node> = (1..=NODES)
+        let addrs = free_addrs(2 * roles.len());
+        let mut nodes: Vec<Node> = (1..=roles.len() as u64)
             .map(|id| {
                 let i = (id - 1) as usize;
                 Node {
@@ -176,6 +183,7 @@ impl Cluster {
                     cluster: addrs[2 * i + 1],
                     config: dir.path().join(format!("node{id}.toml")),
                     log: dir.path().join(format!("node{id}.log")),
+                    role: roles[i],
                     warren: None,
                 }
             })
@@ -221,6 +229,7 @@ impl Cluster {
             cluster: addrs[1],
             config: self.dir.path().join(format!("node{id}.toml")),
             log: self.dir.path().join(format!("node{id}.log")),
+            role: "disk",
             warren: None,
         });
         let node = self.node(id);
