@@ -16,6 +16,7 @@ pub mod mem_log_store;
 pub mod network;
 pub mod node;
 pub mod record;
+pub mod sessions;
 pub mod state_machine;
 #[cfg(test)]
 mod test_sm;

@@ -18,8 +18,9 @@ use anyhow::Context;
 use super::log_store::SegmentLogStore;
 use super::mem_log_store::MemLogStore;
 use super::network::NoPeers;
+use super::sessions::Sequenced;
 use super::state_machine::{Batch, BrokerStateMachine};
-use super::types::{NodeId, TypeConfig};
+use super::types::{NodeId, Response, TypeConfig};
 use crate::broker::command::{Command, Refusal, Reply};
 use crate::cluster::network::ClusterNetwork;
 
@@ -161,7 +162,8 @@ impl RaftNode {
     pub async fn submit(
         &self,
         batch: &Batch,
-    ) -> anyhow::Result<impl std::future::Future<Output = Replies> + Send + 'static> {
+    ) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<Response>> + Send + 'static>
+    {
         let (responder, receiver) = openraft::impls::ProgressResponder::complete_only();
         self.raft
             .client_write_ff(batch.to_request(), Some(responder))
@@ -179,13 +181,14 @@ impl RaftNode {
                 }
                 Err(e) => return Err(e).context("commit command batch"),
             };
-            let replies = response.data.0;
+            let response = response.data;
+            // A batch its proposer's sequence kept from applying answers no replies.
             anyhow::ensure!(
-                replies.len() == expected,
+                response.replies.len() == expected || response.sequenced != Sequenced::Applied,
                 "state machine answered {} of {expected} commands",
-                replies.len()
+                response.replies.len()
             );
-            Ok(replies)
+            Ok(response)
         })
     }
 
@@ -200,8 +203,9 @@ impl RaftNode {
         let batch = Batch {
             time_ms: wall_clock_ms(),
             commands: commands.to_vec(),
+            origin: None,
         };
-        self.submit(&batch).await?.await
+        Ok(self.submit(&batch).await?.await?.replies)
     }
 
     pub async fn shutdown(self) -> anyhow::Result<()> {

@@ -24,14 +24,16 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 
+use super::sessions::{Origin, Sequenced, Sessions};
 use super::types::{Request, Response, TypeConfig};
-use crate::broker::command::{Command, Outcome, Refusal, Reply};
+use crate::broker::command::{Command, Outcome};
 use crate::broker::state::BrokerState;
 
 type Snap = SnapshotOf<TypeConfig, Vec<u8>>;
 
 const SNAPSHOT_FILE: &str = "snapshot.bin";
-const SNAPSHOT_FORMAT_VERSION: u8 = 1;
+/// 2: proposer sessions joined the snapshot.
+const SNAPSHOT_FORMAT_VERSION: u8 = 2;
 
 /// What a snapshot file holds.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -39,6 +41,7 @@ struct SnapshotBody {
     last_applied: Option<LogIdOf<TypeConfig>>,
     membership: StoredMembershipOf<TypeConfig>,
     broker: BrokerState,
+    sessions: Sessions,
 }
 
 /// An entry's commands and the leader's wall clock (ms since the epoch) when it proposed
@@ -47,6 +50,9 @@ struct SnapshotBody {
 pub struct Batch {
     pub time_ms: u64,
     pub commands: Vec<Command>,
+    /// The proposer and its sequence number: applied once, in order (`sessions`). `None`
+    /// for batches outside a proposer's sequence (tests, tools).
+    pub origin: Option<Origin>,
 }
 
 /// Sees every entry's outcomes right after they were applied, in log order, with the state
@@ -165,9 +171,15 @@ impl BrokerStateMachine {
 }
 
 impl Inner {
-    /// Applies one entry's batch, shows the outcomes to the observer, returns the replies.
-    fn apply_batch(&mut self, request: &Request) -> Vec<Result<Reply, Refusal>> {
+    /// Applies one entry's batch (unless its proposer's sequence says otherwise), shows the
+    /// outcomes to the observer, returns the replies.
+    fn apply_batch(&mut self, index: u64, request: &Request) -> Response {
         let batch: Batch = postcard::from_bytes(&request.0).unwrap_or_default();
+        if let Some(origin) = batch.origin {
+            if let Err((sequenced, replies)) = self.body.sessions.check(origin) {
+                return Response { replies, sequenced };
+            }
+        }
         let broker = &mut self.body.broker;
         let now_ms = batch.time_ms;
         let outcomes: Vec<Outcome> = batch
@@ -178,7 +190,14 @@ impl Inner {
         if let Some(observer) = &self.observer {
             observer.applied(&outcomes, &self.body.broker);
         }
-        outcomes.into_iter().map(|o| o.reply).collect()
+        let replies: Vec<_> = outcomes.into_iter().map(|o| o.reply).collect();
+        if let Some(origin) = batch.origin {
+            self.body.sessions.record(origin, index, &replies);
+        }
+        Response {
+            replies,
+            sequenced: Sequenced::Applied,
+        }
     }
 }
 
@@ -260,21 +279,23 @@ impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
         while let Some((entry, responder)) = entries.try_next().await? {
-            let replies = {
+            let response = {
                 let mut inner = self.lock();
                 inner.body.last_applied = Some(entry.log_id);
                 match entry.payload {
-                    EntryPayload::Blank => Vec::new(),
-                    EntryPayload::Normal(request) => inner.apply_batch(&request),
+                    EntryPayload::Blank => Response::default(),
+                    EntryPayload::Normal(request) => {
+                        inner.apply_batch(entry.log_id.index, &request)
+                    }
                     EntryPayload::Membership(m) => {
                         inner.body.membership =
                             StoredMembershipOf::<TypeConfig>::new(Some(entry.log_id), m);
-                        Vec::new()
+                        Response::default()
                     }
                 }
             };
             if let Some(r) = responder {
-                r.send(Response(replies));
+                r.send(response);
             }
         }
         Ok(())

@@ -72,7 +72,7 @@ impl RaftStateMachine<TypeConfig> for MemStateMachine {
                 }
             }
             if let Some(r) = responder {
-                r.send(Response(Vec::new()));
+                r.send(Response::default());
             }
         }
         Ok(())

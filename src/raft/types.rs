@@ -22,13 +22,22 @@ impl fmt::Display for Request {
     }
 }
 
-/// The state machine's replies to a [`Request`], one per command, in order.
+/// The state machine's replies to a [`Request`], one per command, in order, and what its
+/// proposer's sequence made of it (`super::sessions`). It never leaves the node.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
-pub struct Response(pub Vec<Result<Reply, Refusal>>);
+pub struct Response {
+    pub replies: Vec<Result<Reply, Refusal>>,
+    pub sequenced: super::sessions::Sequenced,
+}
 
 impl fmt::Display for Response {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Response({} replies)", self.0.len())
+        write!(
+            f,
+            "Response({} replies, {:?})",
+            self.replies.len(),
+            self.sequenced
+        )
     }
 }
 

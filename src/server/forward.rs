@@ -1,115 +1,104 @@
-//! Forwarding: a follower's proposer hands its batches to the leader over the cluster
-//! transport, one at a time and in order, and gets the replies back once the leader has
-//! committed and applied them. Deliveries need no forwarding: every node applies the entry
-//! and the node holding each consumer's channel delivers.
+//! One attempt to commit a sequenced batch: on this node when it leads, otherwise forwarded
+//! to the leader over the cluster transport. Deliveries need no forwarding: every node
+//! applies the entry and the node holding each consumer's channel delivers.
 //!
-//! A batch the leader reports as "not committed: not the leader" was never appended, so it
-//! is retried on the leader this node learns of next. Any other failure after the request left
-//! (a lost connection, a timeout) leaves the outcome unknown: the submitters get `Unknown`
-//! and close their channels with 541 (never a nack).
+//! Every failure is an `Attempt::Retry`: the batch carries its proposer's sequence number,
+//! so resending it can neither apply it twice nor out of order (`crate::raft::sessions`).
+//! The sequencer (`super::sequencer`) decides when to give up.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use openraft::async_runtime::WatchReceiver;
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
+use crate::broker::command::{Refusal, Reply};
 use crate::cluster::cookie::Cookie;
 use crate::cluster::transport::PeerClient;
 use crate::cluster::{PeerRequest, PeerResponse};
-use crate::raft::node::{NotLeader, RaftNode, Replies};
+use crate::raft::node::RaftNode;
+use crate::raft::sessions::Sequenced;
 use crate::raft::state_machine::Batch;
-use crate::raft::types::NodeId;
+use crate::raft::types::{NodeId, Response};
 
-/// How long a batch waits for the cluster to have a leader.
-const LEADER_WAIT: Duration = Duration::from_secs(10);
-/// How many leaders a batch is offered to before its submitters are told "unknown".
-const FORWARD_ATTEMPTS: usize = 40;
+/// How long an attempt waits for the cluster to have a leader.
+const LEADER_WAIT: Duration = Duration::from_secs(2);
 
-/// A batch to forward, who waits for its replies, and its in-flight slot.
-pub struct Forward {
-    pub batch: Batch,
-    pub answer: Box<dyn FnOnce(Replies) + Send>,
-    pub permit: OwnedSemaphorePermit,
+/// What became of one attempt.
+#[derive(Debug)]
+pub enum Attempt {
+    /// Applied (now, or by an earlier attempt): the replies.
+    Committed(Vec<Result<Reply, Refusal>>),
+    /// Applied by an earlier attempt whose replies are gone: the outcome is unknown.
+    Expired,
+    /// Not known to be applied: send it again (after the earlier ones of its sequence).
+    Retry(String),
 }
 
-/// Hands batches to the forwarding task, which sends them to the leader in order.
-#[derive(Clone)]
-pub struct Forwarder {
-    queue: mpsc::Sender<Forward>,
-}
-
-impl Forwarder {
-    pub fn start(node: Arc<RaftNode>, cookie: Cookie) -> Forwarder {
-        let (queue, batches) = mpsc::channel(crate::limits::PROPOSE_ENTRIES_IN_FLIGHT_MAX);
-        tokio::spawn(forward_loop(node, cookie, batches));
-        Forwarder { queue }
-    }
-
-    pub async fn forward(&self, forward: Forward) {
-        if let Err(mpsc::error::SendError(lost)) = self.queue.send(forward).await {
-            (lost.answer)(Err(anyhow::anyhow!("forwarder stopped")));
+impl Attempt {
+    /// The attempt's outcome from the state machine's answer.
+    pub fn from_response(response: Response) -> Attempt {
+        match response.sequenced {
+            Sequenced::Applied | Sequenced::Replayed => Attempt::Committed(response.replies),
+            Sequenced::Expired => Attempt::Expired,
+            Sequenced::OutOfOrder => Attempt::Retry("out of order".to_string()),
         }
     }
 }
 
-async fn forward_loop(node: Arc<RaftNode>, cookie: Cookie, mut batches: mpsc::Receiver<Forward>) {
-    let mut client: Option<(NodeId, PeerClient)> = None;
-    while let Some(forward) = batches.recv().await {
-        let replies = forward_one(&node, &cookie, &mut client, forward.batch).await;
-        (forward.answer)(replies);
-        drop(forward.permit);
+/// Appends `batch` on this node (the leader) and waits for its outcome.
+pub async fn commit_here(node: &RaftNode, batch: &Batch) -> Attempt {
+    let committed = match node.submit(batch).await {
+        Ok(response) => response.await,
+        Err(e) => Err(e),
+    };
+    match committed {
+        Ok(response) => Attempt::from_response(response),
+        Err(e) => Attempt::Retry(format!("{e:#}")),
     }
 }
 
-async fn forward_one(
+/// The connection to the leader, kept between attempts while the leader stays the same.
+pub type LeaderLink = Option<(NodeId, PeerClient)>;
+
+/// Sends `batch` to the leader and waits for its outcome.
+pub async fn commit_at_leader(
     node: &RaftNode,
     cookie: &Cookie,
-    client: &mut Option<(NodeId, PeerClient)>,
-    batch: Batch,
-) -> Replies {
-    for _ in 0..FORWARD_ATTEMPTS {
-        let leader = wait_for_leader(node).await?;
-        if leader == node.id {
-            match node.submit(&batch).await?.await {
-                // A new leader takes writes once a quorum has acknowledged it.
-                Err(e) if e.downcast_ref::<NotLeader>().is_some() => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-                replies => return replies,
-            }
-        }
-        if client.as_ref().is_none_or(|(id, _)| *id != leader) {
-            let addr = leader_addr(node, leader)?;
-            *client = Some((
-                leader,
-                PeerClient::new(addr, node.id, leader, cookie.clone()),
-            ));
-        }
-        let Some((_, peer)) = client.as_mut() else {
-            continue;
+    link: &mut LeaderLink,
+    batch: &Batch,
+) -> Attempt {
+    let leader = match wait_for_leader(node).await {
+        Ok(leader) => leader,
+        Err(e) => return Attempt::Retry(format!("{e:#}")),
+    };
+    if leader == node.id {
+        return commit_here(node, batch).await;
+    }
+    if link.as_ref().is_none_or(|(id, _)| *id != leader) {
+        let addr = match leader_addr(node, leader) {
+            Ok(addr) => addr,
+            Err(e) => return Attempt::Retry(format!("{e:#}")),
         };
-        match peer.call(PeerRequest::Propose(batch.clone())).await {
-            Ok(PeerResponse::Replies(replies)) => return Ok(replies),
-            Ok(PeerResponse::NotCommitted { reason, .. }) if reason == "not the leader" => {
-                // Never appended there: safe to offer to the next leader.
-                *client = None;
-                node.raft
-                    .wait(Some(Duration::from_millis(300)))
-                    .metrics(|m| m.current_leader != Some(leader), "leader change")
-                    .await
-                    .ok();
-            }
-            Ok(other) => anyhow::bail!("leader {leader} did not commit the batch: {other:?}"),
-            Err(e) => {
-                *client = None;
-                return Err(e.context(format!("forward to leader {leader}; outcome unknown")));
-            }
+        *link = Some((
+            leader,
+            PeerClient::new(addr, node.id, leader, cookie.clone()),
+        ));
+    }
+    let Some((_, peer)) = link.as_mut() else {
+        return Attempt::Retry("no link to the leader".to_string());
+    };
+    match peer.call(PeerRequest::Propose(batch.clone())).await {
+        Ok(PeerResponse::Replies(replies)) => Attempt::Committed(replies),
+        Ok(PeerResponse::NotCommitted { reason, .. }) if reason == "expired" => Attempt::Expired,
+        Ok(other) => {
+            *link = None;
+            Attempt::Retry(format!("leader {leader}: {other:?}"))
+        }
+        Err(e) => {
+            *link = None;
+            Attempt::Retry(format!("forward to leader {leader}: {e:#}"))
         }
     }
-    anyhow::bail!("no leader took the batch after {FORWARD_ATTEMPTS} attempts")
 }
 
 async fn wait_for_leader(node: &RaftNode) -> anyhow::Result<NodeId> {

@@ -10,6 +10,7 @@ mod membership;
 mod node_down;
 mod peer;
 pub mod proposer;
+mod sequencer;
 mod stop;
 
 pub use listener::{bind, serve};

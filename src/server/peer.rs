@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use openraft::async_runtime::WatchReceiver;
 
+use super::forward::Attempt;
 use crate::cluster::{NodeStatus, PeerHandler, PeerRequest, PeerResponse, StateDigest};
 use crate::config::NodeConfig;
 use crate::raft::node::RaftNode;
@@ -55,21 +56,16 @@ impl NodeHandler {
                 reason: "not the leader".to_string(),
             };
         }
-        let replies = match self.node.submit(&batch).await {
-            Ok(replies) => replies.await,
-            Err(e) => Err(e),
-        };
-        match replies {
-            Ok(replies) => PeerResponse::Replies(replies),
-            Err(e) if e.downcast_ref::<crate::raft::node::NotLeader>().is_some() => {
-                PeerResponse::NotCommitted {
-                    leader: self.node.raft.metrics().borrow_watched().current_leader,
-                    reason: "not the leader".to_string(),
-                }
-            }
-            Err(e) => PeerResponse::NotCommitted {
-                leader: self.node.raft.metrics().borrow_watched().current_leader,
-                reason: format!("{e:#}"),
+        let leader = || self.node.raft.metrics().borrow_watched().current_leader;
+        match super::forward::commit_here(&self.node, &batch).await {
+            Attempt::Committed(replies) => PeerResponse::Replies(replies),
+            Attempt::Expired => PeerResponse::NotCommitted {
+                leader: leader(),
+                reason: "expired".to_string(),
+            },
+            Attempt::Retry(reason) => PeerResponse::NotCommitted {
+                leader: leader(),
+                reason,
             },
         }
     }

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::forward::{Forward, Forwarder};
+use super::sequencer::{Pending, Sequencer};
 use crate::broker::command::{Command, Outcome, Refusal, Reply};
 use crate::broker::queue::{ConsumerKey, Delivery};
 use crate::broker::state::{BrokerState, StoredMessage};
@@ -31,7 +31,7 @@ use crate::limits::{
     PROPOSE_BATCH_BYTES_MAX, PROPOSE_BATCH_COMMANDS_MAX, PROPOSE_ENTRIES_IN_FLIGHT_MAX,
     PROPOSE_QUEUE_MAX,
 };
-use crate::raft::node::{wall_clock_ms, NotLeader, RaftNode, Replies};
+use crate::raft::node::{wall_clock_ms, RaftNode, Replies};
 use crate::raft::state_machine::{ApplyObserver, Batch};
 
 /// What the state machine hands a connection.
@@ -97,11 +97,10 @@ impl Proposer {
     pub async fn open(config: &Arc<NodeConfig>) -> anyhow::Result<Proposer> {
         let incarnation = next_incarnation(&config.data_dir)?;
         let stop = Arc::new(tokio::sync::Notify::new());
-        let (node, forwarder, peer_server) = if config.is_clustered() {
+        let (node, cookie, peer_server) = if config.is_clustered() {
             let (node, cookie, server) =
                 super::cluster_node::open(config, Arc::clone(&stop)).await?;
-            let forwarder = Forwarder::start(Arc::clone(&node), cookie);
-            (node, Some(forwarder), Some(server))
+            (node, Some(cookie), Some(server))
         } else {
             (
                 Arc::new(RaftNode::open(&config.data_dir, 1).await?),
@@ -112,7 +111,10 @@ impl Proposer {
         let routes = Arc::new(Routes::default());
         node.state_machine.set_observer(Arc::clone(&routes) as _);
         let (queue, submissions) = mpsc::channel(PROPOSE_QUEUE_MAX);
-        tokio::spawn(batch_loop(Arc::clone(&node), forwarder, submissions));
+        let (entries, pending) = mpsc::channel(PROPOSE_ENTRIES_IN_FLIGHT_MAX);
+        let sequencer = Sequencer::new(Arc::clone(&node), cookie, proposer_base(config.node_id));
+        tokio::spawn(sequencer.run(pending));
+        tokio::spawn(batch_loop(entries, submissions));
         let proposer = Proposer {
             node,
             queue,
@@ -272,12 +274,9 @@ impl Proposer {
     }
 }
 
-/// Packs queued submissions into entries, in order, with a bounded number in flight.
-async fn batch_loop(
-    node: Arc<RaftNode>,
-    forwarder: Option<Forwarder>,
-    mut submissions: mpsc::Receiver<Submission>,
-) {
+/// Packs queued submissions into entries, in order, and hands them to the sequencer, with a
+/// bounded number unanswered.
+async fn batch_loop(entries: mpsc::Sender<Pending>, mut submissions: mpsc::Receiver<Submission>) {
     let in_flight = Arc::new(Semaphore::new(PROPOSE_ENTRIES_IN_FLIGHT_MAX));
     while let Some(first) = submissions.recv().await {
         // Waiting for a free slot is what lets the next batch grow.
@@ -300,57 +299,33 @@ async fn batch_loop(
         let mut entry = Batch {
             time_ms: wall_clock_ms(),
             commands: Vec::with_capacity(n_commands),
+            origin: None, // numbered by the sequencer
         };
         let mut waiters = Vec::with_capacity(batch.len());
         for submission in batch {
             waiters.push((submission.commands.len(), submission.reply));
             entry.commands.extend(submission.commands);
         }
-        if let Some(forwarder) = forwarder.as_ref().filter(|_| !node.is_leader()) {
-            let answer = Box::new(move |replies| answer(waiters, replies));
-            let forward = Forward {
-                batch: entry,
-                answer,
-                permit,
-            };
-            forwarder.forward(forward).await;
-            continue;
-        }
-        match node.submit(&entry).await {
-            Ok(replies) => {
-                let forwarder = forwarder.clone();
-                tokio::spawn(async move {
-                    match (replies.await, forwarder) {
-                        // Refused before it was appended (a leader without its quorum lease
-                        // yet, or deposed): the forwarder offers it to the leader.
-                        (Err(e), Some(forwarder)) if e.downcast_ref::<NotLeader>().is_some() => {
-                            let answer = Box::new(move |replies| answer(waiters, replies));
-                            let batch = entry;
-                            forwarder
-                                .forward(Forward {
-                                    batch,
-                                    answer,
-                                    permit,
-                                })
-                                .await;
-                        }
-                        (replies, _) => {
-                            answer(waiters, replies);
-                            drop(permit);
-                        }
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot submit entry; outcomes unknown");
-                answer(waiters, Err(e));
-            }
+        let pending = Pending {
+            batch: entry,
+            waiters,
+            permit,
+        };
+        if let Err(mpsc::error::SendError(lost)) = entries.send(pending).await {
+            answer(lost.waiters, Err(anyhow::anyhow!("sequencer stopped")));
         }
     }
 }
 
+/// This start's proposer id base: the node id in the top 8 bits, the start time (ms, 40
+/// bits) below, 16 bits left for the sequencer's epochs. No two starts share it, even a RAM
+/// node's whose data directory was wiped.
+fn proposer_base(node_id: u64) -> u64 {
+    ((node_id & 0xFF) << 56) | ((wall_clock_ms() & ((1 << 40) - 1)) << 16)
+}
+
 /// Splits an entry's replies back over the submissions it was built from.
-fn answer(waiters: Vec<(usize, oneshot::Sender<SubmitReplies>)>, replies: Replies) {
+pub(super) fn answer(waiters: Vec<(usize, oneshot::Sender<SubmitReplies>)>, replies: Replies) {
     match replies {
         Ok(replies) => {
             let mut replies = replies.into_iter();

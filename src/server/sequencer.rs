@@ -1,0 +1,194 @@
+//! The sequencer: the one task that takes this node's entries to a commit, in order.
+//!
+//! It numbers every entry (its proposer id and sequence number, `crate::raft::sessions`),
+//! keeps a window of entries whose outcome it has not seen, and sends them: all at once
+//! (pipelined) when this node leads, one at a time through the leader otherwise. Outcomes
+//! are taken in sequence order. When one fails (a leader deposed mid-commit, a lost
+//! connection, a gap), the attempts behind it are dropped and the window is sent again from
+//! that entry, to whichever node leads now: the state machine applies each number once and
+//! in order, so a resend can neither duplicate nor reorder. Only when the front entry's
+//! outcome stays unknown past [`GIVE_UP_AFTER`] are the window's submitters told "unknown"
+//! (their channels close with 541, never a nack) and the sequence restarted under a new
+//! proposer id.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::FuturesOrdered;
+use futures::StreamExt;
+use openraft::async_runtime::WatchReceiver;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+
+use super::forward::{commit_at_leader, Attempt, LeaderLink};
+use super::proposer::SubmitReplies;
+use crate::cluster::cookie::Cookie;
+use crate::limits::PROPOSE_ENTRIES_IN_FLIGHT_MAX;
+use crate::raft::node::RaftNode;
+use crate::raft::sessions::Origin;
+use crate::raft::state_machine::Batch;
+
+/// How long the front entry may stay unknown before its submitters are told so.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(15);
+/// How long a failed attempt waits for a leader change before it is sent again.
+const RETRY_WAIT: Duration = Duration::from_millis(100);
+
+/// Who waits for a part of an entry's replies: how many commands are theirs, and where to.
+pub type Waiters = Vec<(usize, oneshot::Sender<SubmitReplies>)>;
+
+/// An entry on its way: the batch, who waits for its replies, and its in-flight slot.
+pub struct Pending {
+    pub batch: Batch,
+    pub waiters: Waiters,
+    pub permit: OwnedSemaphorePermit,
+}
+
+type AttemptFuture = Pin<Box<dyn Future<Output = (Attempt, Option<LeaderLink>)> + Send>>;
+
+pub struct Sequencer {
+    node: Arc<RaftNode>,
+    /// The cluster cookie, to forward to the leader; `None` on a single node.
+    cookie: Option<Cookie>,
+    /// Unanswered entries in sequence order; the first `in_flight.len()` are being tried.
+    window: VecDeque<Pending>,
+    in_flight: FuturesOrdered<AttemptFuture>,
+    link: LeaderLink,
+    /// This start's proposer ids are `base | epoch`.
+    base: u64,
+    epoch: u64,
+    next_seq: u64,
+    /// Since when the front entry has been failing.
+    front_since: Option<Instant>,
+}
+
+impl Sequencer {
+    /// `base` must differ from every earlier start's (node id and start time in its high
+    /// bits); the low 16 bits count the sequences this start gives up.
+    pub fn new(node: Arc<RaftNode>, cookie: Option<Cookie>, base: u64) -> Sequencer {
+        Sequencer {
+            node,
+            cookie,
+            window: VecDeque::new(),
+            in_flight: FuturesOrdered::new(),
+            link: None,
+            base,
+            epoch: 0,
+            next_seq: 1,
+            front_since: None,
+        }
+    }
+
+    pub async fn run(mut self, mut entries: mpsc::Receiver<Pending>) {
+        loop {
+            if self.window.is_empty() {
+                let Some(pending) = entries.recv().await else {
+                    return;
+                };
+                self.admit(pending);
+            }
+            self.send_more().await;
+            let has_room = self.window.len() < PROPOSE_ENTRIES_IN_FLIGHT_MAX;
+            tokio::select! {
+                Some((attempt, link)) = self.in_flight.next() => {
+                    if let Some(link) = link {
+                        self.link = link;
+                    }
+                    self.settle(attempt).await;
+                }
+                Some(pending) = entries.recv(), if has_room => self.admit(pending),
+                else => return,
+            }
+        }
+    }
+
+    /// Numbers an entry and puts it at the back of the window.
+    fn admit(&mut self, mut pending: Pending) {
+        pending.batch.origin = Some(Origin {
+            proposer: self.base | (self.epoch & 0xFFFF),
+            seq: self.next_seq,
+        });
+        self.next_seq += 1;
+        self.window.push_back(pending);
+    }
+
+    /// Starts attempts for the window's entries not being tried: all of them when this node
+    /// leads (appended here in sequence order before any is awaited), one otherwise.
+    async fn send_more(&mut self) {
+        let local = self.cookie.is_none() || self.node.is_leader();
+        let limit = if local {
+            PROPOSE_ENTRIES_IN_FLIGHT_MAX
+        } else {
+            1
+        };
+        while self.in_flight.len() < self.window.len().min(limit) {
+            let batch = self.window[self.in_flight.len()].batch.clone();
+            let attempt: AttemptFuture = match (&self.cookie, local) {
+                (Some(cookie), false) => {
+                    let (node, cookie) = (Arc::clone(&self.node), cookie.clone());
+                    let mut link = self.link.take();
+                    Box::pin(async move {
+                        let attempt = commit_at_leader(&node, &cookie, &mut link, &batch).await;
+                        (attempt, Some(link))
+                    })
+                }
+                _ => match self.node.submit(&batch).await {
+                    Ok(committed) => Box::pin(async move {
+                        let attempt = match committed.await {
+                            Ok(response) => Attempt::from_response(response),
+                            Err(e) => Attempt::Retry(format!("{e:#}")),
+                        };
+                        (attempt, None)
+                    }),
+                    Err(e) => {
+                        Box::pin(std::future::ready((Attempt::Retry(format!("{e:#}")), None)))
+                    }
+                },
+            };
+            self.in_flight.push_back(attempt);
+        }
+    }
+
+    /// Handles the front entry's outcome.
+    async fn settle(&mut self, attempt: Attempt) {
+        match attempt {
+            Attempt::Committed(replies) => self.answer_front(Ok(replies)),
+            Attempt::Expired => self.answer_front(Err(anyhow::anyhow!("replies expired"))),
+            Attempt::Retry(why) => {
+                // What was sent behind it is sent again too; the sessions sort it out.
+                self.in_flight = FuturesOrdered::new();
+                let since = *self.front_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= GIVE_UP_AFTER {
+                    tracing::error!(%why, n = self.window.len(), "outcome unknown; giving up");
+                    for pending in self.window.drain(..) {
+                        super::proposer::answer(pending.waiters, Err(anyhow::anyhow!("{why}")));
+                    }
+                    self.epoch += 1;
+                    self.next_seq = 1;
+                    self.front_since = None;
+                    return;
+                }
+                tracing::debug!(%why, "entry not committed; sending it again");
+                let leader = self.node.raft.metrics().borrow_watched().current_leader;
+                let _ = self
+                    .node
+                    .raft
+                    .wait(Some(RETRY_WAIT))
+                    .metrics(
+                        |m| m.current_leader.is_some() && m.current_leader != leader,
+                        "new leader",
+                    )
+                    .await;
+            }
+        }
+    }
+
+    fn answer_front(&mut self, replies: crate::raft::node::Replies) {
+        self.front_since = None;
+        if let Some(pending) = self.window.pop_front() {
+            super::proposer::answer(pending.waiters, replies);
+            drop(pending.permit);
+        }
+    }
+}
