@@ -6,5 +6,7 @@
 //! behind `src/bin/warren-bench.rs`.
 
 pub mod bench;
+pub mod checker;
 pub mod history;
 pub mod node;
+pub mod workload;
