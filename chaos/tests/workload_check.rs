@@ -124,3 +124,100 @@ async fn take_one_awaited(node: &WarrenNode, totals: &WorkloadTotals) -> (u64, u
     connection.close(200, "done").await.expect("close");
     (ids.pid, ids.mid)
 }
+
+/// A `warren server` on a fixed address and data directory, so it can be killed and started
+/// again where the workload's URI points.
+struct Server {
+    child: std::process::Child,
+}
+
+impl Server {
+    fn start(dir: &Path, addr: std::net::SocketAddr) -> Server {
+        let config = dir.join("warren.toml");
+        let text = format!(
+            "amqp_listen = \"{addr}\"\ndata_dir = \"{}\"\n",
+            dir.join("data").display()
+        );
+        std::fs::write(&config, text).expect("write config");
+        let child = std::process::Command::new(chaos::node::warren_bin())
+            .args(["server", "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn warren (run `cargo build --bin warren` first)");
+        for _ in 0..400 {
+            let listening = std::net::TcpStream::connect(addr)
+                .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok());
+            if listening {
+                return Server { child };
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("warren did not listen on {addr}");
+    }
+
+    fn kill_9(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until the workload has confirmed `n` messages in all, bounded.
+async fn await_confirmed(workload: &Workload, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while workload.confirmed_so_far() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {n} confirmed",
+            workload.confirmed_so_far()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// kill -9 of the only node mid-run, then a restart on the same data: producers and consumers
+/// reconnect, unconfirmed publishes are republished, and the history still checks Valid (a
+/// single node fsyncs before it confirms, so nothing confirmed may be lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_and_restart_mid_run_still_checks_valid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("pick a free port");
+    let server = Server::start(dir.path(), addr);
+    let uri = format!("amqp://guest:guest@{addr}/%2f");
+    let path = dir.path().join("history.jsonl");
+    let history = History::create(&path).expect("create history");
+    let mut cfg = config(uri.clone(), 2);
+    cfg.confirm_timeout = Duration::from_secs(2);
+    let workload = Workload::start(cfg, history.clone())
+        .await
+        .expect("start the workload");
+
+    await_confirmed(&workload, 100).await;
+    server.kill_9();
+    let confirmed_at_kill = workload.confirmed_so_far();
+    let _server = Server::start(dir.path(), addr);
+    await_confirmed(&workload, confirmed_at_kill + 100).await;
+    let totals = workload.stop().await.expect("stop the workload");
+    assert!(
+        totals.reconnects >= 4,
+        "not every client reconnected: {totals:?}"
+    );
+    drain(&[uri], 2, &totals.awaiting, &history, DRAIN_BOUND)
+        .await
+        .expect("drain");
+    history.flush().expect("flush");
+
+    let report = check_history(&path);
+    assert_eq!(report.lost, 0);
+    assert_eq!(report.verdict(), Verdict::Valid);
+}

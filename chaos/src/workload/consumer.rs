@@ -13,7 +13,7 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use tokio::sync::watch;
 
-use super::conn::{Link, Rotation};
+use super::conn::{pause, stopped, until_stopped, Link, Rotation};
 use super::delivery::{deliver_event, Receiver};
 use super::{queue_name, Ledger, WorkloadConfig};
 use crate::history::{Event, History, Phase, SettleKind};
@@ -63,7 +63,7 @@ impl Consumer {
         // Start one node further than the producer of the same index, so a producer and a
         // consumer of one queue usually sit on different nodes.
         let mut rotation = Rotation::new(&self.cfg.uris, self.cid as usize + 1);
-        while !*stop.borrow() {
+        while !stopped(&stop) {
             let Some(link) = rotation
                 .open(&name, self.cfg.reconnect_delay, &mut stop)
                 .await
@@ -81,10 +81,7 @@ impl Consumer {
             }
             link.close().await;
             self.totals.reconnects += 1;
-            tokio::select! {
-                _ = tokio::time::sleep(self.cfg.reconnect_delay) => {}
-                _ = stop.changed() => {}
-            }
+            pause(self.cfg.reconnect_delay, &mut stop).await;
         }
         self.totals
     }
@@ -108,12 +105,7 @@ impl Consumer {
         loop {
             let delivery = tokio::select! {
                 biased;
-                changed = stop.changed() => {
-                    if changed.is_err() || *stop.borrow() {
-                        return Ok(());
-                    }
-                    continue;
-                }
+                _ = until_stopped(&mut stop) => return Ok(()),
                 next = deliveries.next() => match next {
                     None => anyhow::bail!("the broker cancelled the consumer"),
                     Some(delivery) => delivery?,

@@ -137,6 +137,12 @@ impl Workload {
         })
     }
 
+    /// Messages confirmed so far (distinct, returns excluded): lets a harness or a test wait
+    /// for progress instead of sleeping.
+    pub fn confirmed_so_far(&self) -> usize {
+        self.ledger.n_confirmed()
+    }
+
     /// Stops producers (outstanding confirms are waited for up to confirm_timeout, then
     /// recorded publish_unknown) and cancels consumers, closing their connections (unacked
     /// messages return).

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::body::{encode, BodyIds};
-use super::conn::{Link, Rotation};
+use super::conn::{pause, stopped, until_stopped, Link, Rotation};
 use super::{queue_name, Ledger, WorkloadConfig};
 use crate::history::{Event, History, UnknownWhy};
 
@@ -99,7 +99,7 @@ impl Producer {
         let name = format!("chaos producer {}", self.pid);
         let mut stop = self.stop.clone();
         let mut rotation = Rotation::new(&self.cfg.uris, self.pid as usize);
-        while !*stop.borrow() {
+        while !stopped(&stop) {
             let Some(link) = rotation
                 .open(&name, self.cfg.reconnect_delay, &mut stop)
                 .await
@@ -125,10 +125,7 @@ impl Producer {
             }
             link.close().await;
             self.totals.reconnects += 1;
-            tokio::select! {
-                _ = tokio::time::sleep(self.cfg.reconnect_delay) => {}
-                _ = stop.changed() => {}
-            }
+            pause(self.cfg.reconnect_delay, &mut stop).await;
         }
         self.totals
     }
@@ -138,12 +135,12 @@ impl Producer {
         let mut pending: Pending = FuturesUnordered::new();
         let mut stop = self.stop.clone();
         let mut next_at = Instant::now();
-        let mut stopping = *stop.borrow();
+        let mut stopping = stopped(&stop);
         while !stopping {
             let room = pending.len() < self.cfg.confirm_window;
             tokio::select! {
                 biased;
-                changed = stop.changed() => stopping = changed.is_err() || *stop.borrow(),
+                _ = until_stopped(&mut stop) => stopping = true,
                 Some(outcome) = pending.next(), if !pending.is_empty() => {
                     if let Some(why) = self.settle(outcome, link) {
                         return self.lose(pending, why, link).await;
@@ -293,7 +290,7 @@ impl Producer {
             seq,
             why,
         });
-        if !*self.stop.borrow() {
+        if !stopped(&self.stop) {
             self.retry.push_back(mid);
         }
     }
