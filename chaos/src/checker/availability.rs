@@ -81,6 +81,8 @@ pub struct Availability {
     pub leader_kills: Vec<LeaderKill>,
     pub t_elect_ms: Percentiles,
     pub t_first_confirm_ms: Percentiles,
+    /// Over kills, the slowest producer's first confirm (its reconnect included).
+    pub t_first_confirm_slowest_producer_ms: Percentiles,
     pub max_unavailability_ms: Option<f64>,
     pub longest_confirm_gap_ms: Option<f64>,
     pub confirm_latency_fault_ms: Percentiles,
@@ -109,6 +111,11 @@ impl Availability {
         a.t_elect_ms = Percentiles::of(elect);
         let first = a.leader_kills.iter().filter_map(|k| k.t_first_confirm_ms);
         a.t_first_confirm_ms = Percentiles::of(first.collect());
+        let slowest = a
+            .leader_kills
+            .iter()
+            .filter_map(|k| k.t_first_confirm_slowest_producer_ms);
+        a.t_first_confirm_slowest_producer_ms = Percentiles::of(slowest.collect());
         a
     }
 

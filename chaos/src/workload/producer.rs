@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::body::{encode, BodyIds};
-use super::conn::{pause, stopped, until_stopped, Link, Rotation};
+use super::conn::{bounded, pause, stopped, until_stopped, Link, Rotation};
 use super::{queue_name, Ledger, WorkloadConfig};
 use crate::history::{Event, History, UnknownWhy};
 
@@ -106,12 +106,9 @@ impl Producer {
             else {
                 break;
             };
-            if let Err(error) = link
-                .channel
-                .confirm_select(ConfirmSelectOptions::default())
-                .await
-            {
-                tracing::debug!(pid = self.pid, %error, "confirm.select failed");
+            let select = link.channel.confirm_select(ConfirmSelectOptions::default());
+            if let Err(error) = bounded("confirm.select", select).await {
+                tracing::debug!(pid = self.pid, error = %format!("{error:#}"), "confirm.select failed");
             } else {
                 match self.session(&link).await {
                     SessionEnd::Stopped => {
@@ -204,12 +201,11 @@ impl Producer {
             mandatory: true,
             ..BasicPublishOptions::default()
         };
-        let sent = link
+        let publish = link
             .channel
-            .basic_publish("", &self.queue, options, &body, properties)
-            .await;
-        match sent {
-            Ok(confirm) => {
+            .basic_publish("", &self.queue, options, &body, properties);
+        match tokio::time::timeout(self.cfg.confirm_timeout, publish).await {
+            Ok(Ok(confirm)) => {
                 self.outstanding.insert(seq, mid);
                 let timeout = self.cfg.confirm_timeout;
                 pending.push(Box::pin(async move {
@@ -218,10 +214,14 @@ impl Producer {
                 }));
                 Ok(())
             }
-            Err(_) => {
+            Ok(Err(_)) => {
                 let why = loss_why(link);
                 self.unknown(seq, mid, why);
                 Err(why)
+            }
+            Err(_) => {
+                self.unknown(seq, mid, UnknownWhy::Timeout);
+                Err(UnknownWhy::Timeout)
             }
         }
     }
