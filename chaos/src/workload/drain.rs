@@ -1,6 +1,8 @@
 //! CHECKER.md's drain: after the final heal and after the workload stopped, read every queue
 //! until each confirmed message was seen or the queue stays empty, so "not delivered" can be
-//! told from "not delivered yet".
+//! told from "not delivered yet". Before calling it, the harness waits (≤ 30 s) for one
+//! leader and equal applied indexes, and stops the workload (`Workload::stop` closes the
+//! consumers' connections, so their unacked messages return to the queues).
 //!
 //! Each queue is drained by its own task through any node (round-robin, reconnecting), with
 //! manual acks, recording `deliver {phase: drain}` and `settle` like a workload consumer. A
