@@ -66,6 +66,9 @@ pub struct Producer {
     next_mid: u64,
     /// Mids whose last attempt was nacked or unknown, to publish again.
     retry: VecDeque<u64>,
+    /// No publish before this: after a nack the broker refuses writes (a disk fault), so
+    /// republishing at once would only flood the history with nacks.
+    not_before: Instant,
     /// Attempts of the current session awaiting their outcome: `seq` -> `mid`.
     outstanding: BTreeMap<u64, u64>,
     totals: ProducerTotals,
@@ -89,6 +92,7 @@ impl Producer {
             next_seq: 0,
             next_mid: 0,
             retry: VecDeque::new(),
+            not_before: Instant::now(),
             outstanding: BTreeMap::new(),
             totals: ProducerTotals::default(),
         }
@@ -143,7 +147,7 @@ impl Producer {
                         return self.lose(pending, why, link).await;
                     }
                 }
-                _ = tokio::time::sleep_until(next_at), if room => {
+                _ = tokio::time::sleep_until(next_at.max(self.not_before)), if room => {
                     if let Err(why) = self.publish(link, &mut pending).await {
                         return self.lose(pending, why, link).await;
                     }
@@ -250,6 +254,7 @@ impl Producer {
                 self.totals.nacked += 1;
                 self.record(Event::PublishNack { pid, seq });
                 self.retry.push_back(mid);
+                self.not_before = Instant::now() + self.cfg.reconnect_delay;
                 None
             }
             // Confirm mode was not on: nothing can be known about this channel.
