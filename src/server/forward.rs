@@ -87,7 +87,21 @@ pub async fn commit_at_leader(
     let Some((_, peer)) = link.as_mut() else {
         return Attempt::Retry("no link to the leader".to_string());
     };
-    match peer.call(PeerRequest::Propose(batch.clone())).await {
+    // A paused or cut-off leader may hold the call until its timeout; once another node
+    // leads, the batch is better sent there (the sessions make the resend safe).
+    let waiter = node.raft.wait(None);
+    let replaced = waiter.metrics(
+        |m| m.current_leader.is_some() && m.current_leader != Some(leader),
+        "leader replaced",
+    );
+    let answer = tokio::select! {
+        answer = peer.call(PeerRequest::Propose(batch.clone())) => answer,
+        _ = replaced => {
+            *link = None;
+            return Attempt::Retry(format!("leader {leader} replaced"));
+        }
+    };
+    match answer {
         Ok(PeerResponse::Replies(replies)) => Attempt::Committed(replies),
         Ok(PeerResponse::NotCommitted { reason, .. }) if reason == "expired" => Attempt::Expired,
         Ok(other) => {
