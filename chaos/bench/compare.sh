@@ -32,7 +32,7 @@ WARREN_PORT=${WARREN_PORT:-5872}  # AMQP 5872-5874, cluster 25872-25874
 
 while [ $# -gt 0 ]; do
   case $1 in
-    --quick) RUN_S=3 BACKLOG=20000 FAILOVER_S=8 PROBE_TIMEOUT_S=60 DISK_S=2 ;;
+    --quick) RUN_S=3 BACKLOG=20000 FAILOVER_S=16 PROBE_TIMEOUT_S=60 DISK_S=2 ;;
     --backlog) BACKLOG=$2; shift ;;
     --seconds) RUN_S=$2; shift ;;
     --out) OUT=$2; shift ;;

@@ -11,6 +11,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// No confirm seen yet.
 const NONE: u64 = u64::MAX;
+/// Gaps at least this long are kept in a list, so a script can find the one that holds the
+/// moment it sent a signal (the longest gap of a run need not be that one).
+pub const GAP_KEPT_MIN_NS: u64 = 10_000_000;
+/// The list keeps at most this many (the first ones).
+pub const GAPS_KEPT_MAX: usize = 1_000;
 
 /// The longest gap so far, in nanoseconds of the run's clock.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -29,6 +34,7 @@ impl Gap {
 pub struct GapTracker {
     last_ns: AtomicU64,
     longest: Mutex<Gap>,
+    kept: Mutex<Vec<Gap>>,
     /// Unix time in milliseconds when the run's clock read 0.
     start_unix_ms: u64,
 }
@@ -41,6 +47,7 @@ impl GapTracker {
         GapTracker {
             last_ns: AtomicU64::new(NONE),
             longest: Mutex::new(Gap::default()),
+            kept: Mutex::new(Vec::new()),
             start_unix_ms,
         }
     }
@@ -53,14 +60,30 @@ impl GapTracker {
         if last_ns == NONE || now_ns.saturating_sub(last_ns) == 0 {
             return;
         }
-        let mut longest = self.longest.lock().expect("gap lock");
         let gap = Gap {
             start_ns: last_ns,
             end_ns: now_ns,
         };
+        if gap.length_ns() >= GAP_KEPT_MIN_NS {
+            let mut kept = self.kept.lock().expect("gap lock");
+            if kept.len() < GAPS_KEPT_MAX {
+                kept.push(gap);
+            }
+        }
+        let mut longest = self.longest.lock().expect("gap lock");
         if gap.length_ns() > longest.length_ns() {
             *longest = gap;
         }
+    }
+
+    /// Every gap of at least `GAP_KEPT_MIN_NS`, in the order they ended.
+    pub fn kept(&self) -> Vec<Gap> {
+        self.kept.lock().expect("gap lock").clone()
+    }
+
+    /// Run-clock time of the last confirm, if any.
+    pub fn last_ns(&self) -> Option<u64> {
+        Some(self.last_ns.load(Ordering::Relaxed)).filter(|&ns| ns != NONE)
     }
 
     pub fn longest(&self) -> Gap {
@@ -86,11 +109,16 @@ mod tests {
     #[test]
     fn the_longest_gap_is_kept_with_its_end() {
         let tracker = GapTracker::new();
-        for ns in [5, 10, 1_000, 1_010, 1_500, 1_490] {
+        assert_eq!(tracker.last_ns(), None);
+        let ms = 1_000_000;
+        for ns in [5, 10, 30 * ms, 31 * ms, 80 * ms, 79 * ms] {
             tracker.confirm_at(ns);
         }
         let gap = tracker.longest();
-        assert_eq!((gap.start_ns, gap.end_ns), (10, 1_000));
+        assert_eq!((gap.start_ns, gap.end_ns), (31 * ms, 80 * ms));
+        let kept: Vec<u64> = tracker.kept().iter().map(|g| g.end_ns).collect();
+        assert_eq!(kept, vec![30 * ms, 80 * ms]);
+        assert_eq!(tracker.last_ns(), Some(79 * ms));
         assert_eq!(tracker.unix_ms(2_000_000), tracker.unix_ms(0) + 2);
     }
 }

@@ -171,6 +171,15 @@ impl Stats {
         (gap, unix(gap.start_ns), unix(gap.end_ns))
     }
 
+    /// Every confirm gap of 10 ms or more as (start, end) in Unix ms, and the last confirm's
+    /// Unix ms (a failover script looks for the gap holding its kill, or sees none came).
+    pub fn confirm_gaps_unix_ms(&self) -> (Vec<(u64, u64)>, Option<u64>) {
+        let unix = |ns| self.gap.unix_ms(ns);
+        let gaps = self.gap.kept();
+        let gaps = gaps.iter().map(|g| (unix(g.start_ns), unix(g.end_ns)));
+        (gaps.collect(), self.gap.last_ns().map(unix))
+    }
+
     pub fn error_samples(&self) -> Vec<String> {
         self.error_samples.lock().expect("stats lock").clone()
     }

@@ -68,6 +68,12 @@ pub struct Summary {
     pub confirm_gap_start_unix_ms: u64,
     #[serde(default)]
     pub confirm_gap_end_unix_ms: u64,
+    /// Every pause of 10 ms or more between confirms, as [start, end] Unix ms.
+    #[serde(default)]
+    pub confirm_gaps_unix_ms: Vec<(u64, u64)>,
+    /// The last confirm of the run, Unix ms (0: none).
+    #[serde(default)]
+    pub last_confirm_unix_ms: u64,
     /// Peak RSS of each `--rss-pid` process during the run.
     #[serde(default)]
     pub peak_rss: Vec<PeakRss>,
@@ -84,6 +90,7 @@ impl Summary {
     ) -> Summary {
         let counts = stats.counts();
         let (gap, gap_start_unix_ms, gap_end_unix_ms) = stats.longest_confirm_gap();
+        let (confirm_gaps_unix_ms, last_confirm) = stats.confirm_gaps_unix_ms();
         let (confirm, e2e) = stats.totals();
         let duration_s = duration.as_secs_f64().max(1e-9);
         let rate = |n: u64| n as f64 / duration_s;
@@ -105,6 +112,8 @@ impl Summary {
             confirm_gap_max_s: gap.length_ns() as f64 / 1e9,
             confirm_gap_start_unix_ms: gap_start_unix_ms,
             confirm_gap_end_unix_ms: gap_end_unix_ms,
+            confirm_gaps_unix_ms,
+            last_confirm_unix_ms: last_confirm.unwrap_or(0),
             peak_rss,
         }
     }
