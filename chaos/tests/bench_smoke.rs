@@ -68,3 +68,98 @@ fn bench_two_seconds_against_one_node() {
     let typed: chaos::bench::Summary = serde_json::from_str(&text).expect("typed summary");
     assert_eq!(typed.config.confirm_window, 50);
 }
+
+/// The backlog modes the comparison script uses: a publish-only run (`-y 0 -C`) with RSS
+/// sampling (of this test process: `WarrenNode` does not give its pid), then a consume-only run (`-x 0 -D`) that ends once the backlog is
+/// drained; and a `--reconnect` run reports its longest confirm gap.
+#[test]
+fn backlog_publish_then_drain_with_peak_rss() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = WarrenNode::start(dir.path());
+    let pid = std::process::id().to_string();
+    let publish = run_bench(
+        dir.path(),
+        &node.uri(),
+        &[
+            "-x",
+            "2",
+            "-y",
+            "0",
+            "-c",
+            "50",
+            "-C",
+            "500",
+            "-u",
+            "backlog",
+            "--rss-pid",
+            &pid,
+            "--reconnect",
+        ],
+    );
+    assert_eq!(publish["confirmed"].as_u64(), Some(1_000), "{publish}");
+    assert_eq!(publish["errors"].as_u64(), Some(0), "{publish}");
+    let peak = &publish["peak_rss"][0];
+    assert!(
+        peak["peak_mib"].as_f64().is_some_and(|m| m > 1.0),
+        "{publish}"
+    );
+    assert!(peak["samples"].as_u64().is_some_and(|n| n > 0), "{publish}");
+    assert!(publish["confirm_gap_max_s"].as_f64().is_some(), "{publish}");
+    assert!(publish["confirm_gap_end_unix_ms"]
+        .as_u64()
+        .is_some_and(|t| t > 0));
+
+    let drain = run_bench(
+        dir.path(),
+        &node.uri(),
+        &[
+            "-x", "0", "-y", "1", "-q", "100", "-D", "1000", "-z", "60", "-u", "backlog",
+        ],
+    );
+    assert_eq!(drain["received"].as_u64(), Some(1_000), "{drain}");
+    assert_eq!(drain["errors"].as_u64(), Some(0), "{drain}");
+}
+
+/// Runs warren-bench with `args` against `uri`; its JSON summary.
+fn run_bench(dir: &std::path::Path, uri: &str, args: &[&str]) -> Value {
+    let json = dir.join("run.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_warren-bench"))
+        .args(args)
+        .args(["--quiet", "--uri", uri, "--json"])
+        .arg(&json)
+        .output()
+        .expect("run warren-bench");
+    assert!(
+        output.status.success(),
+        "warren-bench {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&json).expect("summary written");
+    serde_json::from_str(&text).expect("summary is JSON")
+}
+
+/// disk-probe writes its figures as JSON.
+#[test]
+fn disk_probe_reports_records_per_second() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("disk.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_disk-probe"))
+        .args(["--seconds", "0.3", "--dir"])
+        .arg(dir.path())
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run disk-probe");
+    assert!(output.status.success(), "{output:?}");
+    let result: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("written")).expect("JSON");
+    assert!(
+        result["records_per_s"].as_f64().is_some_and(|r| r > 0.0),
+        "{result}"
+    );
+    assert!(
+        result["mb_per_s"].as_f64().is_some_and(|r| r > 0.0),
+        "{result}"
+    );
+}

@@ -70,6 +70,19 @@ pub struct BenchArgs {
     /// Stop each producer after this many publishes.
     #[arg(short = 'C', long = "pmessages")]
     pub publish_count: Option<u64>,
+    /// Stop when consumers have received this many messages in all (PerfTest's -D, but
+    /// counted over every consumer): drains a backlog left by a publish-only run.
+    #[arg(short = 'D', long = "cmessages")]
+    pub consume_count: Option<u64>,
+    /// Producers whose connection fails reconnect (to the next --uri) and go on publishing,
+    /// so a failover run measures the gap in confirms instead of ending at the first error.
+    #[arg(long = "reconnect")]
+    #[serde(default)]
+    pub reconnect: bool,
+    /// Sample the resident set size of this process id (repeatable) and report its peak.
+    #[arg(long = "rss-pid")]
+    #[serde(default)]
+    pub rss_pids: Vec<u32>,
     /// Broker URI; repeat it to spread connections round-robin over several nodes.
     #[arg(long = "uri", default_value = URI_DEFAULT)]
     pub uris: Vec<String>,
@@ -100,8 +113,12 @@ impl BenchArgs {
         if self.queues == 0 {
             problems.push("--queues must be at least 1".to_string());
         }
-        if self.duration_s.is_none() && self.publish_count.is_none() {
-            problems.push("give -z SECONDS or -C COUNT: a run must end".to_string());
+        if self.duration_s.is_none() && self.publish_count.is_none() && self.consume_count.is_none()
+        {
+            problems.push("give -z SECONDS, -C COUNT or -D COUNT: a run must end".to_string());
+        }
+        if self.consume_count.is_some() && self.consumers == 0 {
+            problems.push("-D needs at least one consumer".to_string());
         }
         if self.publish_count.is_some() && self.producers == 0 {
             problems.push("-C needs at least one producer".to_string());
@@ -190,6 +207,11 @@ mod tests {
         let message = args.validate().expect_err("invalid").to_string();
         assert!(message.contains("--queues"), "{message}");
         assert!(message.contains("-z SECONDS"), "{message}");
+        let drain_only = parse(&["-x", "0", "-D", "10", "--rss-pid", "1", "--rss-pid", "2"]);
+        drain_only.validate().expect("-D alone ends a run");
+        assert_eq!(drain_only.rss_pids, vec![1, 2]);
+        let no_consumer = parse(&["-y", "0", "-D", "10"]);
+        assert!(no_consumer.validate().is_err());
         assert!(message.contains("-A 300"), "{message}");
     }
 }

@@ -4,19 +4,22 @@
 //! (connections spread round-robin over the `--uri`s); publish until `-z` seconds pass or
 //! every producer has sent its `-C` messages, printing a progress line each second; then stop
 //! the producers, let consumers drain what was confirmed (up to `--drain` seconds) and close
-//! everything. Setup failures end the run with an error; failures once it runs are counted
+//! everything. With `-D N` the run ends once consumers have received N messages (draining a
+//! backlog). Setup failures end the run with an error; failures once it runs are counted
 //! and reported in the summary, so a benchmark under faults still reports what it measured.
 
 pub mod args;
 pub mod body;
 pub mod consumer;
+pub mod gap;
 pub mod producer;
+pub mod rss;
 pub mod setup;
 pub mod stats;
 pub mod summary;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
@@ -49,10 +52,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Summary> {
     }
     let mut producers = Vec::with_capacity(args.producers);
     for id in 0..args.producers {
-        let uri = args.uri(args.consumers + id);
-        producers.push(Producer::connect(&args, id as u64, uri).await?);
+        let uri_index = args.consumers + id;
+        producers.push(Producer::connect(&args, id as u64, uri_index).await?);
     }
 
+    let rss_peaks = Arc::new(Mutex::new(Vec::new()));
+    let rss_stop = Arc::new(AtomicBool::new(false));
+    let rss_task = tokio::spawn(rss::sample(
+        args.rss_pids.clone(),
+        rss_peaks.clone(),
+        rss_stop.clone(),
+    ));
     let consumer_tasks: Vec<JoinHandle<()>> = consumers
         .into_iter()
         .map(|c| tokio::spawn(c.run(args.clone(), stats.clone(), consumers_done.clone())))
@@ -71,7 +81,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Summary> {
         let elapsed = stats.elapsed() - started_at;
         let timed_out = duration.is_some_and(|d| elapsed >= d);
         let all_sent = !producer_tasks.is_empty() && producer_tasks.iter().all(|t| t.is_finished());
-        if timed_out || all_sent {
+        let all_received = args
+            .consume_count
+            .is_some_and(|n| stats.counts().received >= n);
+        if timed_out || all_sent || all_received {
             break;
         }
     }
@@ -83,7 +96,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Summary> {
     drain(&args, &stats, &mut progress).await;
     consumers_done.store(true, Ordering::Relaxed);
     join_all(consumer_tasks, &stats, "consumer").await;
-    Ok(Summary::new(&args, &stats, at_stop, published_for))
+    rss_stop.store(true, Ordering::Relaxed);
+    join_all(vec![rss_task], &stats, "rss sampler").await;
+    let peaks = rss_peaks.lock().expect("rss lock").clone();
+    Ok(Summary::new(&args, &stats, at_stop, published_for, peaks))
 }
 
 fn report(args: &BenchArgs, stats: &Stats, progress: &mut Progress) {

@@ -23,6 +23,10 @@ use super::stats::Stats;
 
 /// How often a producer blocked on a full window looks whether it should stop.
 const STOP_POLL: Duration = Duration::from_millis(100);
+/// Pause before a reconnect, so a dead node is not hammered.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(50);
+/// Longest a reconnect attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Time allowed to close a connection politely.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -39,12 +43,26 @@ pub struct Producer {
     queue: String,
     connection: Connection,
     channel: Channel,
+    /// Which `--uri` it is connected to (`BenchArgs::uri` index); a reconnect takes the next.
+    uri_index: usize,
+    /// Sequence number of the next publish, kept across reconnects.
+    seq_next: u64,
+}
+
+/// How a publishing session ended.
+enum End {
+    /// Stopped, or every `-C` publish done: nothing more to do.
+    Done,
+    /// The connection or channel failed (already counted in the stats).
+    Failed,
 }
 
 impl Producer {
-    /// Connects producer `id` to `uri` and puts its channel in confirm mode if `-c` > 0.
-    pub async fn connect(args: &BenchArgs, id: u64, uri: &str) -> anyhow::Result<Producer> {
+    /// Connects producer `id` to the `uri_index`-th `--uri` and puts its channel in confirm
+    /// mode if `-c` > 0.
+    pub async fn connect(args: &BenchArgs, id: u64, uri_index: usize) -> anyhow::Result<Producer> {
         let queue = args.queue_name(id as usize % args.queues);
+        let uri = args.uri(uri_index);
         let connection = connect(uri, &format!("warren-bench producer {id}")).await?;
         let channel = connection
             .create_channel()
@@ -61,35 +79,90 @@ impl Producer {
             queue,
             connection,
             channel,
+            uri_index,
+            seq_next: 0,
         })
     }
 
     /// Publishes until `stop` is set or `-C` publishes are done, waits (up to the drain
-    /// time) for the outstanding confirms, then closes. Errors are counted in `stats`.
-    pub async fn run(self, args: Arc<BenchArgs>, stats: Arc<Stats>, stop: Arc<AtomicBool>) {
-        let window = args.confirm_window.max(1);
-        let (pending_tx, pending_rx) = mpsc::channel::<Pending>(window);
-        let collector = tokio::spawn(collect_confirms(pending_rx, stats.clone()));
+    /// time) for the outstanding confirms, then closes. Errors are counted in `stats`; with
+    /// `--reconnect` a failed connection is replaced and publishing goes on.
+    pub async fn run(mut self, args: Arc<BenchArgs>, stats: Arc<Stats>, stop: Arc<AtomicBool>) {
         let what = format!("producer {}", self.id);
-        if let Err(error) = self.publish_loop(&args, &stats, &stop, pending_tx).await {
-            stats.add_error(&what, format!("{error:#}"));
-        }
-        // The loop dropped its sender: the collector ends once the last confirm is in.
-        match tokio::time::timeout(args.drain(), collector).await {
-            Ok(Ok(())) => {}
-            Ok(Err(join)) => stats.add_error(&what, join),
-            Err(_) => stats.add_error(&what, "confirms still outstanding after the drain"),
+        while let End::Failed = self.session(&args, &stats, &stop, &what).await {
+            if !args.reconnect || !self.reconnect(&args, &stats, &stop).await {
+                break;
+            }
         }
         close(&self.connection, &stats, &what).await;
     }
 
+    /// One connection's worth of publishing, up to the last confirm or the first failure.
+    async fn session(
+        &mut self,
+        args: &BenchArgs,
+        stats: &Arc<Stats>,
+        stop: &AtomicBool,
+        what: &str,
+    ) -> End {
+        let window = args.confirm_window.max(1);
+        let (pending_tx, pending_rx) = mpsc::channel::<Pending>(window);
+        let collector = tokio::spawn(collect_confirms(pending_rx, stats.clone()));
+        let end = match self.publish_loop(args, stats, stop, pending_tx).await {
+            Ok(end) => end,
+            Err(error) => {
+                stats.add_error(what, format!("{error:#}"));
+                End::Failed
+            }
+        };
+        if let End::Failed = end {
+            // Its confirms will never come: the channel is gone.
+            collector.abort();
+            return End::Failed;
+        }
+        // The loop dropped its sender: the collector ends once the last confirm is in.
+        match tokio::time::timeout(args.drain(), collector).await {
+            Ok(Ok(End::Done)) => End::Done,
+            Ok(Ok(End::Failed)) => End::Failed,
+            Ok(Err(join)) => {
+                stats.add_error(what, join);
+                End::Done
+            }
+            Err(_) => {
+                stats.add_error(what, "confirms still outstanding after the drain");
+                End::Done
+            }
+        }
+    }
+
+    /// Connects to the next `--uri` until that works or `stop` is set; false if stopped.
+    async fn reconnect(&mut self, args: &BenchArgs, stats: &Stats, stop: &AtomicBool) -> bool {
+        while !stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(RECONNECT_PAUSE).await;
+            let uri_index = self.uri_index + 1;
+            // A frozen (SIGSTOPped) node accepts TCP but never answers: bound the attempt.
+            let attempt = Producer::connect(args, self.id, uri_index);
+            match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+                Ok(Ok(fresh)) => {
+                    let seq_next = self.seq_next;
+                    *self = Producer { seq_next, ..fresh };
+                    return true;
+                }
+                Ok(Err(error)) => stats.add_error("producer reconnect", format!("{error:#}")),
+                Err(_) => stats.add_error("producer reconnect", "timed out"),
+            }
+            self.uri_index = uri_index;
+        }
+        false
+    }
+
     async fn publish_loop(
-        &self,
+        &mut self,
         args: &BenchArgs,
         stats: &Stats,
         stop: &AtomicBool,
         pending_tx: mpsc::Sender<Pending>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<End> {
         let window = Arc::new(Semaphore::new(args.confirm_window.max(1)));
         let mut body = new_body(args.body_size_effective());
         let delivery_mode = if args.persistent { 2 } else { 1 };
@@ -99,10 +172,10 @@ impl Producer {
             ..BasicPublishOptions::default()
         };
         let publish_count = args.publish_count.unwrap_or(u64::MAX);
-        for seq in 0..publish_count {
+        while self.seq_next < publish_count {
             let permit = loop {
                 if stop.load(Ordering::Relaxed) {
-                    return Ok(());
+                    return Ok(End::Done);
                 }
                 let acquire = window.clone().acquire_owned();
                 if let Ok(permit) = tokio::time::timeout(STOP_POLL, acquire).await {
@@ -111,7 +184,7 @@ impl Producer {
             };
             let header = Header {
                 producer_id: self.id,
-                seq,
+                seq: self.seq_next,
                 sent_ns: stats.now_ns(),
             };
             header.write(&mut body);
@@ -121,6 +194,7 @@ impl Producer {
                 .basic_publish("", &self.queue, options, &body, properties.clone())
                 .await
                 .context("basic.publish")?;
+            self.seq_next += 1;
             stats.add_sent();
             if args.confirm_window > 0 {
                 let pending = Pending {
@@ -130,16 +204,16 @@ impl Producer {
                 };
                 if pending_tx.send(pending).await.is_err() {
                     // The collector stopped on a failed confirm and has counted it.
-                    return Ok(());
+                    return Ok(End::Failed);
                 }
             }
         }
-        Ok(())
+        Ok(End::Done)
     }
 }
 
 /// Awaits confirms in publish order; stops at the first failure (the channel is gone).
-async fn collect_confirms(mut pending_rx: mpsc::Receiver<Pending>, stats: Arc<Stats>) {
+async fn collect_confirms(mut pending_rx: mpsc::Receiver<Pending>, stats: Arc<Stats>) -> End {
     while let Some(pending) = pending_rx.recv().await {
         match pending.confirm.await {
             Ok(Confirmation::Ack(returned)) => {
@@ -157,10 +231,11 @@ async fn collect_confirms(mut pending_rx: mpsc::Receiver<Pending>, stats: Arc<St
             Ok(Confirmation::NotRequested) => {}
             Err(error) => {
                 stats.add_error("publisher confirm", error);
-                return;
+                return End::Failed;
             }
         }
     }
+    End::Done
 }
 
 /// Closes a connection, bounded in time; a failure is counted, not fatal.

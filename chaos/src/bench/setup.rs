@@ -3,6 +3,8 @@
 //! Queues are declared once, from a short-lived connection, before any producer or consumer
 //! connects, so a run never measures `queue.declare`.
 
+use std::time::Duration;
+
 use anyhow::Context;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -19,8 +21,29 @@ pub async fn connect(uri: &str, name: &str) -> anyhow::Result<Connection> {
         .with_context(|| format!("connect {name} to {uri}"))
 }
 
-/// Declares every queue of the run: durable, with the `x-queue-type` argument.
+/// Attempts at declaring the queues before the run gives up.
+const DECLARE_ATTEMPTS: u32 = 5;
+/// Pause between attempts.
+const DECLARE_PAUSE: Duration = Duration::from_millis(500);
+
+/// Declares every queue of the run, retrying on a fresh connection: a scenario may start
+/// right after a node restart, while the cluster still settles (a broker may then close a
+/// connection with a hard error that a second attempt does not meet).
 pub async fn declare_queues(args: &BenchArgs) -> anyhow::Result<()> {
+    let mut attempt = 1;
+    loop {
+        match declare_queues_once(args).await {
+            Ok(()) => return Ok(()),
+            Err(error) if attempt >= DECLARE_ATTEMPTS => return Err(error),
+            Err(error) => eprintln!("warren-bench: declare attempt {attempt}: {error:#}"),
+        }
+        attempt += 1;
+        tokio::time::sleep(DECLARE_PAUSE).await;
+    }
+}
+
+/// Declares every queue of the run: durable, with the `x-queue-type` argument.
+async fn declare_queues_once(args: &BenchArgs) -> anyhow::Result<()> {
     let connection = connect(args.uri(0), "warren-bench setup").await?;
     let channel = connection
         .create_channel()

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use super::gap::{Gap, GapTracker};
+
 /// Largest latency a histogram holds; larger values are clamped to it (one minute).
 pub const LATENCY_US_MAX: u64 = 60_000_000;
 /// Significant decimal digits the histograms keep.
@@ -40,6 +42,7 @@ pub struct Stats {
     confirm: Mutex<Pair>,
     e2e: Mutex<Pair>,
     error_samples: Mutex<Vec<String>>,
+    gap: GapTracker,
 }
 
 /// A run-long histogram and the one for the current second.
@@ -81,6 +84,7 @@ impl Stats {
             confirm: Mutex::new(Pair::new()),
             e2e: Mutex::new(Pair::new()),
             error_samples: Mutex::new(Vec::new()),
+            gap: GapTracker::new(),
         }
     }
 
@@ -100,6 +104,7 @@ impl Stats {
     /// A publisher confirm (basic.ack) arrived `latency` after the publish.
     pub fn add_confirmed(&self, latency: Duration) {
         self.confirmed.fetch_add(1, Ordering::Relaxed);
+        self.gap.confirm_at(self.now_ns());
         let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         self.confirm.lock().expect("stats lock").record(latency_us);
     }
@@ -157,6 +162,22 @@ impl Stats {
         let confirm = self.confirm.lock().expect("stats lock").total.clone();
         let e2e = self.e2e.lock().expect("stats lock").total.clone();
         (confirm, e2e)
+    }
+
+    /// The longest pause between confirms, and its start and end in Unix milliseconds.
+    pub fn longest_confirm_gap(&self) -> (Gap, u64, u64) {
+        let gap = self.gap.longest();
+        let unix = |ns| self.gap.unix_ms(ns);
+        (gap, unix(gap.start_ns), unix(gap.end_ns))
+    }
+
+    /// Every confirm gap of 10 ms or more as (start, end) in Unix ms, and the last confirm's
+    /// Unix ms (a failover script looks for the gap holding its kill, or sees none came).
+    pub fn confirm_gaps_unix_ms(&self) -> (Vec<(u64, u64)>, Option<u64>) {
+        let unix = |ns| self.gap.unix_ms(ns);
+        let gaps = self.gap.kept();
+        let gaps = gaps.iter().map(|g| (unix(g.start_ns), unix(g.end_ns)));
+        (gaps.collect(), self.gap.last_ns().map(unix))
     }
 
     pub fn error_samples(&self) -> Vec<String> {

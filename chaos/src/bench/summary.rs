@@ -10,6 +10,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::args::BenchArgs;
+use super::rss::PeakRss;
 use super::stats::{Counts, Stats};
 
 /// Latency percentiles in milliseconds, from an HDR histogram of microseconds.
@@ -59,12 +60,37 @@ pub struct Summary {
     pub confirm_latency_ms: Latency,
     pub e2e_latency_ms: Latency,
     pub error_samples: Vec<String>,
+    /// Longest pause between two confirms (the outage in a failover run), in seconds.
+    #[serde(default)]
+    pub confirm_gap_max_s: f64,
+    /// When that pause started and ended (last confirm before, first after), Unix ms.
+    #[serde(default)]
+    pub confirm_gap_start_unix_ms: u64,
+    #[serde(default)]
+    pub confirm_gap_end_unix_ms: u64,
+    /// Every pause of 10 ms or more between confirms, as [start, end] Unix ms.
+    #[serde(default)]
+    pub confirm_gaps_unix_ms: Vec<(u64, u64)>,
+    /// The last confirm of the run, Unix ms (0: none).
+    #[serde(default)]
+    pub last_confirm_unix_ms: u64,
+    /// Peak RSS of each `--rss-pid` process during the run.
+    #[serde(default)]
+    pub peak_rss: Vec<PeakRss>,
 }
 
 impl Summary {
     /// Builds the summary from the counts at the producers' stop and the final stats.
-    pub fn new(args: &BenchArgs, stats: &Stats, at_stop: Counts, duration: Duration) -> Summary {
+    pub fn new(
+        args: &BenchArgs,
+        stats: &Stats,
+        at_stop: Counts,
+        duration: Duration,
+        peak_rss: Vec<PeakRss>,
+    ) -> Summary {
         let counts = stats.counts();
+        let (gap, gap_start_unix_ms, gap_end_unix_ms) = stats.longest_confirm_gap();
+        let (confirm_gaps_unix_ms, last_confirm) = stats.confirm_gaps_unix_ms();
         let (confirm, e2e) = stats.totals();
         let duration_s = duration.as_secs_f64().max(1e-9);
         let rate = |n: u64| n as f64 / duration_s;
@@ -83,6 +109,12 @@ impl Summary {
             confirm_latency_ms: Latency::from_histogram(&confirm),
             e2e_latency_ms: Latency::from_histogram(&e2e),
             error_samples: stats.error_samples(),
+            confirm_gap_max_s: gap.length_ns() as f64 / 1e9,
+            confirm_gap_start_unix_ms: gap_start_unix_ms,
+            confirm_gap_end_unix_ms: gap_end_unix_ms,
+            confirm_gaps_unix_ms,
+            last_confirm_unix_ms: last_confirm.unwrap_or(0),
+            peak_rss,
         }
     }
 
@@ -110,6 +142,10 @@ impl Summary {
         );
         text += &latency("confirm", &self.confirm_latency_ms);
         text += &latency("end-to-end", &self.e2e_latency_ms);
+        text += &format!("longest confirm gap {:.3} s\n", self.confirm_gap_max_s);
+        for peak in &self.peak_rss {
+            text += &format!("peak RSS pid {}: {:.1} MiB\n", peak.pid, peak.peak_mib);
+        }
         for sample in &self.error_samples {
             text += &format!("error: {sample}\n");
         }
