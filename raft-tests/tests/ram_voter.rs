@@ -115,20 +115,24 @@ async fn a_naive_ram_voter_loses_a_committed_entry() {
         .await
         .expect("node 2 commits with the forgetful voter");
 
-    // Node 2 and the forgetful voter committed a log without E past E's index: E is lost.
+    // Node 2 and the forgetful voter committed a log without E up to (or past) E's index:
+    // another entry is committed where E was, so E is lost.
     // (Were node 1 restarted now, its Raft would stop on openraft's assertion that a
     // committed entry is never truncated.)
     let index = members[&2].settled_index().await;
     assert!(
-        index > s.e_index,
-        "node 2 committed past E's index {}",
+        index >= s.e_index,
+        "node 2 committed up to E's index {}",
         s.e_index
     );
     let state = assert_converged(&members, index).await;
-    assert_eq!(
-        state.queues["q"].queue.n_ready(),
-        s.with_e - 1,
-        "E survived?"
+    // Fewer messages than nodes 1 and 3 had confirmed (node 2 may lack the first publish
+    // too: that one also committed on a quorum without it).
+    let ready = state.queues.get("q").map_or(0, |q| q.queue.n_ready());
+    assert!(
+        ready < s.with_e,
+        "E survived? {ready} of {} messages",
+        s.with_e
     );
     for member in members.into_values() {
         member.stop().await;
