@@ -58,7 +58,8 @@ pub struct Batch {
 /// Sees every entry's outcomes right after they were applied, in log order, with the state
 /// they were applied to. It runs under the state lock, so it must not block.
 pub trait ApplyObserver: Send + Sync + 'static {
-    fn applied(&self, outcomes: &[Outcome], broker: &BrokerState);
+    /// `time_ms` is the entry's time (the leader's clock when it was proposed).
+    fn applied(&self, time_ms: u64, outcomes: &[Outcome], broker: &BrokerState);
 }
 
 struct Inner {
@@ -188,7 +189,7 @@ impl Inner {
             .map(|c| broker.apply(now_ms, c))
             .collect();
         if let Some(observer) = &self.observer {
-            observer.applied(&outcomes, &self.body.broker);
+            observer.applied(now_ms, &outcomes, &self.body.broker);
         }
         let replies: Vec<_> = outcomes.into_iter().map(|o| o.reply).collect();
         if let Some(origin) = batch.origin {

@@ -51,6 +51,10 @@ pub enum Dispatch {
         queue: String,
         consumer: ConsumerKey,
     },
+    /// This node applied, late, a delivery to the connection: the node was cut off or
+    /// frozen while the cluster moved on, and may since have handed the connection's
+    /// messages to others (node-down). The connection is closed (320) instead of delivering.
+    Fenced,
 }
 
 /// The replies to one submission, in command order; `Err` when the outcome is unknown.
@@ -397,9 +401,16 @@ pub struct Routes {
     connections: Mutex<HashMap<u64, mpsc::UnboundedSender<Dispatch>>>,
 }
 
+/// An entry applied this long after it was proposed was applied by a node catching up: its
+/// deliveries are not made (below the leader's node-down delay, so a connection the cluster
+/// may have given up on never receives a stale first delivery).
+const STALE_ENTRY_MS: u64 = 3_000;
+const _: () = assert!(STALE_ENTRY_MS < super::node_down::NODE_DOWN_AFTER.as_millis() as u64);
+
 impl ApplyObserver for Routes {
-    fn applied(&self, outcomes: &[Outcome], broker: &BrokerState) {
+    fn applied(&self, time_ms: u64, outcomes: &[Outcome], broker: &BrokerState) {
         let connections = lock(&self.connections);
+        let stale = wall_clock_ms().saturating_sub(time_ms) > STALE_ENTRY_MS;
         // A closed receiver means the connection is ending; its ConnectionClosed command
         // returns what it held. A missing one is another node's connection.
         let send = |conn: u64, dispatch: Dispatch| {
@@ -410,6 +421,10 @@ impl ApplyObserver for Routes {
         for outcome in outcomes {
             for (queue, delivery) in &outcome.deliveries {
                 if !connections.contains_key(&delivery.consumer.conn) {
+                    continue;
+                }
+                if stale {
+                    send(delivery.consumer.conn, Dispatch::Fenced);
                     continue;
                 }
                 let message = outcome

@@ -68,6 +68,7 @@ impl Conn {
                 message,
             } => self.deliver(queue, delivery, message),
             Dispatch::Cancel { consumer, .. } => self.consumer_cancelled(consumer),
+            Dispatch::Fenced => {} // handled by the serve loop, which closes the connection
         }
     }
 

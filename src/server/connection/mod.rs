@@ -244,6 +244,15 @@ impl Conn {
                     }
                 }
                 Some(dispatch) = dispatches.recv() => {
+                    if matches!(dispatch, Dispatch::Fenced) {
+                        tracing::warn!(conn = self.id, "node fell behind the cluster; closing");
+                        let text = "CONNECTION_FORCED - this node fell behind the cluster";
+                        self.send_conn_close(wire::conn_close(320, text));
+                        socket.write_all(&self.out).await?;
+                        self.out.clear();
+                        linger_close(socket).await;
+                        return Ok(());
+                    }
                     self.dispatch(dispatch);
                 }
                 Ok(()) = alarm.changed() => {
