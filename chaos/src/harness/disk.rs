@@ -1,0 +1,107 @@
+//! Disk faults on a node's XFS image: a power cut (XFS shutdown without log flush: unsynced
+//! writes vanish, fsync'd ones stay), EIO on a live node, a full disk, and a cut log tail.
+//! Every change to a file is described (file, offset, bytes) so a loss can be attributed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::exec;
+use super::node::ChaosNode;
+
+/// Space left free by `fill`, so the filesystem itself keeps working.
+const FILL_SLACK_BYTES: u64 = 1 << 20;
+
+/// `xfs_io -x -c shutdown`: from now on every write and fsync fails with EIO, and nothing
+/// not yet on disk will ever reach it (no `-f`: the log is not flushed).
+pub async fn shutdown(node: &ChaosNode) -> anyhow::Result<()> {
+    let mount = path_str(&node.mount)?;
+    exec::run("xfs_io", &["-x", "-c", "shutdown", mount]).await?;
+    Ok(())
+}
+
+/// Unmounts and mounts the image again: what a reboot after a power cut sees.
+pub async fn remount(node: &ChaosNode) -> anyhow::Result<()> {
+    let (mount, image) = (path_str(&node.mount)?, path_str(&node.image)?);
+    exec::run("umount", &[mount]).await?;
+    exec::run("mount", &["-o", "loop", image, mount]).await?;
+    Ok(())
+}
+
+/// Whether the image is mounted (a failed remount leaves it unmounted).
+pub async fn mounted(node: &ChaosNode) -> bool {
+    let Ok(mount) = path_str(&node.mount) else {
+        return false;
+    };
+    exec::run("mountpoint", &["-q", mount]).await.is_ok()
+}
+
+/// Fills the node's filesystem to `FILL_SLACK_BYTES` of free space; returns bytes taken.
+pub async fn fill(node: &ChaosNode) -> anyhow::Result<u64> {
+    let mount = path_str(&node.mount)?;
+    let df = exec::run("df", &["--output=avail", "-B1", mount]).await?;
+    let avail: u64 = df
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .context("parse df")?;
+    let bytes = avail.saturating_sub(FILL_SLACK_BYTES);
+    let file = fill_file(node);
+    let file = path_str(&file)?;
+    exec::run("fallocate", &["-l", &bytes.to_string(), file]).await?;
+    Ok(bytes)
+}
+
+/// Frees what `fill` took.
+pub fn unfill(node: &ChaosNode) -> anyhow::Result<()> {
+    match std::fs::remove_file(fill_file(node)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn fill_file(node: &ChaosNode) -> PathBuf {
+    node.mount.join("fill")
+}
+
+/// The newest segment of the node's Raft log (`data/raft-log/NNNNNNNN.log`,
+/// src/raft/log_store.rs): the one appends go to.
+pub fn newest_segment(node: &ChaosNode) -> anyhow::Result<PathBuf> {
+    let dir = node.data_dir().join("raft-log");
+    let mut newest: Option<(u64, PathBuf)> = None;
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("list {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(n) = name
+            .to_str()
+            .and_then(|s| s.strip_suffix(".log"))
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if newest.as_ref().is_none_or(|(m, _)| n > *m) {
+            newest = Some((n, entry.path()));
+        }
+    }
+    newest
+        .map(|(_, p)| p)
+        .with_context(|| format!("no segment in {}", dir.display()))
+}
+
+/// Cuts `bytes` (at most the file's length) off the end of `file`; returns (old length, cut).
+pub fn truncate_tail(file: &Path, bytes: u64) -> anyhow::Result<(u64, u64)> {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(file)
+        .with_context(|| format!("open {}", file.display()))?;
+    let len = f.metadata()?.len();
+    let cut = bytes.min(len);
+    f.set_len(len - cut)?;
+    f.sync_all()?;
+    Ok((len, cut))
+}
+
+fn path_str(path: &Path) -> anyhow::Result<&str> {
+    path.to_str()
+        .with_context(|| format!("non-UTF-8 path {}", path.display()))
+}
