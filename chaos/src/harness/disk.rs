@@ -3,6 +3,7 @@
 //! Every change to a file is described (file, offset, bytes) so a loss can be attributed.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -11,6 +12,8 @@ use super::node::ChaosNode;
 
 /// Space left free by `fill`, so the filesystem itself keeps working.
 const FILL_SLACK_BYTES: u64 = 1 << 20;
+/// umount attempts, 100 ms apart.
+const UMOUNT_TRIES: u32 = 50;
 
 /// `xfs_io -x -c shutdown`: from now on every write and fsync fails with EIO, and nothing
 /// not yet on disk will ever reach it (no `-f`: the log is not flushed).
@@ -22,18 +25,42 @@ pub async fn shutdown(node: &ChaosNode) -> anyhow::Result<()> {
 
 /// Unmounts and mounts the image again: what a reboot after a power cut sees.
 pub async fn remount(node: &ChaosNode) -> anyhow::Result<()> {
+    if mounted(node)? {
+        umount(node).await?;
+    }
     let (mount, image) = (path_str(&node.mount)?, path_str(&node.image)?);
-    exec::run("umount", &[mount]).await?;
     exec::run("mount", &["-o", "loop", image, mount]).await?;
     Ok(())
 }
 
-/// Whether the image is mounted (a failed remount leaves it unmounted).
-pub async fn mounted(node: &ChaosNode) -> bool {
-    let Ok(mount) = path_str(&node.mount) else {
-        return false;
-    };
-    exec::run("mountpoint", &["-q", mount]).await.is_ok()
+/// Unmounts, retrying while the mount is busy: a killed multi-threaded process can look gone
+/// (its main thread a zombie) while its other threads still close their files.
+async fn umount(node: &ChaosNode) -> anyhow::Result<()> {
+    let mount = path_str(&node.mount)?;
+    let mut last = None;
+    for _ in 0..UMOUNT_TRIES {
+        match exec::run("umount", &[mount]).await {
+            Ok(_) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("umount {mount}")))
+}
+
+/// Whether the image is mounted, from the mount table (`mountpoint` cannot tell on a
+/// shut-down XFS: its stat fails with EIO).
+pub fn mounted(node: &ChaosNode) -> anyhow::Result<bool> {
+    let table = std::fs::read_to_string("/proc/self/mounts").context("read /proc/self/mounts")?;
+    let mount = path_str(&node.mount)?;
+    Ok(table
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some(mount)))
+}
+
+/// Whether the node's filesystem is mounted and answers (not shut down).
+pub fn healthy(node: &ChaosNode) -> bool {
+    mounted(node).unwrap_or(false) && std::fs::metadata(node.data_dir()).is_ok()
 }
 
 /// Fills the node's filesystem to `FILL_SLACK_BYTES` of free space; returns bytes taken.
@@ -88,14 +115,15 @@ pub fn newest_segment(node: &ChaosNode) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("no segment in {}", dir.display()))
 }
 
-/// Cuts `bytes` (at most the file's length) off the end of `file`; returns (old length, cut).
+/// Cuts `bytes` (at most half the file, so a tail is left to find) off the end of `file`;
+/// returns (old length, bytes cut).
 pub fn truncate_tail(file: &Path, bytes: u64) -> anyhow::Result<(u64, u64)> {
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(file)
         .with_context(|| format!("open {}", file.display()))?;
     let len = f.metadata()?.len();
-    let cut = bytes.min(len);
+    let cut = bytes.min(len / 2);
     f.set_len(len - cut)?;
     f.sync_all()?;
     Ok((len, cut))

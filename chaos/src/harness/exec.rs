@@ -21,9 +21,12 @@ pub async fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Runs a command inside a network namespace (`ip netns exec NS …`).
+/// Runs a command inside a network namespace. `nsenter --net`, not `ip netns exec`: the
+/// latter also makes a mount namespace, and while it lives it pins the XFS mounts a power cut
+/// must unmount (chaos/run explains).
 pub async fn in_netns(ns: &str, args: &[&str]) -> anyhow::Result<String> {
-    let mut all = vec!["netns", "exec", ns];
+    let net = format!("--net=/run/netns/{ns}");
+    let mut all = vec![net.as_str(), "--"];
     all.extend_from_slice(args);
-    run("ip", &all).await
+    run("nsenter", &all).await
 }

@@ -14,11 +14,14 @@ pub async fn final_heal(cluster: &Cluster, history: &History) -> anyhow::Result<
         if node.alive() {
             node.signal(libc::SIGCONT)?;
         }
-        if !disk::mounted(node).await {
-            cluster.finding(format!("final heal: {} was not mounted", node.name));
-            let image = node.image.display().to_string();
-            let mount = node.mount.display().to_string();
-            super::exec::run("mount", &["-o", "loop", &image, &mount]).await?;
+        if !disk::healthy(node) {
+            // A fault failed half-way (e.g. after an XFS shutdown): finish the power cut.
+            cluster.finding(format!(
+                "final heal: {}'s disk was not usable: remount",
+                node.name
+            ));
+            node.kill9().await?;
+            disk::remount(node).await?;
         }
         disk::unfill(node)?;
         if !node.alive() {
