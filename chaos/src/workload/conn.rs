@@ -37,6 +37,25 @@ pub fn node_of(uri: &str) -> String {
     rest.split(['/', '?']).next().unwrap_or(rest).to_string()
 }
 
+/// True once the workload was told to stop, or dropped without being stopped.
+pub fn stopped(stop: &watch::Receiver<bool>) -> bool {
+    *stop.borrow() || stop.has_changed().is_err()
+}
+
+/// Returns once the workload stops (or was dropped).
+pub async fn until_stopped(stop: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is dropped here, so callers' futures stay `Send`.
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Sleeps for `delay`, or less if the workload stops meanwhile.
+pub async fn pause(delay: Duration, stop: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => {}
+        _ = until_stopped(stop) => {}
+    }
+}
+
 /// One open connection and channel with their incarnation numbers.
 pub struct Link {
     pub connection: Connection,
@@ -104,7 +123,7 @@ impl Rotation {
         stop: &mut watch::Receiver<bool>,
     ) -> Option<Link> {
         loop {
-            if *stop.borrow() || self.uris.is_empty() {
+            if stopped(stop) || self.uris.is_empty() {
                 return None;
             }
             let uri = self.uris[self.next % self.uris.len()].clone();
@@ -115,10 +134,7 @@ impl Rotation {
                     tracing::debug!(%name, error = %format!("{error:#}"), "connect failed")
                 }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = stop.changed() => {}
-            }
+            pause(delay, stop).await;
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod body;
 pub mod conn;
 pub mod consumer;
+pub mod delivery;
 pub mod drain;
 pub mod ledger;
 pub mod producer;
@@ -136,12 +137,19 @@ impl Workload {
         })
     }
 
+    /// Messages confirmed so far (distinct, returns excluded): lets a harness or a test wait
+    /// for progress instead of sleeping.
+    pub fn confirmed_so_far(&self) -> usize {
+        self.ledger.n_confirmed()
+    }
+
     /// Stops producers (outstanding confirms are waited for up to confirm_timeout, then
     /// recorded publish_unknown) and cancels consumers, closing their connections (unacked
     /// messages return).
     pub async fn stop(self) -> anyhow::Result<WorkloadTotals> {
         let _ = self.stop_tx.send(true);
         let mut totals = WorkloadTotals::default();
+        let mut history_errors = 0;
         for task in self.producers {
             let p = task.await.context("join a producer")?;
             totals.attempts += p.attempts;
@@ -150,12 +158,18 @@ impl Workload {
             totals.returned += p.returned;
             totals.unknown += p.unknown;
             totals.reconnects += p.reconnects;
+            history_errors += p.history_errors;
         }
         for task in self.consumers {
             let c = task.await.context("join a consumer")?;
             totals.delivered += c.delivered;
             totals.reconnects += c.reconnects;
+            history_errors += c.history_errors;
         }
+        anyhow::ensure!(
+            history_errors == 0,
+            "{history_errors} history writes failed: the history cannot be checked"
+        );
         self.history.flush()?;
         totals.awaiting = self.ledger.awaiting();
         Ok(totals)
