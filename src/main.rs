@@ -47,6 +47,10 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also ask each node for its applied index and a hash of its state there (nodes
+        /// at the same applied index must agree).
+        #[arg(long)]
+        digest: bool,
     },
     /// Write a new random cluster cookie to FILE (mode 0600).
     Cookie { file: PathBuf },
@@ -75,10 +79,14 @@ fn main() -> anyhow::Result<()> {
             init_logging();
             warren::cli::dev_cluster::run(&dir, base_port)?;
         }
-        Command::ClusterStatus { config, json } => {
+        Command::ClusterStatus {
+            config,
+            json,
+            digest,
+        } => {
             let config = NodeConfig::load(&config)?;
             let runtime = tokio::runtime::Runtime::new()?;
-            let status = runtime.block_on(warren::cli::status::collect(&config))?;
+            let status = runtime.block_on(warren::cli::status::collect(&config, digest))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {

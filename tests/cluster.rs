@@ -371,6 +371,30 @@ async fn cluster_status_reports_leader_and_a_down_node() {
             )
             .await;
         assert_eq!(view.n_leaders(), 1, "{view:?}");
+
+        tracing::info!("--- at one applied index, the three states hash the same");
+        let deadline = Instant::now() + bound;
+        let digests = loop {
+            let view = cluster::status_digest(&cluster.node(1).config).await;
+            let digests: Vec<_> = view.nodes.iter().filter_map(|r| r.digest.clone()).collect();
+            let same_index = digests
+                .windows(2)
+                .all(|w| w[0].applied_index == w[1].applied_index);
+            if digests.len() == 3 && same_index {
+                break digests;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no three digests at one index: {view:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(digests[0].hash.len(), 64, "a SHA-256 in hex: {digests:?}");
+        assert!(digests[0].applied_index >= Some(written), "{digests:?}");
+        assert!(
+            digests.iter().all(|d| d.hash == digests[0].hash),
+            "same applied index, different states: {digests:?}"
+        );
     })
     .await;
 }

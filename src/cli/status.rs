@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::cluster::cookie::Cookie;
 use crate::cluster::network::call_peer;
-use crate::cluster::{NodeStatus, PeerRequest, PeerResponse};
+use crate::cluster::{NodeStatus, PeerRequest, PeerResponse, StateDigest};
 use crate::config::NodeConfig;
 
 /// How long one node may take to answer before it is shown as unreachable.
@@ -33,10 +33,13 @@ pub struct NodeRow {
     pub status: Option<NodeStatus>,
     /// How far its applied index trails the leader's last log index.
     pub lag: Option<u64>,
+    /// With `--digest`: its applied index and state hash, read together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<StateDigest>,
 }
 
-/// Collects every member's status.
-pub async fn collect(config: &NodeConfig) -> anyhow::Result<ClusterStatus> {
+/// Collects every member's status, and with `digest` each one's state hash.
+pub async fn collect(config: &NodeConfig, digest: bool) -> anyhow::Result<ClusterStatus> {
     anyhow::ensure!(
         config.is_clustered(),
         "this configuration has no [[peers]]: it is a single node"
@@ -50,12 +53,17 @@ pub async fn collect(config: &NodeConfig) -> anyhow::Result<ClusterStatus> {
             Ok(Ok(PeerResponse::Status(status))) => Some(status),
             _ => None,
         };
+        let digest = match digest && status.is_some() {
+            true => state_digest(&addr, peer.id, &cookie).await,
+            false => None,
+        };
         rows.push(NodeRow {
             id: peer.id,
             cluster_addr: peer.cluster.to_string(),
             reachable: status.is_some(),
             status,
             lag: None,
+            digest,
         });
     }
     let leader_row = rows
@@ -78,6 +86,14 @@ pub async fn collect(config: &NodeConfig) -> anyhow::Result<ClusterStatus> {
         nodes: rows,
         warnings,
     })
+}
+
+async fn state_digest(addr: &str, id: u64, cookie: &Cookie) -> Option<StateDigest> {
+    let call = call_peer(addr, id, CLIENT_ID, cookie, PeerRequest::Digest);
+    match tokio::time::timeout(STATUS_TIMEOUT, call).await {
+        Ok(Ok(PeerResponse::Digest(digest))) => Some(digest),
+        _ => None,
+    }
 }
 
 /// The status as an aligned text table.

@@ -43,6 +43,8 @@ pub enum PeerRequest {
     Propose(Batch),
     /// The receiving node's own view of itself and of Raft.
     Status,
+    /// The receiving node's applied index and a hash of its state there.
+    Digest,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -59,6 +61,7 @@ pub enum PeerResponse {
         reason: String,
     },
     Status(NodeStatus),
+    Digest(StateDigest),
     /// The request could not be handled (e.g. openraft refused it); the text says why.
     Error(String),
 }
@@ -84,6 +87,13 @@ pub struct NodeStatus {
     pub learners: Vec<(NodeId, String)>,
     /// On the leader: each member's matched log index.
     pub replication: Vec<(NodeId, Option<u64>)>,
+}
+
+/// A node's applied index and the SHA-256 (hex) of its broker state at that index.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateDigest {
+    pub applied_index: Option<u64>,
+    pub hash: String,
 }
 
 /// What a node does with the requests it receives from peers.

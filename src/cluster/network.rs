@@ -289,7 +289,7 @@ pub async fn serve_raft_rpc(raft: &Raft, request: PeerRequest) -> Option<PeerRes
                 Err(e) => PeerResponse::Error(format!("install snapshot: {e}")),
             }
         }
-        PeerRequest::Propose(_) | PeerRequest::Status => return None,
+        PeerRequest::Propose(_) | PeerRequest::Status | PeerRequest::Digest => return None,
     };
     Some(response)
 }

@@ -119,6 +119,19 @@ impl BrokerStateMachine {
         f(&self.lock().body.broker)
     }
 
+    /// The applied index and a SHA-256 of the broker state at that index, taken under one
+    /// lock so the pair is consistent: nodes at the same applied index must agree on it
+    /// (the chaos checker's digest check). The state holds only ordered maps, so its
+    /// encoding is canonical.
+    pub fn digest(&self) -> (Option<u64>, String) {
+        use sha2::Digest;
+        let inner = self.lock();
+        let bytes = postcard::to_stdvec(&inner.body.broker).unwrap_or_default();
+        let hash = sha2::Sha256::digest(&bytes);
+        let hex = hash.iter().map(|b| format!("{b:02x}")).collect();
+        (inner.body.last_applied.map(|l| l.index), hex)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the broker half-applied in a way later
         // code could repair, but poisoning would stop the node; take the data as it is.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use openraft::async_runtime::WatchReceiver;
 
-use crate::cluster::{NodeStatus, PeerHandler, PeerRequest, PeerResponse};
+use crate::cluster::{NodeStatus, PeerHandler, PeerRequest, PeerResponse, StateDigest};
 use crate::config::NodeConfig;
 use crate::raft::node::RaftNode;
 
@@ -19,6 +19,13 @@ impl PeerHandler for NodeHandler {
         match request {
             PeerRequest::Propose(batch) => self.commit_forwarded(batch).await,
             PeerRequest::Status => PeerResponse::Status(status(&self.node, &self.config)),
+            PeerRequest::Digest => {
+                let (applied_index, hash) = self.node.state_machine.digest();
+                PeerResponse::Digest(StateDigest {
+                    applied_index,
+                    hash,
+                })
+            }
             raft_rpc => crate::cluster::network::serve_raft_rpc(&self.node.raft, raft_rpc)
                 .await
                 .unwrap_or_else(|| PeerResponse::Error("unexpected request".to_string())),

@@ -52,6 +52,13 @@ pub struct NodeRow {
     pub reachable: bool,
     pub status: Option<NodeStatus>,
     pub lag: Option<u64>,
+    pub digest: Option<StateDigest>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct StateDigest {
+    pub applied_index: Option<u64>,
+    pub hash: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -267,9 +274,19 @@ impl Cluster {
 
 /// `warren cluster-status --json --config CONFIG`, parsed.
 pub async fn status_with(config: &Path) -> ClusterView {
+    status_args(config, &[]).await
+}
+
+/// `warren cluster-status --json --digest`: each node's applied index and state hash too.
+pub async fn status_digest(config: &Path) -> ClusterView {
+    status_args(config, &["--digest"]).await
+}
+
+async fn status_args(config: &Path, extra: &[&str]) -> ClusterView {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_warren"))
         .args(["cluster-status", "--json", "--config"])
         .arg(config)
+        .args(extra)
         .output();
     let output = super::within("warren cluster-status", output)
         .await
