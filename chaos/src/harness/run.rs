@@ -96,19 +96,23 @@ fn workload_config(args: &RunArgs, cluster: &Cluster) -> WorkloadConfig {
     }
 }
 
-/// After the drain: once the nodes agree again, each node's state hash (when warren reports
-/// one) at its applied index, for the checker's digest comparison.
+/// After the drain: once the nodes agree again, each node's state hash at its applied index
+/// (read together), for the checker's digest comparison.
 async fn digests(cluster: &Cluster, history: &History) -> anyhow::Result<()> {
-    let (views, _) = status::wait_converged(cluster, Duration::from_secs(10)).await;
-    for (node, view) in cluster.nodes.iter().zip(views) {
-        let Some(view) = view else { continue };
-        if let Some(hash) = view.state_hash {
-            history.record(Event::Digest {
-                node: node.name.clone(),
-                applied_index: view.applied_index,
-                hash,
-            })?;
-        }
+    let (_, converged) = status::wait_converged(cluster, Duration::from_secs(10)).await;
+    if !converged {
+        cluster.finding("the nodes did not agree on one applied index after the drain".into());
+    }
+    for (idx, node) in cluster.nodes.iter().enumerate() {
+        let Some(digest) = status::digest(cluster, idx).await else {
+            cluster.finding(format!("{} gave no state digest", node.name));
+            continue;
+        };
+        history.record(Event::Digest {
+            node: node.name.clone(),
+            applied_index: digest.applied_index.unwrap_or(0),
+            hash: digest.hash,
+        })?;
     }
     Ok(())
 }

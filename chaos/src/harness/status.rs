@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use warren::cluster::{call_peer, PeerRequest, PeerResponse};
+use warren::cluster::{call_peer, PeerRequest, PeerResponse, StateDigest};
 
 use super::cluster::Cluster;
 
@@ -18,8 +18,6 @@ pub struct View {
     pub leader: Option<u64>,
     pub term: u64,
     pub applied_index: u64,
-    /// The state machine's hash, when this build of warren reports one.
-    pub state_hash: Option<String>,
 }
 
 /// Node `idx`'s own view, or None when it does not answer in time.
@@ -31,18 +29,23 @@ pub async fn view(cluster: &Cluster, idx: usize) -> Option<View> {
     else {
         return None;
     };
-    // Read the hash by name: it is only present in builds that compute it.
-    let state_hash = serde_json::to_value(&status).ok().and_then(|v| {
-        v.get("state_hash")
-            .and_then(|h| h.as_str().map(str::to_string))
-    });
     Some(View {
         raft_state: status.raft_state,
         leader: status.leader,
         term: status.term,
         applied_index: status.applied_index.unwrap_or(0),
-        state_hash,
     })
+}
+
+/// Node `idx`'s applied index and state hash, read together (`cluster-status --digest`).
+pub async fn digest(cluster: &Cluster, idx: usize) -> Option<StateDigest> {
+    let node = &cluster.nodes[idx];
+    let addr = format!("{}:25672", node.ip);
+    let call = call_peer(&addr, node.id, 0, &cluster.cookie, PeerRequest::Digest);
+    match tokio::time::timeout(VIEW_TIMEOUT, call).await {
+        Ok(Ok(PeerResponse::Digest(digest))) => Some(digest),
+        _ => None,
+    }
 }
 
 /// Every node's view, asked concurrently.
@@ -104,7 +107,6 @@ mod tests {
             leader,
             term,
             applied_index: applied,
-            state_hash: None,
         })
     }
 
