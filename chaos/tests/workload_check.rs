@@ -146,11 +146,16 @@ impl Server {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn warren (run `cargo build --bin warren` first)");
+        // Owned before any panic below, so the process is killed and reaped on every path.
+        let mut server = Server { child };
         for _ in 0..400 {
             let listening = std::net::TcpStream::connect(addr)
                 .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok());
             if listening {
-                return Server { child };
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("warren exited before listening: {status}");
             }
             std::thread::sleep(Duration::from_millis(25));
         }
