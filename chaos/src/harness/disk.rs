@@ -133,3 +133,26 @@ fn path_str(path: &Path) -> anyhow::Result<&str> {
     path.to_str()
         .with_context(|| format!("non-UTF-8 path {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_newest_segment_is_found_and_a_cut_leaves_half() {
+        let run = tempfile::tempdir().expect("tempdir");
+        let node = ChaosNode::new(run.path(), run.path(), 1);
+        let log_dir = node.data_dir().join("raft-log");
+        std::fs::create_dir_all(&log_dir).expect("mkdir");
+        for (name, len) in [("00000002.log", 100), ("00000010.log", 1000), ("x.log", 5)] {
+            std::fs::write(log_dir.join(name), vec![7u8; len]).expect("write");
+        }
+        let newest = newest_segment(&node).expect("newest");
+        assert_eq!(newest, log_dir.join("00000010.log"));
+        assert_eq!(truncate_tail(&newest, 10).expect("cut"), (1000, 10));
+        assert_eq!(truncate_tail(&newest, 5000).expect("cut"), (990, 495));
+        assert_eq!(std::fs::metadata(&newest).expect("stat").len(), 495);
+        std::fs::remove_dir_all(&log_dir).expect("rm");
+        assert!(newest_segment(&node).is_err());
+    }
+}

@@ -68,7 +68,8 @@ pub async fn eio(ctx: &mut Ctx<'_>, hold: Duration) -> anyhow::Result<Outcome> {
         format!("fail-stopped within {}", secs(wait))
     } else {
         ctx.cluster.finding(format!(
-            "{} still running {} after its disk started returning EIO (no fail-stop; see {})",
+            "{} process still running {} after its disk started returning EIO (it did not exit; \
+             its log says whether Raft stopped: {})",
             node.name,
             secs(wait),
             node.log.display()
