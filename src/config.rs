@@ -41,12 +41,34 @@ pub struct NodeConfig {
     pub peers: Vec<Peer>,
 }
 
-/// A member of the cluster as configured: its Raft id and addresses.
+/// The largest node id: connection ids and RAM nodes' Raft ids carry it in 8 bits.
+const NODE_ID_MAX: i64 = 255;
+
+/// A member of the cluster as configured: its id, addresses and role.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Peer {
+    /// The node id; a disk node's Raft id. A RAM node takes a new Raft id at every start
+    /// (`crate::raft::types::ram_node_id`).
     pub id: u64,
     pub cluster: SocketAddr,
     pub amqp: Option<SocketAddr>,
+    pub role: Role,
+}
+
+/// Whether a node keeps its Raft log and state on disk or in memory only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Disk,
+    Ram,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Disk => "disk",
+            Role::Ram => "ram",
+        }
+    }
 }
 
 impl Default for NodeConfig {
@@ -126,7 +148,7 @@ impl NodeConfig {
                 self.memory_high_watermark = integer(value, 0, i64::MAX)? as u64
             }
             "loopback_users" => self.loopback_users = strings(value)?,
-            "node_id" => self.node_id = integer(value, 1, i64::MAX)? as u64,
+            "node_id" => self.node_id = integer(value, 1, NODE_ID_MAX)? as u64,
             "cluster_listen" => self.cluster_listen = address(value)?,
             "cookie_file" => self.cookie_file = Some(PathBuf::from(string(value)?)),
             "peers" => self.peers = peers(value)?,
@@ -140,6 +162,14 @@ impl NodeConfig {
         self.cookie_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("cookie"))
+    }
+
+    /// This node's role, as its own `[[peers]]` entry gives it (a single node is a disk node).
+    pub fn role(&self) -> Role {
+        self.peers
+            .iter()
+            .find(|p| p.id == self.node_id)
+            .map_or(Role::Disk, |p| p.role)
     }
 
     /// Whether this node is one of several (peers configured).
@@ -159,6 +189,12 @@ impl NodeConfig {
         ids.sort_unstable();
         if ids.windows(2).any(|w| w[0] == w[1]) {
             problems.push("peers: two peers have the same id".to_string());
+        }
+        if self.is_clustered() && self.peers.iter().all(|p| p.role == Role::Ram) {
+            // A RAM node forgets its log on restart: with no disk voter, one power cut of
+            // every node loses every confirmed message.
+            problems
+                .push("peers: every peer is a RAM node; at least one must be a disk node".into());
         }
     }
 }
@@ -192,18 +228,32 @@ fn peers(value: &toml::Value) -> Result<Vec<Peer>, String> {
             value
         };
         let (id, cluster, amqp) = (field("id"), field("cluster"), field("amqp"));
-        let id = id.map(|v| integer(v, 1, i64::MAX).map(|n| n as u64));
+        let id = id.map(|v| integer(v, 1, NODE_ID_MAX).map(|n| n as u64));
         let cluster = cluster.map(address);
         let amqp = amqp.map(address).transpose();
+        let role = match table.get("role").map(string) {
+            None => Ok(Role::Disk),
+            Some(Ok(r)) if r == "disk" => Ok(Role::Disk),
+            Some(Ok(r)) if r == "ram" => Ok(Role::Ram),
+            Some(_) => Err("expected \"disk\" or \"ram\"".to_string()),
+        };
+        if let Err(e) = &role {
+            problems.push(format!("[{i}].role: {e}"));
+        }
         for key in table
             .keys()
-            .filter(|k| !["id", "cluster", "amqp"].contains(&k.as_str()))
+            .filter(|k| !["id", "cluster", "amqp", "role"].contains(&k.as_str()))
         {
             problems.push(format!("[{i}].{key}: unknown setting"));
         }
-        match (id, cluster, amqp) {
-            (Some(Ok(id)), Some(Ok(cluster)), Ok(amqp)) => peers.push(Peer { id, cluster, amqp }),
-            (id, cluster, amqp) => {
+        match (id, cluster, amqp, role) {
+            (Some(Ok(id)), Some(Ok(cluster)), Ok(amqp), Ok(role)) => peers.push(Peer {
+                id,
+                cluster,
+                amqp,
+                role,
+            }),
+            (id, cluster, amqp, _) => {
                 let errors = [
                     id.and_then(Result::err).map(|e| format!("[{i}].id: {e}")),
                     cluster
@@ -315,9 +365,14 @@ mod tests {
         assert_eq!(config.peers[1].amqp.map(|a| a.port()), Some(5673));
         let missing_self = NodeConfig::parse(&text.replace("node_id = 2", "node_id = 3"));
         assert!(missing_self.unwrap_err().to_string().contains("node_id 3"));
-        let bad = "[[peers]]\nid = 0\ncluster = \"x\"\nport = 1\n";
+        let ram = text.replace("\nid = 2\n", "\nid = 2\nrole = \"ram\"\n");
+        assert_eq!(NodeConfig::parse(&ram).unwrap().role(), Role::Ram);
+        let all_ram = ram.replace("\nid = 1\n", "\nid = 1\nrole = \"ram\"\n");
+        let err = NodeConfig::parse(&all_ram).unwrap_err().to_string();
+        assert!(err.contains("every peer is a RAM node"), "{err}");
+        let bad = "[[peers]]\nid = 0\ncluster = \"x\"\nport = 1\nrole = \"tape\"\n";
         let err = NodeConfig::parse(bad).unwrap_err().to_string();
-        for field in ["[0].id", "[0].cluster", "[0].port"] {
+        for field in ["[0].id", "[0].cluster", "[0].port", "[0].role"] {
             assert!(err.contains(field), "{field} missing from: {err}");
         }
     }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use warren::cluster::MembershipChange;
 use warren::config::NodeConfig;
 
 #[derive(Parser)]
@@ -28,6 +29,50 @@ enum Command {
         /// The TOML node configuration; built-in defaults when absent.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Run in the background (as `rabbitmq-server -detached`): returns once the node
+        /// listens, with its pid in `<data_dir>/warren.pid` and its log in
+        /// `<data_dir>/warren.log`.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Add this node (running, with an empty data directory) to the cluster of its [[peers]]:
+    /// as a learner until it has caught up, then as a voter.
+    Join {
+        /// The joining node's configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// Stay a learner (a copy that does not vote or count toward commits).
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Remove this node from the cluster, then stop it.
+    Leave {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Remove node ID (e.g. a dead one) from the cluster.
+    Forget {
+        id: u64,
+        /// Any member's configuration.
+        #[arg(long, default_value = "warren-dev/node1.toml")]
+        config: PathBuf,
+    },
+    /// Make learner ID a voter.
+    Promote {
+        id: u64,
+        #[arg(long, default_value = "warren-dev/node1.toml")]
+        config: PathBuf,
+    },
+    /// Make voter ID a learner.
+    Demote {
+        id: u64,
+        #[arg(long, default_value = "warren-dev/node1.toml")]
+        config: PathBuf,
+    },
+    /// Stop this node gracefully (a leader hands leadership over first).
+    Stop {
+        #[arg(long)]
+        config: PathBuf,
     },
     /// Start a local three-node cluster with embedded defaults (AMQP on 5672, 5673, 5674)
     /// and keep it running until Ctrl-C.
@@ -69,6 +114,14 @@ fn init_logging() {
         .init();
 }
 
+/// Sends a membership change to the leader and prints what it says now holds.
+fn change_membership(config: &NodeConfig, change: MembershipChange) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let done = runtime.block_on(warren::cli::membership::ask_leader(config, change))?;
+    println!("{done}");
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::CheckConfig { file } => {
@@ -97,14 +150,49 @@ fn main() -> anyhow::Result<()> {
             warren::cluster::cookie::Cookie::generate()?.write_new(&file)?;
             println!("wrote a new cluster cookie to {}", file.display());
         }
-        Command::Server { config } => {
-            init_logging();
-            let config = match config {
-                Some(path) => NodeConfig::load(&path)?,
+        Command::Server { config, detach } => {
+            let loaded = match &config {
+                Some(path) => NodeConfig::load(path)?,
                 None => NodeConfig::default(),
             };
+            if detach {
+                warren::cli::detach::spawn(config.as_deref(), &loaded)?;
+                return Ok(());
+            }
+            init_logging();
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(warren::server::serve(config))?;
+            runtime.block_on(warren::server::serve(loaded))?;
+        }
+        Command::Join { config, learner } => {
+            let config = NodeConfig::load(&config)?;
+            let change = MembershipChange::Join {
+                id: config.node_id,
+                addr: config.cluster_listen.to_string(),
+                voter: !learner,
+            };
+            change_membership(&config, change)?;
+        }
+        Command::Leave { config } => {
+            let config = NodeConfig::load(&config)?;
+            let id = config.node_id;
+            change_membership(&config, MembershipChange::Remove { id })?;
+            tokio::runtime::Runtime::new()?.block_on(warren::cli::membership::stop(&config))?;
+            println!("node {id} stopped");
+        }
+        Command::Forget { id, config } => {
+            change_membership(&NodeConfig::load(&config)?, MembershipChange::Remove { id })?
+        }
+        Command::Promote { id, config } => change_membership(
+            &NodeConfig::load(&config)?,
+            MembershipChange::Promote { id },
+        )?,
+        Command::Demote { id, config } => {
+            change_membership(&NodeConfig::load(&config)?, MembershipChange::Demote { id })?
+        }
+        Command::Stop { config } => {
+            let config = NodeConfig::load(&config)?;
+            warren::cli::detach::stop(&config)?;
+            println!("node {} stopped", config.node_id);
         }
     }
     Ok(())

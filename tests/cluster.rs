@@ -2,31 +2,24 @@
 //! clients through lapin, nodes killed with SIGKILL, the cluster's state read with
 //! `warren cluster-status --json`.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use futures::stream::FuturesUnordered;
 use futures::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::BasicProperties;
 use tokio::sync::watch;
 
 mod common;
 
+use common::clients::{consume, open_channel, publish_while, seq_of, wait_all_seen};
 use common::cluster::{self, Cluster};
 
 /// The bound on a test of a failover: a hung cluster fails instead of hanging CI.
 const TEST_TIMEOUT: Duration = Duration::from_secs(90);
-/// How long a client keeps trying to (re)connect to the surviving nodes.
-const RECONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Pause between two reconnection attempts (a retry backoff, not a synchronisation).
-const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 /// The leader's node-down delay (`NODE_DOWN_AFTER` in src/server/node_down.rs, a private
 /// module).
 const NODE_DOWN_AFTER: Duration = Duration::from_secs(5);
@@ -36,42 +29,6 @@ async fn bounded<F: std::future::Future<Output = ()>>(test: F) {
     tokio::time::timeout(TEST_TIMEOUT, test)
         .await
         .unwrap_or_else(|_| panic!("test took longer than {TEST_TIMEOUT:?}"));
-}
-
-fn durable() -> QueueDeclareOptions {
-    QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    }
-}
-
-/// A connection and a channel on the first of `addrs` that accepts, with `queue` declared
-/// durable, retried until [`RECONNECT_TIMEOUT`]. The connection is returned so it lives as
-/// long as the channel is used.
-async fn open_channel(addrs: &[SocketAddr], queue: &str) -> (Connection, lapin::Channel) {
-    let deadline = Instant::now() + RECONNECT_TIMEOUT;
-    loop {
-        for addr in addrs {
-            let attempt = async {
-                let conn =
-                    Connection::connect(&common::uri(*addr), ConnectionProperties::default())
-                        .await?;
-                let channel = conn.create_channel().await?;
-                channel
-                    .queue_declare(queue, durable(), FieldTable::default())
-                    .await?;
-                Ok::<_, lapin::Error>((conn, channel))
-            };
-            if let Ok(Ok(opened)) = tokio::time::timeout(common::EVENT_TIMEOUT, attempt).await {
-                return opened;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no node of {addrs:?} took a connection within {RECONNECT_TIMEOUT:?}"
-        );
-        tokio::time::sleep(RECONNECT_BACKOFF).await;
-    }
 }
 
 /// Publishes `n` persistent messages (bodies "0".."n-1") to `queue` and awaits each confirm.
@@ -87,151 +44,15 @@ async fn publish_n(addr: SocketAddr, queue: &str, n: u32) {
     }
 }
 
-fn seq_of(body: &[u8]) -> u32 {
-    std::str::from_utf8(body)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not a sequence number: {body:?}"))
-}
-
-mod leader_kill {
-    //! Test 1's clients: a publisher with a confirm window and a consumer, both reconnecting.
-    use super::*;
-
-    pub const QUEUE: &str = "survive-leader-kill";
-    pub const N_MESSAGES: u32 = 3_000;
-    /// Publishes in flight (sent, confirm not yet received).
-    pub const CONFIRM_WINDOW: usize = 64;
-    /// The leader is killed once this many publishes are confirmed.
-    pub const KILL_AFTER_CONFIRMS: usize = 1_500;
-    pub const CONSUMER_PREFETCH: u16 = 256;
-
-    /// What the publisher saw.
-    pub struct Published {
-        pub confirmed: BTreeSet<u32>,
-        pub n_nacks: usize,
-        pub n_reconnects: usize,
-        /// Publishes in flight at the moment of the kill.
-        pub in_flight_at_kill: usize,
-    }
-
-    async fn confirm_channel(addrs: &[SocketAddr]) -> (Connection, lapin::Channel) {
-        loop {
-            let (conn, channel) = open_channel(addrs, QUEUE).await;
-            let selected = channel
-                .confirm_select(ConfirmSelectOptions::default())
-                .await;
-            if selected.is_ok() {
-                return (conn, channel);
-            }
-        }
-    }
-
-    /// Publishes every sequence number until each is confirmed, `CONFIRM_WINDOW` at a time;
-    /// calls `kill` once, after `KILL_AFTER_CONFIRMS` confirms. A nack, or an error on the
-    /// channel, means "publish again" (on a new connection for an error).
-    pub async fn publish(addrs: &[SocketAddr], mut kill: impl FnMut()) -> Published {
-        let mut unsent: BTreeSet<u32> = (0..N_MESSAGES).collect();
-        let mut confirmed = BTreeSet::new();
-        let mut in_flight_seqs = HashSet::new();
-        let mut in_flight = FuturesUnordered::new();
-        let (mut n_nacks, mut n_reconnects) = (0, 0);
-        let mut in_flight_at_kill = None;
-        let (mut _conn, mut channel) = confirm_channel(addrs).await;
-        while confirmed.len() < N_MESSAGES as usize {
-            let mut broken = false;
-            while in_flight.len() < CONFIRM_WINDOW {
-                let Some(seq) = unsent.pop_first() else { break };
-                let properties = BasicProperties::default().with_delivery_mode(2);
-                let body = seq.to_string();
-                let options = BasicPublishOptions::default();
-                match channel
-                    .basic_publish("", QUEUE, options, body.as_bytes(), properties)
-                    .await
-                {
-                    Ok(confirm) => {
-                        in_flight_seqs.insert(seq);
-                        in_flight.push(async move { (seq, confirm.await) });
-                    }
-                    Err(_) => {
-                        unsent.insert(seq);
-                        broken = true;
-                        break;
-                    }
-                }
-            }
-            if !broken {
-                let next = common::within("a publisher confirm", in_flight.next()).await;
-                let (seq, outcome) = next.expect("publishes in flight while some are unconfirmed");
-                in_flight_seqs.remove(&seq);
-                match outcome {
-                    Ok(confirmation) if confirmation.is_ack() => {
-                        confirmed.insert(seq);
-                    }
-                    Ok(_) => {
-                        n_nacks += 1;
-                        unsent.insert(seq);
-                    }
-                    Err(_) => {
-                        unsent.insert(seq);
-                        broken = true;
-                    }
-                }
-            }
-            if in_flight_at_kill.is_none() && confirmed.len() >= KILL_AFTER_CONFIRMS {
-                in_flight_at_kill = Some(in_flight.len());
-                kill();
-            }
-            if broken {
-                // Outcome unknown for everything still in flight: publish it again.
-                in_flight.clear();
-                unsent.extend(in_flight_seqs.drain().filter(|s| !confirmed.contains(s)));
-                (_conn, channel) = confirm_channel(addrs).await;
-                n_reconnects += 1;
-            }
-        }
-        Published {
-            confirmed,
-            n_nacks,
-            n_reconnects,
-            in_flight_at_kill: in_flight_at_kill.expect("the leader was killed"),
-        }
-    }
-
-    /// Consumes with manual acks forever, reconnecting on any error; counts every
-    /// sequence number received in `seen` (a count above 1 is a duplicate).
-    pub async fn consume(addrs: Vec<SocketAddr>, seen: watch::Sender<BTreeMap<u32, u32>>) {
-        loop {
-            let (_conn, channel) = open_channel(&addrs, QUEUE).await;
-            let consumer = async {
-                channel
-                    .basic_qos(CONSUMER_PREFETCH, BasicQosOptions::default())
-                    .await?;
-                let options = BasicConsumeOptions::default();
-                channel
-                    .basic_consume(QUEUE, "", options, FieldTable::default())
-                    .await
-            };
-            let Ok(mut consumer) = consumer.await else {
-                continue;
-            };
-            while let Some(Ok(delivery)) = consumer.next().await {
-                let seq = seq_of(&delivery.data);
-                seen.send_modify(|seen| *seen.entry(seq).or_default() += 1);
-                if delivery.ack(BasicAckOptions::default()).await.is_err() {
-                    break;
-                }
-            }
-        }
-    }
-}
-
 /// Confirms are a promise: publish with confirms through a follower, consume through the
 /// other follower, kill -9 the leader mid-stream; the clients reconnect and republish what
 /// was not confirmed, and every confirmed message is delivered (duplicates allowed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confirmed_messages_survive_a_leader_kill() {
-    use leader_kill::*;
+    const QUEUE: &str = "survive-leader-kill";
+    const N_MESSAGES: u32 = 3_000;
+    /// The leader is killed once this many publishes are confirmed.
+    const KILL_AFTER_CONFIRMS: usize = 1_500;
     bounded(async {
         let started = Instant::now();
         let mut cluster = Cluster::start().await;
@@ -243,49 +64,35 @@ async fn confirmed_messages_survive_a_leader_kill() {
 
         tracing::info!("--- consume on one follower, publish with confirms on the other");
         let (seen_tx, seen) = watch::channel(BTreeMap::new());
-        let mut consumer = tokio::spawn(consume(consumer_addrs, seen_tx));
-        let published = publish(&publisher_addrs, || cluster.kill(leader)).await;
+        let mut consumer = tokio::spawn(consume(consumer_addrs, QUEUE, seen_tx));
+        let mut in_flight_at_kill = None;
+        let published = publish_while(&publisher_addrs, QUEUE, |p| {
+            if in_flight_at_kill.is_none() && p.confirmed >= KILL_AFTER_CONFIRMS {
+                in_flight_at_kill = Some(p.in_flight);
+                cluster.kill(leader);
+            }
+            p.sent < N_MESSAGES
+        })
+        .await;
         assert_eq!(published.confirmed.len(), N_MESSAGES as usize);
+        let in_flight_at_kill = in_flight_at_kill.expect("the leader was killed");
         assert!(
-            published.in_flight_at_kill > 0,
+            in_flight_at_kill > 0,
             "no publish was in flight when the leader was killed"
         );
 
         tracing::info!("--- every confirmed message reaches the consumer");
         let confirmed = &published.confirmed;
-        let mut waiter = seen.clone();
-        let all_seen = waiter.wait_for(|seen| confirmed.iter().all(|s| seen.contains_key(s)));
         tokio::select! {
-            waited = tokio::time::timeout(Duration::from_secs(30), all_seen) => {
-                if waited.is_err() {
-                    // Ready in the queue, or checked out to a consumer that no longer exists?
-                    let (_conn, channel) = open_channel(&publisher_addrs, QUEUE).await;
-                    let ready = common::ready_count(&channel, QUEUE).await;
-                    let seen = seen.borrow();
-                    let missing: Vec<&u32> =
-                        confirmed.iter().filter(|s| !seen.contains_key(s)).collect();
-                    panic!(
-                        "{} confirmed messages never delivered ({ready} ready in the queue), \
-                         e.g. {:?}",
-                        missing.len(),
-                        &missing[..missing.len().min(20)]
-                    );
-                }
-            }
+            () = wait_all_seen(confirmed, &seen, Duration::from_secs(30)) => {}
             ended = &mut consumer => panic!("the consumer stopped: {ended:?}"),
         }
         consumer.abort();
         let seen = seen.borrow().clone();
-        let missing: Vec<&u32> = confirmed.iter().filter(|s| !seen.contains_key(s)).collect();
-        assert!(
-            missing.is_empty(),
-            "confirmed but never delivered: {missing:?}"
-        );
         let n_duplicates: u32 = seen.values().map(|n| n - 1).sum();
         eprintln!(
-            "leader {leader} killed with {} publishes in flight; {} confirmed, {} nacks, \
-             {} publisher reconnects, {} deliveries, {n_duplicates} duplicates, {:?}",
-            published.in_flight_at_kill,
+            "leader {leader} killed with {in_flight_at_kill} publishes in flight; {} confirmed, \
+             {} nacks, {} publisher reconnects, {} deliveries, {n_duplicates} duplicates, {:?}",
             confirmed.len(),
             published.n_nacks,
             published.n_reconnects,

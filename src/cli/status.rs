@@ -7,6 +7,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::cluster::cookie::Cookie;
+use crate::cluster::handshake::ANY_NODE;
 use crate::cluster::network::call_peer;
 use crate::cluster::{NodeStatus, PeerRequest, PeerResponse, StateDigest};
 use crate::config::NodeConfig;
@@ -48,13 +49,14 @@ pub async fn collect(config: &NodeConfig, digest: bool) -> anyhow::Result<Cluste
     let mut rows = Vec::new();
     for peer in &config.peers {
         let addr = peer.cluster.to_string();
-        let call = call_peer(&addr, peer.id, CLIENT_ID, &cookie, PeerRequest::Status);
+        // By address: a RAM member's Raft id changes at every start.
+        let call = call_peer(&addr, ANY_NODE, CLIENT_ID, &cookie, PeerRequest::Status);
         let status = match tokio::time::timeout(STATUS_TIMEOUT, call).await {
             Ok(Ok(PeerResponse::Status(status))) => Some(status),
             _ => None,
         };
         let digest = match digest && status.is_some() {
-            true => state_digest(&addr, peer.id, &cookie).await,
+            true => state_digest(&addr, &cookie).await,
             false => None,
         };
         rows.push(NodeRow {
@@ -70,8 +72,11 @@ pub async fn collect(config: &NodeConfig, digest: bool) -> anyhow::Result<Cluste
         .iter()
         .filter_map(|r| r.status.as_ref())
         .find(|s| s.raft_state == "leader");
-    let leader = leader_row.map(|s| s.node_id);
+    // Rows are by configured node id; a RAM leader's Raft id carries it.
+    let leader = leader_row.map(|s| crate::raft::types::config_node_of(s.node_id));
     let leader_last = leader_row.and_then(|s| s.last_log_index);
+    let voters: Vec<u64> =
+        leader_row.map_or(Vec::new(), |s| s.voters.iter().map(|v| v.0).collect());
     for row in &mut rows {
         let applied = row.status.as_ref().and_then(|s| s.applied_index);
         row.lag = leader_last.map(|last| last.saturating_sub(applied.unwrap_or(0)));
@@ -79,6 +84,12 @@ pub async fn collect(config: &NodeConfig, digest: bool) -> anyhow::Result<Cluste
     let mut warnings = Vec::new();
     if leader.is_none() {
         warnings.push("no reachable node is leader: the cluster cannot commit".to_string());
+    }
+    if !voters.is_empty() && voters.iter().all(|id| crate::raft::types::is_ram_id(*id)) {
+        warnings.push(
+            "every voter is a RAM node: a power cut of all of them loses every confirmed message"
+                .to_string(),
+        );
     }
     Ok(ClusterStatus {
         cluster_name: "warren".to_string(),
@@ -88,8 +99,8 @@ pub async fn collect(config: &NodeConfig, digest: bool) -> anyhow::Result<Cluste
     })
 }
 
-async fn state_digest(addr: &str, id: u64, cookie: &Cookie) -> Option<StateDigest> {
-    let call = call_peer(addr, id, CLIENT_ID, cookie, PeerRequest::Digest);
+async fn state_digest(addr: &str, cookie: &Cookie) -> Option<StateDigest> {
+    let call = call_peer(addr, ANY_NODE, CLIENT_ID, cookie, PeerRequest::Digest);
     match tokio::time::timeout(STATUS_TIMEOUT, call).await {
         Ok(Ok(PeerResponse::Digest(digest))) => Some(digest),
         _ => None,

@@ -27,6 +27,11 @@ use super::wire::{read_frame, write_frame, WireError};
 use crate::limits::CLUSTER_HANDSHAKE_FRAME_MAX;
 use crate::raft::types::NodeId;
 
+/// The target a command-line client names when it addresses whoever listens at an address
+/// (`warren cluster-status`, `join`, ...): it does not know a RAM node's current Raft id. No
+/// Raft node has id 0, so openraft's own RPCs always name their exact target.
+pub const ANY_NODE: NodeId = 0;
+
 const SERVER_LABEL: &[u8] = b"warren-server";
 const CLIENT_LABEL: &[u8] = b"warren-client";
 const NONCE_LEN: usize = 32;
@@ -144,7 +149,7 @@ where
         Handshake::Hello { from, to, nonce_c } => (from, to, nonce_c),
         other => return Err(HandshakeError::Unexpected(other.name())),
     };
-    if to != ours {
+    if to != ours && to != ANY_NODE {
         tracing::warn!(peer = %addr, from, "peer refused: it asked for node {to}, this is node {ours}");
         let reason = format!("this is node {ours}, not node {to}");
         write_frame(w, &Handshake::Refused { reason }).await.ok();

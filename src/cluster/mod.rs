@@ -45,6 +45,29 @@ pub enum PeerRequest {
     Status,
     /// The receiving node's applied index and a hash of its state there.
     Digest,
+    /// A change of the members, for the leader to commit (`warren join`, `forget`, ...).
+    ChangeMembership(MembershipChange),
+    /// Stop the receiving node gracefully, handing leadership over first (`warren stop`).
+    Stop,
+}
+
+/// A change of the cluster's members, carried out by the leader.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipChange {
+    /// Add node `id`, reached at `addr`, as a learner (the call returns once it has caught
+    /// up), then make it a voter when `voter`; in the same joint change the leader removes
+    /// the earlier starts of the same RAM node (same node id, older Raft ids).
+    Join {
+        id: NodeId,
+        addr: String,
+        voter: bool,
+    },
+    /// Remove node `id` (a voter or a learner) from the cluster.
+    Remove { id: NodeId },
+    /// Make learner `id` a voter.
+    Promote { id: NodeId },
+    /// Make voter `id` a learner: it keeps a copy but no longer votes or counts to commit.
+    Demote { id: NodeId },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -62,6 +85,8 @@ pub enum PeerResponse {
     },
     Status(NodeStatus),
     Digest(StateDigest),
+    /// The request was carried out; the text says what now holds.
+    Done(String),
     /// The request could not be handled (e.g. openraft refused it); the text says why.
     Error(String),
 }

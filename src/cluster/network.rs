@@ -289,7 +289,11 @@ pub async fn serve_raft_rpc(raft: &Raft, request: PeerRequest) -> Option<PeerRes
                 Err(e) => PeerResponse::Error(format!("install snapshot: {e}")),
             }
         }
-        PeerRequest::Propose(_) | PeerRequest::Status | PeerRequest::Digest => return None,
+        PeerRequest::Propose(_)
+        | PeerRequest::Status
+        | PeerRequest::Digest
+        | PeerRequest::ChangeMembership(_)
+        | PeerRequest::Stop => return None,
     };
     Some(response)
 }

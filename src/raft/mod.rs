@@ -6,11 +6,13 @@
 //! * [`record`]: on-disk record framing (version, length, crc32c, postcard payload).
 //! * [`log_store`]: `SegmentLogStore`, an append-only log whose single writer thread batches
 //!   records into one write + one fdatasync before acknowledging them to openraft.
+//! * [`mem_log_store`]: `MemLogStore`, a RAM node's log, in memory only.
 //! * [`state_machine`]: `BrokerStateMachine`, the only caller of the broker's `apply`.
 //! * [`network`]: the single-node network (no peers yet).
 //! * [`node`]: `RaftNode`, open a node on a data directory and propose command batches.
 
 pub mod log_store;
+pub mod mem_log_store;
 pub mod network;
 pub mod node;
 pub mod record;

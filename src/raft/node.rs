@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::log_store::SegmentLogStore;
+use super::mem_log_store::MemLogStore;
 use super::network::NoPeers;
 use super::state_machine::{Batch, BrokerStateMachine};
 use super::types::{NodeId, TypeConfig};
@@ -100,11 +101,40 @@ impl RaftNode {
         Ok(node)
     }
 
+    /// Starts a RAM node's openraft: log and state in memory, nothing initialised. It is
+    /// empty until the leader adds it as a learner and sends it a snapshot and the log.
+    pub async fn open_ram(id: NodeId, network: ClusterNetwork) -> anyhow::Result<RaftNode> {
+        RaftNode::start_with(
+            id,
+            network,
+            MemLogStore::default(),
+            BrokerStateMachine::in_memory(),
+        )
+        .await
+    }
+
     /// Starts openraft on `dir` with `network`, without initialising a membership.
     async fn start<N>(dir: &Path, id: NodeId, network: N) -> anyhow::Result<RaftNode>
     where
         N: openraft::RaftNetworkFactory<TypeConfig>,
         N::Network: openraft::network::NetSnapshot<TypeConfig, SnapshotData = Vec<u8>>,
+    {
+        let log_store = SegmentLogStore::open(dir.join("raft-log")).context("open raft log")?;
+        let state_machine =
+            BrokerStateMachine::open(&dir.join("state")).context("open state machine")?;
+        RaftNode::start_with(id, network, log_store, state_machine).await
+    }
+
+    async fn start_with<N, L>(
+        id: NodeId,
+        network: N,
+        log_store: L,
+        state_machine: BrokerStateMachine,
+    ) -> anyhow::Result<RaftNode>
+    where
+        N: openraft::RaftNetworkFactory<TypeConfig>,
+        N::Network: openraft::network::NetSnapshot<TypeConfig, SnapshotData = Vec<u8>>,
+        L: openraft::storage::RaftLogStorage<TypeConfig>,
     {
         let config = openraft::Config {
             cluster_name: "warren".to_string(),
@@ -115,9 +145,6 @@ impl RaftNode {
             ..Default::default()
         };
         let config = Arc::new(config.validate().context("validate raft config")?);
-        let log_store = SegmentLogStore::open(dir.join("raft-log")).context("open raft log")?;
-        let state_machine =
-            BrokerStateMachine::open(&dir.join("state")).context("open state machine")?;
         let raft = Raft::new(id, config, network, log_store, state_machine.clone())
             .await
             .context("start raft")?;

@@ -75,7 +75,8 @@ impl std::fmt::Debug for Inner {
 #[derive(Clone, Debug)]
 pub struct BrokerStateMachine {
     inner: Arc<Mutex<Inner>>,
-    dir: PathBuf,
+    /// Where snapshot files go; `None` on a RAM node, whose snapshots stay in memory.
+    dir: Option<PathBuf>,
 }
 
 impl Batch {
@@ -105,8 +106,32 @@ impl BrokerStateMachine {
                 current,
                 observer: None,
             })),
-            dir: dir.to_path_buf(),
+            dir: Some(dir.to_path_buf()),
         })
+    }
+
+    /// A state machine that keeps its snapshots in memory only (a RAM node's): it starts
+    /// empty and is filled by the leader's snapshot and log.
+    pub fn in_memory() -> BrokerStateMachine {
+        BrokerStateMachine {
+            inner: Arc::new(Mutex::new(Inner {
+                body: SnapshotBody::default(),
+                current: None,
+                observer: None,
+            })),
+            dir: None,
+        }
+    }
+
+    /// Writes snapshot bytes to the snapshot file off the async runtime (a disk node's).
+    async fn persist(&self, bytes: &[u8]) -> io::Result<()> {
+        let Some(dir) = self.dir.clone() else {
+            return Ok(());
+        };
+        let to_write = bytes.to_vec();
+        tokio::task::spawn_blocking(move || write_snapshot_file(&dir, &to_write))
+            .await
+            .map_err(io::Error::other)?
     }
 
     /// Registers the observer that routes each entry's deliveries (one per state machine).
@@ -209,11 +234,7 @@ impl RaftSnapshotBuilder<TypeConfig> for BrokerStateMachine {
         // by disk I/O.
         let body = self.lock().body.clone();
         let bytes = encode_snapshot(&body)?;
-        let dir = self.dir.clone();
-        let to_write = bytes.clone();
-        tokio::task::spawn_blocking(move || write_snapshot_file(&dir, &to_write))
-            .await
-            .map_err(io::Error::other)??;
+        self.persist(&bytes).await?;
         let meta = meta_of(&body);
         self.lock().current = Some((meta.clone(), bytes.clone()));
         Ok(Snap {
@@ -269,11 +290,7 @@ impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
         snapshot: Self::SnapshotData,
     ) -> Result<(), io::Error> {
         let body = decode_snapshot(&snapshot)?;
-        let dir = self.dir.clone();
-        let to_write = snapshot.clone();
-        tokio::task::spawn_blocking(move || write_snapshot_file(&dir, &to_write))
-            .await
-            .map_err(io::Error::other)??;
+        self.persist(&snapshot).await?;
         let mut inner = self.lock();
         inner.body = body;
         inner.current = Some((meta.clone(), snapshot));

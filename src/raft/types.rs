@@ -49,3 +49,28 @@ pub type Entry = openraft::alias::EntryOf<TypeConfig>;
 pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
 /// A Raft vote for [`TypeConfig`].
 pub type Vote = openraft::alias::VoteOf<TypeConfig>;
+
+/// The bit that marks a RAM node's Raft id.
+const RAM_ID_BIT: u64 = 1 << 63;
+
+/// A new Raft id for a start of RAM node `node` at `now_ms` (ms since the epoch): the node id
+/// in bits 48..56, the start time in the 48 bits below. A RAM node forgets its vote and log
+/// on restart, so it must never come back under an id that may have voted or acknowledged
+/// entries; the clock makes every start's id new without anything kept on disk.
+pub fn ram_node_id(node: u64, now_ms: u64) -> NodeId {
+    RAM_ID_BIT | ((node & 0xFF) << 48) | (now_ms & ((1 << 48) - 1))
+}
+
+/// Whether a Raft id is a RAM node's.
+pub fn is_ram_id(id: NodeId) -> bool {
+    id & RAM_ID_BIT != 0
+}
+
+/// The configured node id behind a Raft id (a disk node's Raft id is its node id).
+pub fn config_node_of(id: NodeId) -> u64 {
+    if is_ram_id(id) {
+        (id >> 48) & 0xFF
+    } else {
+        id
+    }
+}

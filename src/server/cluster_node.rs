@@ -1,5 +1,6 @@
 //! A node that is one of several: its cookie, its Raft node on the cluster network with the
-//! configured initial members, and the server that answers its peers.
+//! configured initial members (the disk nodes), and the server that answers its peers. A RAM
+//! node starts empty under a new Raft id and joins before it serves clients.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,33 +11,77 @@ use super::peer::NodeHandler;
 use crate::cluster::cookie::Cookie;
 use crate::cluster::network::ClusterNetwork;
 use crate::cluster::transport::PeerServer;
-use crate::config::NodeConfig;
-use crate::raft::node::RaftNode;
+use crate::cluster::MembershipChange;
+use crate::config::{NodeConfig, Role};
+use crate::raft::node::{wall_clock_ms, RaftNode};
+use crate::raft::types::ram_node_id;
+
+/// Pause between two join attempts of a RAM node while the cluster has no leader.
+const RAM_JOIN_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Opens this node's Raft state as a cluster member and starts answering peers.
-pub async fn open(config: &Arc<NodeConfig>) -> anyhow::Result<(Arc<RaftNode>, Cookie, PeerServer)> {
+pub async fn open(
+    config: &Arc<NodeConfig>,
+    stop: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<(Arc<RaftNode>, Cookie, PeerServer)> {
     let cookie_path = config.cookie_path();
     let cookie = Cookie::load(&cookie_path)
         .with_context(|| format!("load cluster cookie {}", cookie_path.display()))?;
+    // RAM peers are not initial members: each start of one joins under a new Raft id.
     let members: BTreeMap<u64, openraft::BasicNode> = config
         .peers
         .iter()
+        .filter(|p| p.role == Role::Disk)
         .map(|p| (p.id, openraft::BasicNode::new(p.cluster.to_string())))
         .collect();
-    let network = ClusterNetwork::new(config.node_id, cookie.clone());
+    let id = match config.role() {
+        Role::Disk => config.node_id,
+        Role::Ram => ram_node_id(config.node_id, wall_clock_ms()),
+    };
+    let network = ClusterNetwork::new(id, cookie.clone());
     let listener = tokio::net::TcpListener::bind(config.cluster_listen)
         .await
         .with_context(|| format!("bind cluster listener on {}", config.cluster_listen))?;
     // Does not wait for a leader: the election needs the peer server below.
-    let node = Arc::new(
-        RaftNode::open_cluster(&config.data_dir, config.node_id, network, members)
-            .await
-            .context("open raft node")?,
-    );
+    let node = match config.role() {
+        Role::Disk => RaftNode::open_cluster(&config.data_dir, id, network, members).await,
+        Role::Ram => RaftNode::open_ram(id, network).await,
+    };
+    let node = Arc::new(node.context("open raft node")?);
     let handler = NodeHandler {
         node: Arc::clone(&node),
         config: Arc::clone(config),
+        stop,
     };
-    let server = PeerServer::start(listener, config.node_id, cookie.clone(), Arc::new(handler))?;
+    let server = PeerServer::start(listener, id, cookie.clone(), Arc::new(handler))?;
+    if config.role() == Role::Ram {
+        join_as_ram_node(config, id).await;
+    }
     Ok((node, cookie, server))
+}
+
+/// Asks the leader, until it has done so, to add this start of a RAM node: as a learner
+/// caught up from a snapshot, then as a voter in place of the node's earlier starts.
+async fn join_as_ram_node(config: &NodeConfig, id: u64) {
+    tracing::info!(
+        raft_id = id,
+        "RAM node: joining the cluster under a new raft id"
+    );
+    let change = MembershipChange::Join {
+        id,
+        addr: config.cluster_listen.to_string(),
+        voter: true,
+    };
+    loop {
+        match crate::cli::membership::ask_leader(config, change.clone()).await {
+            Ok(done) => {
+                tracing::info!(%done, "RAM node joined");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "RAM node: join failed; retrying");
+                tokio::time::sleep(RAM_JOIN_RETRY).await;
+            }
+        }
+    }
 }

@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::signal::unix::SignalKind;
 
 use super::connection;
 use super::proposer::Proposer;
 use crate::config::NodeConfig;
 
 /// Binds `config.amqp_listen` and returns the bound address (useful with port 0) and the
-/// accept loop, which runs until an accept error it cannot recover from.
+/// accept loop, which runs until `warren stop` or SIGTERM stops the node gracefully.
 pub async fn bind(
     config: NodeConfig,
 ) -> anyhow::Result<(SocketAddr, impl Future<Output = anyhow::Result<()>>)> {
@@ -29,15 +30,22 @@ pub async fn bind(
     }
     let alarm = super::alarm::start(config.memory_high_watermark);
     let accept_loop = async move {
+        let mut terminate =
+            tokio::signal::unix::signal(SignalKind::terminate()).context("listen for SIGTERM")?;
         loop {
-            let (socket, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Per-connection errors (e.g. ECONNABORTED, EMFILE) must not stop the node.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
+            let (socket, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Per-connection errors (e.g. ECONNABORTED, EMFILE) must not stop
+                        // the node.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = proposer.stop_requested() => break,
+                _ = terminate.recv() => break,
             };
             let config = Arc::clone(&config);
             let proposer = Arc::clone(&proposer);
@@ -48,6 +56,10 @@ pub async fn bind(
                 }
             });
         }
+        tracing::info!("stopping");
+        proposer.shutdown().await;
+        tracing::info!("stopped");
+        Ok(())
     };
     Ok((addr, accept_loop))
 }

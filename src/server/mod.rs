@@ -6,9 +6,11 @@ mod cluster_node;
 pub mod connection;
 mod forward;
 pub mod listener;
+mod membership;
 mod node_down;
 mod peer;
 pub mod proposer;
+mod stop;
 
 pub use listener::{bind, serve};
 pub use proposer::{Dispatch, Proposer};

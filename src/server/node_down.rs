@@ -66,7 +66,11 @@ async fn check(proposer: &Weak<Proposer>, never_acked: &mut HashMap<u64, Instant
     if down.is_empty() {
         return true;
     }
-    let conns = proposer.connections_on(&down);
+    let nodes: Vec<u64> = down
+        .iter()
+        .map(|id| crate::raft::types::config_node_of(*id))
+        .collect();
+    let conns = proposer.connections_on(&nodes);
     if conns.is_empty() {
         return true;
     }

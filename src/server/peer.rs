@@ -12,6 +12,8 @@ use crate::raft::node::RaftNode;
 pub struct NodeHandler {
     pub node: Arc<RaftNode>,
     pub config: Arc<NodeConfig>,
+    /// Notified by `warren stop`; the listener then shuts the node down.
+    pub stop: Arc<tokio::sync::Notify>,
 }
 
 impl PeerHandler for NodeHandler {
@@ -25,6 +27,14 @@ impl PeerHandler for NodeHandler {
                     applied_index,
                     hash,
                 })
+            }
+            PeerRequest::ChangeMembership(change) => {
+                super::membership::change(&self.node, change).await
+            }
+            PeerRequest::Stop => {
+                tracing::info!("stop requested");
+                self.stop.notify_one();
+                PeerResponse::Done("stopping".to_string())
             }
             raft_rpc => crate::cluster::network::serve_raft_rpc(&self.node.raft, raft_rpc)
                 .await
@@ -80,7 +90,7 @@ pub fn status(node: &RaftNode, config: &NodeConfig) -> NodeStatus {
         node_name: config.node_name.clone(),
         amqp_addr: config.amqp_listen.to_string(),
         cluster_addr: config.cluster_listen.to_string(),
-        role: "disk".to_string(),
+        role: config.role().name().to_string(),
         raft_state: format!("{:?}", m.state).to_lowercase(),
         term: m.current_term,
         last_log_index: m.last_log_index,

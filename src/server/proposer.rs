@@ -87,6 +87,8 @@ pub struct Proposer {
     next_conn: AtomicU64,
     /// Answers this node's peers, for as long as the node runs (dropping it stops it).
     _peer_server: Option<crate::cluster::PeerServer>,
+    /// Notified when `warren stop` asks this node to stop.
+    stop: Arc<tokio::sync::Notify>,
 }
 
 impl Proposer {
@@ -94,8 +96,10 @@ impl Proposer {
     /// the batching task.
     pub async fn open(config: &Arc<NodeConfig>) -> anyhow::Result<Proposer> {
         let incarnation = next_incarnation(&config.data_dir)?;
+        let stop = Arc::new(tokio::sync::Notify::new());
         let (node, forwarder, peer_server) = if config.is_clustered() {
-            let (node, cookie, server) = super::cluster_node::open(config).await?;
+            let (node, cookie, server) =
+                super::cluster_node::open(config, Arc::clone(&stop)).await?;
             let forwarder = Forwarder::start(Arc::clone(&node), cookie);
             (node, Some(forwarder), Some(server))
         } else {
@@ -115,8 +119,23 @@ impl Proposer {
             routes,
             next_conn: AtomicU64::new(first_conn_id(config.node_id, incarnation)),
             _peer_server: peer_server,
+            stop,
         };
         Ok(proposer)
+    }
+
+    /// Resolves when `warren stop` has asked this node to stop.
+    pub async fn stop_requested(&self) {
+        self.stop.notified().await
+    }
+
+    /// Stops Raft on this node, handing leadership to the most caught-up voter first so the
+    /// cluster does not wait an election timeout.
+    pub async fn shutdown(&self) {
+        super::stop::hand_over_leadership(&self.node).await;
+        if let Err(e) = self.node.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
     }
 
     /// Proposes a `Tick` whenever a queue's head message has expired, so expired messages
@@ -158,7 +177,14 @@ impl Proposer {
     }
 
     async fn close_stale_connections(&self) -> anyhow::Result<()> {
-        let stale = self.connections_on(&[self.node.id]);
+        // Ids of this start share the first id's high half (node, incarnation).
+        let ours = self.next_conn.load(Ordering::Relaxed) >> 32;
+        let me = crate::raft::types::config_node_of(self.node.id);
+        let stale: Vec<u64> = self
+            .connections_on(&[me])
+            .into_iter()
+            .filter(|conn| conn >> 32 != ours)
+            .collect();
         if stale.is_empty() {
             return Ok(());
         }
@@ -229,7 +255,8 @@ impl Proposer {
         }
     }
 
-    /// The connections the state names that are held by one of `nodes`.
+    /// The connections the state names that are held by one of `nodes` (configured node
+    /// ids, see `config_node_of`).
     pub fn connections_on(&self, nodes: &[u64]) -> Vec<u64> {
         self.node
             .state_machine

@@ -29,6 +29,8 @@ pub struct Node {
     pub cluster: SocketAddr,
     pub config: PathBuf,
     pub log: PathBuf,
+    /// "disk" or "ram".
+    pub role: &'static str,
     warren: Option<Warren>,
 }
 
@@ -64,6 +66,9 @@ pub struct StateDigest {
 #[derive(Clone, Debug, Deserialize)]
 pub struct NodeStatus {
     pub node_id: u64,
+    pub role: String,
+    pub voters: Vec<(u64, String)>,
+    pub learners: Vec<(u64, String)>,
     pub raft_state: String,
     pub term: u64,
     pub last_log_index: Option<u64>,
@@ -131,8 +136,8 @@ fn node_config(node: &Node, data_dir: &Path, cookie: &Path, peers: &[Node]) -> S
     );
     for peer in peers {
         text.push_str(&format!(
-            "\n[[peers]]\nid = {}\ncluster = \"{}\"\namqp = \"{}\"\n",
-            peer.id, peer.cluster, peer.amqp
+            "\n[[peers]]\nid = {}\ncluster = \"{}\"\namqp = \"{}\"\nrole = \"{}\"\n",
+            peer.id, peer.cluster, peer.amqp, peer.role
         ));
     }
     text
@@ -160,11 +165,16 @@ pub fn start_logged(config: &Path, amqp: SocketAddr, log: &Path) -> Warren {
 impl Cluster {
     /// Writes the cookie and three configs, starts the nodes and waits for a leader.
     pub async fn start() -> Cluster {
+        Cluster::start_roles(&["disk"; NODES as usize]).await
+    }
+
+    /// As [`Cluster::start`], node `i + 1` with role `roles[i]` ("disk" or "ram").
+    pub async fn start_roles(roles: &[&'static str]) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let cookie = dir.path().join("cookie");
         write_cookie(&cookie);
-        let addrs = free_addrs(2 * NODES as usize);
-        let mut nodes: Vec<Node> = (1..=NODES)
+        let addrs = free_addrs(2 * roles.len());
+        let mut nodes: Vec<Node> = (1..=roles.len() as u64)
             .map(|id| {
                 let i = (id - 1) as usize;
                 Node {
@@ -173,6 +183,7 @@ impl Cluster {
                     cluster: addrs[2 * i + 1],
                     config: dir.path().join(format!("node{id}.toml")),
                     log: dir.path().join(format!("node{id}.log")),
+                    role: roles[i],
                     warren: None,
                 }
             })
@@ -198,9 +209,44 @@ impl Cluster {
         self.node(id).amqp
     }
 
-    /// Ids of the running nodes other than `id`, lowest first.
+    /// Ids of the nodes other than `id`, lowest first.
     pub fn others(&self, id: u64) -> Vec<u64> {
-        (1..=NODES).filter(|n| *n != id).collect()
+        self.nodes
+            .iter()
+            .map(|n| n.id)
+            .filter(|n| *n != id)
+            .collect()
+    }
+
+    /// Starts one more node, with an empty data directory, whose config names every node
+    /// so far and itself; it waits to be joined (`warren join`). Returns its id.
+    pub fn add_node(&mut self) -> u64 {
+        let id = self.nodes.len() as u64 + 1;
+        let addrs = free_addrs(2);
+        self.nodes.push(Node {
+            id,
+            amqp: addrs[0],
+            cluster: addrs[1],
+            config: self.dir.path().join(format!("node{id}.toml")),
+            log: self.dir.path().join(format!("node{id}.log")),
+            role: "disk",
+            warren: None,
+        });
+        let node = self.node(id);
+        let data = self.dir.path().join(format!("node{id}"));
+        let cookie = self.dir.path().join("cookie");
+        std::fs::write(&node.config, node_config(node, &data, &cookie, &self.nodes))
+            .expect("write node config");
+        self.restart(id);
+        id
+    }
+
+    /// Waits (at most `bound`) for node `id`'s process to exit by itself; its exit status.
+    pub fn wait_exit(&mut self, id: u64, bound: Duration) -> std::process::ExitStatus {
+        let node = &mut self.nodes[(id - 1) as usize];
+        let mut warren = node.warren.take().expect("a node that runs");
+        let status = warren.wait_exit(bound);
+        status.unwrap_or_else(|| panic!("node {id} still runs after {bound:?}"))
     }
 
     /// kill -9 node `id` and reap it.

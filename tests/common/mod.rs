@@ -4,6 +4,7 @@
 // Every test crate compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod cluster;
 pub mod raw;
 
@@ -30,6 +31,18 @@ pub struct Warren {
 }
 
 impl Warren {
+    /// Waits (at most `bound`) for the process to exit by itself; its status, if it did.
+    pub fn wait_exit(&mut self, bound: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + bound;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// kill -9, and reap the process.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

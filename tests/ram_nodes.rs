@@ -1,0 +1,87 @@
+//! RAM nodes as real processes: a RAM node serves clients like any other, and every start of
+//! one is a new Raft member (a new id that joins as a learner, catches up, and replaces the
+//! dead one as a voter), never the voter it was.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+mod common;
+
+use common::clients::{consume, publish_while, wait_all_seen};
+use common::cluster::{Cluster, ClusterView};
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(120);
+const BEFORE: &str = "ram-before";
+const AFTER: &str = "ram-after";
+
+async fn bounded<F: std::future::Future<Output = ()>>(test: F) {
+    tokio::time::timeout(TEST_TIMEOUT, test)
+        .await
+        .unwrap_or_else(|_| panic!("test took longer than {TEST_TIMEOUT:?}"));
+}
+
+/// The leader's voters (Raft ids) and node 3's own Raft id and role.
+fn voters(view: &ClusterView) -> Vec<u64> {
+    view.nodes
+        .iter()
+        .filter_map(|r| r.status.as_ref())
+        .find(|s| s.raft_state == "leader")
+        .map_or(Vec::new(), |s| s.voters.iter().map(|v| v.0).collect())
+}
+
+/// Node 3 is a RAM node: it is a voter under a RAM Raft id, takes publishes, and after a
+/// kill -9 and restart comes back under a new id that replaced the old one. With disk node 1
+/// then killed, node 2 and the new RAM start commit together, and every message confirmed
+/// before and after is consumed through the RAM node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_ram_node_rejoins_under_a_new_id() {
+    bounded(async {
+        let mut cluster = Cluster::start_roles(&["disk", "disk", "ram"]).await;
+        let view = cluster
+            .wait_status("the RAM node a voter", Duration::from_secs(30), |v| {
+                voters(v).len() == 3
+            })
+            .await;
+        let ram = view.row(3).status.clone().expect("node 3 answers");
+        assert_eq!(ram.role, "ram");
+        let first_id = ram.node_id;
+        assert_ne!(first_id, 3, "a RAM node's Raft id is not its node id");
+        assert!(voters(&view).contains(&first_id), "{view:?}");
+
+        tracing::info!("--- publish through the RAM node");
+        let before = publish_while(&[cluster.amqp(3)], BEFORE, |p| p.sent < 500).await;
+        assert_eq!(before.confirmed.len(), 500);
+
+        tracing::info!("--- kill -9 and restart the RAM node: a new id replaces the old");
+        cluster.kill(3);
+        cluster.restart(3);
+        let view = cluster
+            .wait_status("the new RAM start a voter", Duration::from_secs(30), |v| {
+                let id = v.row(3).status.as_ref().map(|s| s.node_id);
+                id.is_some_and(|id| id != first_id && voters(v).contains(&id))
+            })
+            .await;
+        let voters_now = voters(&view);
+        assert_eq!(voters_now.len(), 3, "{view:?}");
+        assert!(
+            !voters_now.contains(&first_id),
+            "the dead start still votes: {view:?}"
+        );
+
+        tracing::info!("--- disk node 1 dies: node 2 and the new RAM start are the quorum");
+        cluster.kill(1);
+        let after = publish_while(&[cluster.amqp(3)], AFTER, |p| p.sent < 500).await;
+        assert_eq!(after.confirmed.len(), 500);
+
+        tracing::info!("--- everything confirmed is consumed through the RAM node");
+        for (queue, published) in [(BEFORE, before), (AFTER, after)] {
+            let (seen_tx, seen) = watch::channel(BTreeMap::new());
+            let consumer = tokio::spawn(consume(vec![cluster.amqp(3)], queue, seen_tx));
+            wait_all_seen(&published.confirmed, &seen, Duration::from_secs(30)).await;
+            consumer.abort();
+        }
+    })
+    .await;
+}
