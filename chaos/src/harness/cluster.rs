@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use anyhow::Context;
 use warren::cluster::Cookie;
+use warren::config::{NodeConfig, Role};
 
 use super::node::ChaosNode;
 
@@ -27,10 +28,12 @@ impl Cluster {
     pub fn load(run_dir: &Path, out_dir: &Path) -> anyhow::Result<Cluster> {
         let mut nodes = Vec::new();
         for id in 1.. {
-            let node = ChaosNode::new(run_dir, out_dir, id);
+            let mut node = ChaosNode::new(run_dir, out_dir, id);
             if !node.config.is_file() {
                 break;
             }
+            let config = NodeConfig::load(&node.config)?;
+            node.ram = config.role() == Role::Ram;
             nodes.push(node);
         }
         anyhow::ensure!(
@@ -47,6 +50,13 @@ impl Cluster {
             expected_down: Mutex::new(BTreeSet::new()),
             findings: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Indexes of the nodes with (`ram` false) or without (`ram` true) a disk log.
+    pub fn of_kind(&self, ram: bool) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].ram == ram)
+            .collect()
     }
 
     pub fn names(&self, idx: &[usize]) -> Vec<String> {

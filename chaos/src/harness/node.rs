@@ -22,6 +22,8 @@ pub struct ChaosNode {
     pub name: String,
     /// The node's address, 10.213.0.<id>.
     pub ip: String,
+    /// A RAM node (`role = "ram"`): no log on disk; every start is a new incarnation.
+    pub ram: bool,
     pub mount: PathBuf,
     pub image: PathBuf,
     pub config: PathBuf,
@@ -36,6 +38,7 @@ impl ChaosNode {
         ChaosNode {
             id,
             ip: format!("10.213.0.{id}"),
+            ram: false,
             mount: run_dir.join(&name),
             image: run_dir.join(format!("{name}.img")),
             config: run_dir.join(format!("{name}.toml")),

@@ -49,7 +49,7 @@ async fn sample(cluster: &Cluster, history: &History, idx: usize) {
     };
     let event = Event::Cluster {
         node: cluster.nodes[idx].name.clone(),
-        leader: view.leader.map(|id| format!("n{id}")),
+        leader: view.leader_name,
         term: view.term,
         applied_index: view.applied_index,
     };

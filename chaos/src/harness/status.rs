@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use warren::cluster::{call_peer, PeerRequest, PeerResponse, StateDigest};
+use warren::cluster::handshake::ANY_NODE;
+use warren::cluster::{call_peer, NodeStatus, PeerRequest, PeerResponse, StateDigest};
 
 use super::cluster::Cluster;
 
@@ -15,7 +16,10 @@ const VIEW_TIMEOUT: Duration = Duration::from_millis(1000);
 #[derive(Clone, Debug, PartialEq)]
 pub struct View {
     pub raft_state: String,
+    /// The leader's Raft id (a RAM node's changes with every start).
     pub leader: Option<u64>,
+    /// The leader's harness name ("n2"), from its cluster address in the membership.
+    pub leader_name: Option<String>,
     pub term: u64,
     pub applied_index: u64,
 }
@@ -24,12 +28,14 @@ pub struct View {
 pub async fn view(cluster: &Cluster, idx: usize) -> Option<View> {
     let node = &cluster.nodes[idx];
     let addr = format!("{}:25672", node.ip);
-    let call = call_peer(&addr, node.id, 0, &cluster.cookie, PeerRequest::Status);
+    // ANY_NODE, as cluster-status: a RAM node's Raft id is not its configured id.
+    let call = call_peer(&addr, ANY_NODE, 0, &cluster.cookie, PeerRequest::Status);
     let Ok(Ok(PeerResponse::Status(status))) = tokio::time::timeout(VIEW_TIMEOUT, call).await
     else {
         return None;
     };
     Some(View {
+        leader_name: leader_name(&status),
         raft_state: status.raft_state,
         leader: status.leader,
         term: status.term,
@@ -41,11 +47,24 @@ pub async fn view(cluster: &Cluster, idx: usize) -> Option<View> {
 pub async fn digest(cluster: &Cluster, idx: usize) -> Option<StateDigest> {
     let node = &cluster.nodes[idx];
     let addr = format!("{}:25672", node.ip);
-    let call = call_peer(&addr, node.id, 0, &cluster.cookie, PeerRequest::Digest);
+    let call = call_peer(&addr, ANY_NODE, 0, &cluster.cookie, PeerRequest::Digest);
     match tokio::time::timeout(VIEW_TIMEOUT, call).await {
         Ok(Ok(PeerResponse::Digest(digest))) => Some(digest),
         _ => None,
     }
+}
+
+/// The leader's name: its cluster address (10.213.0.N:25672) in the membership gives "nN".
+fn leader_name(status: &NodeStatus) -> Option<String> {
+    let leader = status.leader?;
+    let (_, addr) = status
+        .voters
+        .iter()
+        .chain(&status.learners)
+        .find(|(id, _)| *id == leader)?;
+    let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+    let octet = host.rsplit('.').next()?;
+    Some(format!("n{octet}"))
 }
 
 /// Every node's view, asked concurrently.
@@ -105,6 +124,7 @@ mod tests {
         Some(View {
             raft_state: state.into(),
             leader,
+            leader_name: leader.map(|id| format!("n{id}")),
             term,
             applied_index: applied,
         })

@@ -14,7 +14,7 @@ const TRUNCATE_BYTES_MAX: u64 = 16 * 1024;
 /// have acknowledged can be gone: it must notice, and never vote or lead on a log it lost
 /// (CHAOS-HARNESS.md), or a confirmed message can vanish.
 pub async fn truncate_tail(ctx: &mut Ctx<'_>, hold: Duration) -> anyhow::Result<Outcome> {
-    let idx = target::any(ctx);
+    let idx = target::any_disk(ctx);
     crash(ctx, idx, "truncate-tail").await?;
     let node = &ctx.cluster.nodes[idx];
     let segment = disk::newest_segment(node)?;
@@ -37,7 +37,7 @@ pub async fn truncate_tail(ctx: &mut Ctx<'_>, hold: Duration) -> anyhow::Result<
 /// Fills a live node's disk to 1 MiB of free space. It must stop confirming (or stop), never
 /// corrupt its log; then the space is freed and it must recover (restarted if it stopped).
 pub async fn disk_full(ctx: &mut Ctx<'_>, hold: Duration) -> anyhow::Result<Outcome> {
-    let idx = target::any(ctx);
+    let idx = target::any_disk(ctx);
     let node = &ctx.cluster.nodes[idx];
     // A node may fail-stop on ENOSPC: that is allowed, so the watchdog must not report it.
     ctx.cluster.set_down(idx, true);

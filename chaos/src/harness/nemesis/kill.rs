@@ -29,3 +29,14 @@ async fn kill_restart(
         detail: format!("{note}: kill -9, down {}, restarted", secs(hold)),
     })
 }
+
+/// kill -9 of a RAM node and a restart: it comes back empty as a new incarnation (a new Raft
+/// id), joins as a learner and replaces its dead start as a voter (docs/operations.md).
+pub async fn ram_restart(ctx: &mut Ctx<'_>, hold: Duration) -> anyhow::Result<Outcome> {
+    let ram = ctx.cluster.of_kind(true);
+    let idx = ctx
+        .rng
+        .pick(&ram)
+        .ok_or_else(|| anyhow::anyhow!("ram-restart needs a RAM node (--ram-nodes)"))?;
+    kill_restart(ctx, idx, "RAM node", hold).await
+}

@@ -36,11 +36,13 @@ pub enum Fault {
     DiskFull,
     PartKill,
     PauseKill,
+    /// kill -9 and restart of a RAM node (a new incarnation).
+    RamRestart,
     /// Every node at once: the positive control (with `--control eatmydata`, lost > 0).
     PowerCutAll,
 }
 
-const ALL: [Fault; 13] = [
+const ALL: [Fault; 14] = [
     Fault::KillLeader,
     Fault::KillFollower,
     Fault::PauseLeader,
@@ -54,10 +56,11 @@ const ALL: [Fault; 13] = [
     Fault::DiskFull,
     Fault::PartKill,
     Fault::PauseKill,
+    Fault::RamRestart,
 ];
 
-/// The CI round's faults (issue 4); RAM-node restart joins once RAM nodes exist.
-const CI: [Fault; 7] = [
+/// The CI round's faults (issue 4); `ram-restart` is dropped from a run without RAM nodes.
+const CI: [Fault; 8] = [
     Fault::KillLeader,
     Fault::KillFollower,
     Fault::PauseLeader,
@@ -65,6 +68,7 @@ const CI: [Fault; 7] = [
     Fault::Bridge,
     Fault::PowerCut,
     Fault::TruncateTail,
+    Fault::RamRestart,
 ];
 
 impl Fault {
@@ -83,6 +87,7 @@ impl Fault {
             Fault::DiskFull => "disk-full",
             Fault::PartKill => "part-kill",
             Fault::PauseKill => "pause-kill",
+            Fault::RamRestart => "ram-restart",
             Fault::PowerCutAll => "power-cut-all",
         }
     }
@@ -144,6 +149,7 @@ pub async fn inject(fault: Fault, ctx: &mut Ctx<'_>, hold: Duration) -> anyhow::
         Fault::DiskFull => disk_faults::disk_full(ctx, hold).await,
         Fault::PartKill => sequences::part_kill(ctx, hold).await,
         Fault::PauseKill => sequences::pause_kill(ctx, hold).await,
+        Fault::RamRestart => kill::ram_restart(ctx, hold).await,
     }
 }
 
@@ -157,7 +163,7 @@ mod tests {
 
     #[test]
     fn lists_parse_and_unknown_names_are_refused() {
-        assert_eq!(Fault::parse_list("ci").expect("ci").len(), 7);
+        assert_eq!(Fault::parse_list("ci").expect("ci").len(), 8);
         assert_eq!(Fault::parse_list("all").expect("all").len(), ALL.len());
         let two = Fault::parse_list("kill-leader, power-cut-all").expect("two");
         assert_eq!(two, vec![Fault::KillLeader, Fault::PowerCutAll]);

@@ -10,7 +10,7 @@ use super::{secs, Ctx, Outcome};
 const EIO_EXIT_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn power_cut(ctx: &mut Ctx<'_>, hold: Duration) -> anyhow::Result<Outcome> {
-    let idx = target::any(ctx);
+    let idx = target::any_disk(ctx);
     cut(ctx, idx, "power-cut").await?;
     target::sleep(hold).await;
     restart(ctx, idx)?;
@@ -54,7 +54,7 @@ pub async fn power_cut_all(ctx: &mut Ctx<'_>, hold: Duration) -> anyhow::Result<
 /// The live node's disk starts failing every write and fsync. It must fail-stop (never retry
 /// an fsync and carry on); the others keep serving. Then it is restored like a power cut.
 pub async fn eio(ctx: &mut Ctx<'_>, hold: Duration) -> anyhow::Result<Outcome> {
-    let idx = target::any(ctx);
+    let idx = target::any_disk(ctx);
     let node = &ctx.cluster.nodes[idx];
     ctx.cluster.set_down(idx, true);
     node.mark(&format!(

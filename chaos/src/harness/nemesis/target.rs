@@ -34,6 +34,12 @@ pub fn any(ctx: &mut Ctx<'_>) -> usize {
     ctx.rng.below(ctx.cluster.nodes.len() as u64) as usize
 }
 
+/// Any disk node: the target of a disk fault (a RAM node keeps nothing on disk).
+pub fn any_disk(ctx: &mut Ctx<'_>) -> usize {
+    let disk = ctx.cluster.of_kind(false);
+    ctx.rng.pick(&disk).unwrap_or(0)
+}
+
 /// kill -9, waiting for the process to be gone; the node stays down (for the watchdog).
 pub async fn crash(ctx: &Ctx<'_>, idx: usize, why: &str) -> anyhow::Result<()> {
     let node = &ctx.cluster.nodes[idx];
