@@ -81,6 +81,8 @@ pub struct Availability {
     pub leader_kills: Vec<LeaderKill>,
     pub t_elect_ms: Percentiles,
     pub t_first_confirm_ms: Percentiles,
+    /// Over kills, the slowest producer's first confirm (its reconnect included).
+    pub t_first_confirm_slowest_producer_ms: Percentiles,
     pub max_unavailability_ms: Option<f64>,
     pub longest_confirm_gap_ms: Option<f64>,
     pub confirm_latency_fault_ms: Percentiles,
@@ -109,6 +111,11 @@ impl Availability {
         a.t_elect_ms = Percentiles::of(elect);
         let first = a.leader_kills.iter().filter_map(|k| k.t_first_confirm_ms);
         a.t_first_confirm_ms = Percentiles::of(first.collect());
+        let slowest = a
+            .leader_kills
+            .iter()
+            .filter_map(|k| k.t_first_confirm_slowest_producer_ms);
+        a.t_first_confirm_slowest_producer_ms = Percentiles::of(slowest.collect());
         a
     }
 
@@ -253,8 +260,55 @@ fn union_ns(windows: &[Window], start: u64, end: u64) -> u64 {
     total
 }
 
+/// One producer's attempts in invoke order (`seq` order), with, from each attempt on, the
+/// earliest confirm among it and the later ones: "first confirm after t" by binary search.
+struct ProducerConfirms {
+    t_invoke_ns: Vec<u64>,
+    first_ok_ns_from: Vec<Option<u64>>,
+}
+
+impl ProducerConfirms {
+    fn index(sets: &Sets) -> BTreeMap<u64, ProducerConfirms> {
+        let mut by_pid: BTreeMap<u64, Vec<(u64, Option<u64>)>> = BTreeMap::new();
+        for ((pid, _), a) in &sets.attempts {
+            let ok = a.t_ok_ns.filter(|_| !a.returned);
+            by_pid.entry(*pid).or_default().push((a.t_invoke_ns, ok));
+        }
+        let mut index = BTreeMap::new();
+        for (pid, mut attempts) in by_pid {
+            attempts.sort_by_key(|(t, _)| *t);
+            let mut first_ok_ns_from = vec![None; attempts.len()];
+            let mut earliest: Option<u64> = None;
+            for (i, (_, ok)) in attempts.iter().enumerate().rev() {
+                earliest = match (earliest, ok) {
+                    (Some(e), Some(o)) => Some(e.min(*o)),
+                    (e, o) => e.or(*o),
+                };
+                first_ok_ns_from[i] = earliest;
+            }
+            let t_invoke_ns = attempts.iter().map(|(t, _)| *t).collect();
+            index.insert(
+                pid,
+                ProducerConfirms {
+                    t_invoke_ns,
+                    first_ok_ns_from,
+                },
+            );
+        }
+        index
+    }
+
+    /// `None` if the producer invoked nothing at or after `t_ns`, else its first confirm of
+    /// an attempt invoked since (`Some(None)`: none confirmed).
+    fn first_ok_from(&self, t_ns: u64) -> Option<Option<u64>> {
+        let from = self.t_invoke_ns.partition_point(|t| *t < t_ns);
+        self.first_ok_ns_from.get(from).copied()
+    }
+}
+
 /// Every leader kill with its recovery times.
 fn leader_kills(sets: &Sets) -> Vec<LeaderKill> {
+    let by_producer = ProducerConfirms::index(sets);
     let mut kills = vec![];
     for w in &sets.windows {
         let before = sets.samples.iter().filter(|s| s.t_ns < w.t_start_ns);
@@ -273,14 +327,12 @@ fn leader_kills(sets: &Sets) -> Vec<LeaderKill> {
             .iter()
             .find(|s| s.t_ns >= t_k && s.leader.is_some() && s.term > term_before)
             .map(|s| ms(s.t_ns - t_k));
-        let mut first_by_pid: BTreeMap<u64, Option<u64>> = BTreeMap::new();
-        for ((pid, _), attempt) in sets.attempts.iter().filter(|(_, a)| a.t_invoke_ns >= t_k) {
-            let first = first_by_pid.entry(*pid).or_insert(None);
-            if let Some(t_ok) = attempt.t_ok_ns.filter(|_| !attempt.returned) {
-                *first = Some(first.map_or(t_ok, |t| t.min(t_ok)));
-            }
-        }
-        let confirmed = first_by_pid.values().flatten();
+        // Per producer that invoked at or after the kill: its first confirm since then.
+        let first_by_pid: Vec<Option<u64>> = by_producer
+            .values()
+            .filter_map(|p| p.first_ok_from(t_k))
+            .collect();
+        let confirmed = first_by_pid.iter().flatten();
         kills.push(LeaderKill {
             t_ms: ms(t_k),
             f: w.f.clone(),
@@ -288,7 +340,7 @@ fn leader_kills(sets: &Sets) -> Vec<LeaderKill> {
             t_elect_ms,
             t_first_confirm_ms: confirmed.clone().min().map(|t| ms(t - t_k)),
             t_first_confirm_slowest_producer_ms: confirmed.max().map(|t| ms(t - t_k)),
-            producers_without_confirm: first_by_pid.values().filter(|t| t.is_none()).count() as u64,
+            producers_without_confirm: first_by_pid.iter().filter(|t| t.is_none()).count() as u64,
         });
     }
     kills

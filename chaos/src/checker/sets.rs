@@ -97,6 +97,8 @@ pub struct Sets {
     pub digests: Vec<(String, u64, String)>,
     pub n_publish_unknown: u64,
     pub t_last_ns: u64,
+    /// The fault windows merged and sorted, for `in_fault` by binary search.
+    fault_spans: Vec<(u64, u64)>,
 }
 
 impl Sets {
@@ -115,6 +117,7 @@ impl Sets {
         for (delivery, why) in sets.deliveries.iter_mut().zip(unexpected) {
             delivery.unexpected = why;
         }
+        sets.fault_spans = merge_spans(&sets.windows);
         sets
     }
 
@@ -310,10 +313,25 @@ impl Sets {
             .collect()
     }
 
-    /// Whether `t_ns` falls inside any fault window.
+    /// Whether `t_ns` falls inside any fault window (both ends included).
     pub fn in_fault(&self, t_ns: u64) -> bool {
-        self.windows
-            .iter()
-            .any(|w| w.t_start_ns <= t_ns && t_ns <= w.t_end_ns)
+        let after = self
+            .fault_spans
+            .partition_point(|(start, _)| *start <= t_ns);
+        after > 0 && t_ns <= self.fault_spans[after - 1].1
     }
+}
+
+/// Windows as sorted, disjoint `[start, end]` spans (overlapping or touching ones merged).
+fn merge_spans(windows: &[Window]) -> Vec<(u64, u64)> {
+    let mut spans: Vec<(u64, u64)> = windows.iter().map(|w| (w.t_start_ns, w.t_end_ns)).collect();
+    spans.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(spans.len());
+    for (start, end) in spans {
+        match merged.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    merged
 }

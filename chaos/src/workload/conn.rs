@@ -5,6 +5,7 @@
 //! checker's ordering key `(conn, ch)` tells incarnations apart even across producers,
 //! consumers and the drain.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -16,8 +17,11 @@ use tokio::sync::watch;
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 static NEXT_CH: AtomicU64 = AtomicU64::new(1);
 
-/// Time allowed for one connect and for a polite close.
+/// Time allowed for one connect, for any other broker round trip (channel open, qos,
+/// consume, declare, ack, publish) and for a polite close. A paused node accepts TCP and
+/// then answers nothing; without these bounds a client (and `Workload::stop`) would hang.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const OP_TIMEOUT: Duration = Duration::from_secs(5);
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A fresh connection number.
@@ -35,6 +39,17 @@ pub fn node_of(uri: &str) -> String {
     let rest = uri.split_once("://").map_or(uri, |(_, rest)| rest);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
     rest.split(['/', '?']).next().unwrap_or(rest).to_string()
+}
+
+/// Awaits one broker operation, bounded by `OP_TIMEOUT`.
+pub async fn bounded<T, E>(what: &str, op: impl Future<Output = Result<T, E>>) -> anyhow::Result<T>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match tokio::time::timeout(OP_TIMEOUT, op).await {
+        Ok(result) => result.with_context(|| what.to_string()),
+        Err(_) => anyhow::bail!("{what}: no answer within {OP_TIMEOUT:?}"),
+    }
 }
 
 /// True once the workload was told to stop, or dropped without being stopped.
@@ -76,10 +91,14 @@ impl Link {
                 .with_context(|| format!("connect {name} to {uri}: timed out"))?
                 .with_context(|| format!("connect {name} to {uri}"))?;
         let conn = next_conn();
-        let channel = connection
-            .create_channel()
-            .await
-            .with_context(|| format!("open a channel for {name}"))?;
+        let channel = match bounded("channel.open", connection.create_channel()).await {
+            Ok(channel) => channel,
+            Err(error) => {
+                let _ =
+                    tokio::time::timeout(CLOSE_TIMEOUT, connection.close(200, "no channel")).await;
+                return Err(error.context(format!("open a channel for {name}")));
+            }
+        };
         Ok(Link {
             connection,
             channel,

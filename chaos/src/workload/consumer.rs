@@ -13,7 +13,7 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use tokio::sync::watch;
 
-use super::conn::{pause, stopped, until_stopped, Link, Rotation};
+use super::conn::{bounded, pause, stopped, until_stopped, Link, Rotation};
 use super::delivery::{deliver_event, Receiver};
 use super::{queue_name, Ledger, WorkloadConfig};
 use crate::history::{Event, History, Phase, SettleKind};
@@ -88,19 +88,18 @@ impl Consumer {
 
     /// Subscribes and receives until stopped (`Ok`) or the session is lost (`Err`).
     async fn session(&mut self, link: &Link) -> anyhow::Result<()> {
-        link.channel
-            .basic_qos(self.cfg.prefetch, BasicQosOptions::default())
-            .await?;
-        let tag = format!("chaos-c{}-ch{}", self.cid, link.ch);
-        let mut deliveries = link
+        let qos = link
             .channel
-            .basic_consume(
-                &self.queue,
-                &tag,
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+            .basic_qos(self.cfg.prefetch, BasicQosOptions::default());
+        bounded("basic.qos", qos).await?;
+        let tag = format!("chaos-c{}-ch{}", self.cid, link.ch);
+        let consume = link.channel.basic_consume(
+            &self.queue,
+            &tag,
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        );
+        let mut deliveries = bounded("basic.consume", consume).await?;
         let mut stop = self.stop.clone();
         loop {
             let delivery = tokio::select! {
@@ -132,9 +131,10 @@ impl Consumer {
         if let Some(key) = key {
             self.ledger.delivered(&self.queue, key);
         }
-        link.channel
-            .basic_ack(delivery.delivery_tag, BasicAckOptions::default())
-            .await?;
+        let ack = link
+            .channel
+            .basic_ack(delivery.delivery_tag, BasicAckOptions::default());
+        bounded("basic.ack", ack).await?;
         self.record(Event::Settle {
             cid: self.cid,
             ch: link.ch,

@@ -1,6 +1,8 @@
 //! CHECKER.md's drain: after the final heal and after the workload stopped, read every queue
 //! until each confirmed message was seen or the queue stays empty, so "not delivered" can be
-//! told from "not delivered yet".
+//! told from "not delivered yet". Before calling it, the harness waits (≤ 30 s) for one
+//! leader and equal applied indexes, and stops the workload (`Workload::stop` closes the
+//! consumers' connections, so their unacked messages return to the queues).
 //!
 //! Each queue is drained by its own task through any node (round-robin, reconnecting), with
 //! manual acks, recording `deliver {phase: drain}` and `settle` like a workload consumer. A
@@ -13,12 +15,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::StreamExt;
+use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::Channel;
 use tokio::time::Instant;
 
-use super::conn::Link;
+use super::conn::{bounded, Link};
 use super::delivery::{deliver_event, Receiver};
 use super::{queue_name, ConfirmedIds, MsgKey};
 use crate::history::{Event, History, Phase, SettleKind};
@@ -120,48 +123,23 @@ async fn session(
     history: &History,
     deadline: Instant,
 ) -> anyhow::Result<bool> {
-    link.channel
-        .basic_qos(DRAIN_PREFETCH, BasicQosOptions::default())
-        .await?;
-    let probe = link.connection.create_channel().await?;
-    let tag = format!("chaos-drain-{}-ch{}", state.queue, link.ch);
-    let mut deliveries = link
+    let qos = link
         .channel
-        .basic_consume(
-            &state.queue,
-            &tag,
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    let queue = state.queue.clone();
-    let who = Receiver {
-        cid: DRAIN_CID_BASE + state.index as u64,
-        queue: &queue,
-        phase: Phase::Drain,
-    };
+        .basic_qos(DRAIN_PREFETCH, BasicQosOptions::default());
+    bounded("basic.qos", qos).await?;
+    let probe = bounded("channel.open", link.connection.create_channel()).await?;
+    let tag = format!("chaos-drain-{}-ch{}", state.queue, link.ch);
+    let consume = link.channel.basic_consume(
+        &state.queue,
+        &tag,
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    );
+    let mut deliveries = bounded("basic.consume", consume).await?;
     while Instant::now() < deadline {
         match tokio::time::timeout(QUIET, deliveries.next()).await {
             Ok(None) => anyhow::bail!("the broker cancelled the drain consumer"),
-            Ok(Some(delivery)) => {
-                let delivery = delivery?;
-                let (event, key) = deliver_event(who, link, &delivery);
-                history.record(event)?;
-                if let Some(key) = key {
-                    state.awaiting.remove(&key);
-                }
-                link.channel
-                    .basic_ack(delivery.delivery_tag, BasicAckOptions::default())
-                    .await?;
-                history.record(Event::Settle {
-                    cid: who.cid,
-                    ch: link.ch,
-                    tag: delivery.delivery_tag,
-                    kind: SettleKind::Ack,
-                    requeue: false,
-                })?;
-                state.empty_since = None;
-            }
+            Ok(Some(delivery)) => receive(link, state, history, &delivery?).await?,
             Err(_quiet) => {
                 if is_drained(&probe, state).await? {
                     return Ok(true);
@@ -172,6 +150,38 @@ async fn session(
     Ok(false)
 }
 
+/// Records a drained delivery, acks it and records the settle.
+async fn receive(
+    link: &Link,
+    state: &mut QueueDrain,
+    history: &History,
+    delivery: &Delivery,
+) -> anyhow::Result<()> {
+    let who = Receiver {
+        cid: DRAIN_CID_BASE + state.index as u64,
+        queue: &state.queue,
+        phase: Phase::Drain,
+    };
+    let (event, key) = deliver_event(who, link, delivery);
+    history.record(event)?;
+    if let Some(key) = key {
+        state.awaiting.remove(&key);
+    }
+    let ack = link
+        .channel
+        .basic_ack(delivery.delivery_tag, BasicAckOptions::default());
+    bounded("basic.ack", ack).await?;
+    history.record(Event::Settle {
+        cid: who.cid,
+        ch: link.ch,
+        tag: delivery.delivery_tag,
+        kind: SettleKind::Ack,
+        requeue: false,
+    })?;
+    state.empty_since = None;
+    Ok(())
+}
+
 /// Asks the queue (passive declare) whether it is empty with the drain as its only consumer,
 /// and decides whether the drain is over.
 async fn is_drained(probe: &Channel, state: &mut QueueDrain) -> anyhow::Result<bool> {
@@ -179,9 +189,8 @@ async fn is_drained(probe: &Channel, state: &mut QueueDrain) -> anyhow::Result<b
         passive: true,
         ..QueueDeclareOptions::default()
     };
-    let queue = probe
-        .queue_declare(&state.queue, options, FieldTable::default())
-        .await?;
+    let declare = probe.queue_declare(&state.queue, options, FieldTable::default());
+    let queue = bounded("queue.declare (passive)", declare).await?;
     state.ready_last = u64::from(queue.message_count());
     if queue.message_count() > 0 || queue.consumer_count() > 1 {
         state.empty_since = None;

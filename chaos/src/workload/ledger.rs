@@ -136,3 +136,76 @@ impl Ledger {
         ConfirmedIds { awaiting }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{History, Phase};
+
+    fn invoke(pid: u64, seq: u64, mid: u64, queue: &str) -> Event {
+        Event::PublishInvoke {
+            client: format!("p{pid}"),
+            conn: 1,
+            ch: 1,
+            pid,
+            seq,
+            mid,
+            queue: queue.into(),
+            node: "n1".into(),
+        }
+    }
+
+    fn deliver(pid: u64, seq: u64, mid: u64, body_ok: bool) -> Event {
+        Event::Deliver {
+            cid: 0,
+            conn: 2,
+            ch: 2,
+            queue: "q0".into(),
+            node: "n1".into(),
+            pid,
+            seq,
+            mid,
+            redelivered: false,
+            delivery_count: None,
+            tag: seq + 1,
+            body_ok,
+            phase: Phase::Run,
+        }
+    }
+
+    /// The drain awaits confirmed messages not yet delivered with a good body; returned,
+    /// nacked and unconfirmed ones are not awaited.
+    #[test]
+    fn awaited_ids_from_a_history() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.jsonl");
+        let history = History::create(&path).expect("create");
+        let events = [
+            invoke(0, 0, 0, "q0"),
+            Event::PublishOk { pid: 0, seq: 0 },
+            invoke(0, 1, 1, "q0"),
+            Event::PublishOk { pid: 0, seq: 1 },
+            invoke(0, 2, 2, "q0"),
+            Event::PublishReturned {
+                pid: 0,
+                seq: 2,
+                reply_code: 312,
+            },
+            Event::PublishOk { pid: 0, seq: 2 },
+            invoke(0, 3, 3, "q0"),
+            Event::PublishNack { pid: 0, seq: 3 },
+            invoke(1, 0, 0, "q1"),
+            Event::PublishOk { pid: 1, seq: 0 },
+            deliver(0, 0, 0, true),
+            deliver(0, 1, 1, false),
+        ];
+        for event in events {
+            history.record(event).expect("record");
+        }
+        history.flush().expect("flush");
+        let ids = ConfirmedIds::from_history(&crate::history::read(&path).expect("read"));
+        assert_eq!(ids.of_queue("q0"), BTreeSet::from([(0, 1)]));
+        assert_eq!(ids.of_queue("q1"), BTreeSet::from([(1, 0)]));
+        assert_eq!(ids.len(), 2);
+    }
+}

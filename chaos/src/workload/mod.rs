@@ -29,7 +29,10 @@ use crate::history::History;
 pub use drain::drain;
 pub use ledger::{ConfirmedIds, Ledger, MsgKey};
 
-/// What to run. Producers and consumers are spread round-robin over `uris` and queues.
+/// What to run. Producer `i` publishes to queue `i % queues` and consumer `i` consumes from
+/// it; both connect round-robin over `uris` (a consumer starts one URI further than the
+/// producer of the same index). Put `?heartbeat=N` on the URIs under pause or partition
+/// nemeses: a consumer only notices a silent node through missed heartbeats.
 #[derive(Clone, Debug)]
 pub struct WorkloadConfig {
     pub uris: Vec<String>,
@@ -191,17 +194,24 @@ async fn declare_queues(cfg: &WorkloadConfig) -> anyhow::Result<()> {
 
 async fn declare_on(uri: &str, queues: usize) -> anyhow::Result<()> {
     let link = conn::Link::open(uri, "chaos setup").await?;
+    let result = declare_all(&link, queues).await;
+    link.close().await;
+    result
+}
+
+async fn declare_all(link: &conn::Link, queues: usize) -> anyhow::Result<()> {
     let options = QueueDeclareOptions {
         durable: true,
         ..QueueDeclareOptions::default()
     };
     for index in 0..queues {
         let name = queue_name(index);
-        link.channel
-            .queue_declare(&name, options, FieldTable::default())
+        let declare = link
+            .channel
+            .queue_declare(&name, options, FieldTable::default());
+        conn::bounded("queue.declare", declare)
             .await
             .with_context(|| format!("declare queue {name}"))?;
     }
-    link.close().await;
     Ok(())
 }

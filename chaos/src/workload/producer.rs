@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::body::{encode, BodyIds};
-use super::conn::{pause, stopped, until_stopped, Link, Rotation};
+use super::conn::{bounded, pause, stopped, until_stopped, Link, Rotation};
 use super::{queue_name, Ledger, WorkloadConfig};
 use crate::history::{Event, History, UnknownWhy};
 
@@ -66,6 +66,9 @@ pub struct Producer {
     next_mid: u64,
     /// Mids whose last attempt was nacked or unknown, to publish again.
     retry: VecDeque<u64>,
+    /// No publish before this: after a nack the broker refuses writes (a disk fault), so
+    /// republishing at once would only flood the history with nacks.
+    not_before: Instant,
     /// Attempts of the current session awaiting their outcome: `seq` -> `mid`.
     outstanding: BTreeMap<u64, u64>,
     totals: ProducerTotals,
@@ -89,6 +92,7 @@ impl Producer {
             next_seq: 0,
             next_mid: 0,
             retry: VecDeque::new(),
+            not_before: Instant::now(),
             outstanding: BTreeMap::new(),
             totals: ProducerTotals::default(),
         }
@@ -106,12 +110,9 @@ impl Producer {
             else {
                 break;
             };
-            if let Err(error) = link
-                .channel
-                .confirm_select(ConfirmSelectOptions::default())
-                .await
-            {
-                tracing::debug!(pid = self.pid, %error, "confirm.select failed");
+            let select = link.channel.confirm_select(ConfirmSelectOptions::default());
+            if let Err(error) = bounded("confirm.select", select).await {
+                tracing::debug!(pid = self.pid, error = %format!("{error:#}"), "confirm.select failed");
             } else {
                 match self.session(&link).await {
                     SessionEnd::Stopped => {
@@ -146,7 +147,7 @@ impl Producer {
                         return self.lose(pending, why, link).await;
                     }
                 }
-                _ = tokio::time::sleep_until(next_at), if room => {
+                _ = tokio::time::sleep_until(next_at.max(self.not_before)), if room => {
                     if let Err(why) = self.publish(link, &mut pending).await {
                         return self.lose(pending, why, link).await;
                     }
@@ -204,12 +205,11 @@ impl Producer {
             mandatory: true,
             ..BasicPublishOptions::default()
         };
-        let sent = link
+        let publish = link
             .channel
-            .basic_publish("", &self.queue, options, &body, properties)
-            .await;
-        match sent {
-            Ok(confirm) => {
+            .basic_publish("", &self.queue, options, &body, properties);
+        match tokio::time::timeout(self.cfg.confirm_timeout, publish).await {
+            Ok(Ok(confirm)) => {
                 self.outstanding.insert(seq, mid);
                 let timeout = self.cfg.confirm_timeout;
                 pending.push(Box::pin(async move {
@@ -218,10 +218,14 @@ impl Producer {
                 }));
                 Ok(())
             }
-            Err(_) => {
+            Ok(Err(_)) => {
                 let why = loss_why(link);
                 self.unknown(seq, mid, why);
                 Err(why)
+            }
+            Err(_) => {
+                self.unknown(seq, mid, UnknownWhy::Timeout);
+                Err(UnknownWhy::Timeout)
             }
         }
     }
@@ -250,6 +254,7 @@ impl Producer {
                 self.totals.nacked += 1;
                 self.record(Event::PublishNack { pid, seq });
                 self.retry.push_back(mid);
+                self.not_before = Instant::now() + self.cfg.reconnect_delay;
                 None
             }
             // Confirm mode was not on: nothing can be known about this channel.

@@ -73,3 +73,43 @@ fn unknown_publishes_lower_availability() {
     assert_eq!(a.avail_fault, None);
     assert_eq!(a.publish_unknown, 1);
 }
+
+fn window(t_start_ms: u64, t_end_ms: u64, f: &str) -> Event {
+    Event::Nemesis {
+        t_start: t_start_ms * MS,
+        t_end: t_end_ms * MS,
+        f: f.into(),
+        targets: vec![],
+        detail: String::new(),
+    }
+}
+
+#[test]
+fn overlapping_windows_merge_and_ends_are_inside() {
+    let mut h = Hist::new();
+    h.push(window(100, 200, "pause"))
+        .push(window(150, 300, "partition"))
+        .push(window(500, 600, "pause"));
+    let sets = crate::checker::sets::Sets::derive(&h.build());
+    let inside = |ms: u64| sets.in_fault(ms * MS);
+    assert!(!inside(99) && inside(100) && inside(250) && inside(300));
+    assert!(!inside(400) && inside(600) && !inside(601));
+}
+
+#[test]
+fn first_confirms_after_a_kill_are_per_producer() {
+    let mut h = Hist::new();
+    h.at(120 * MS).invoke(0, 0, 0);
+    h.at(130 * MS).ok(0, 0);
+    h.at(140 * MS).invoke(1, 0, 0).unknown(1, 0);
+    h.at(160 * MS).invoke(1, 1, 0);
+    h.at(170 * MS).invoke(2, 0, 0);
+    h.at(250 * MS).ok(1, 1);
+    h.push(window(100, 400, "kill-leader"));
+    let report = run(&h);
+    let kill = &report.availability.leader_kills[0];
+    assert_eq!(kill.t_first_confirm_ms, Some(30.0));
+    assert_eq!(kill.t_first_confirm_slowest_producer_ms, Some(150.0));
+    assert_eq!(kill.producers_without_confirm, 1);
+    assert_eq!(kill.t_elect_ms, None, "no cluster sample, no election time");
+}
