@@ -24,6 +24,7 @@ pub async fn bind(
     let config = Arc::new(config);
     let proposer = Arc::new(Proposer::open(&config).await.context("open raft node")?);
     proposer.start_ticks();
+    proposer.start_fail_stop();
     proposer.start_closing_stale_connections();
     if config.is_clustered() {
         super::node_down::start(&proposer);

@@ -93,6 +93,8 @@ pub struct Proposer {
     _peer_server: Option<crate::cluster::PeerServer>,
     /// Notified when `warren stop` asks this node to stop.
     stop: Arc<tokio::sync::Notify>,
+    /// Set once a graceful stop has begun, so Raft's end is not taken for a failure.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Proposer {
@@ -126,6 +128,7 @@ impl Proposer {
             next_conn: AtomicU64::new(first_conn_id(config.node_id, incarnation)),
             _peer_server: peer_server,
             stop,
+            stopping: std::sync::atomic::AtomicBool::new(false),
         };
         Ok(proposer)
     }
@@ -138,10 +141,38 @@ impl Proposer {
     /// Stops Raft on this node, handing leadership to the most caught-up voter first so the
     /// cluster does not wait an election timeout.
     pub async fn shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
         super::stop::hand_over_leadership(&self.node).await;
         if let Err(e) = self.node.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
+    }
+
+    /// Fail-stop: when openraft's core stops by itself (a log write or fsync failed: EIO,
+    /// disk full), the node can no longer commit, vote or apply, and serving clients from a
+    /// frozen state would only mislead them. The process exits (status 70) so a supervisor
+    /// restarts it, which recovers from the log as it is on disk.
+    pub fn start_fail_stop(self: &Arc<Self>) {
+        let proposer = Arc::clone(self);
+        tokio::spawn(async move {
+            let stopped = proposer
+                .node
+                .raft
+                .wait(None)
+                .metrics(
+                    |m| m.state == openraft::ServerState::Shutdown,
+                    "raft core stops",
+                )
+                .await;
+            let stopped = match stopped {
+                Ok(_) | Err(openraft::metrics::WaitError::ShuttingDown) => true,
+                Err(openraft::metrics::WaitError::Timeout(..)) => false,
+            };
+            if stopped && !proposer.stopping.load(Ordering::SeqCst) {
+                tracing::error!("raft stopped on its own (storage failure?); exiting");
+                std::process::exit(70);
+            }
+        });
     }
 
     /// Proposes a `Tick` whenever a queue's head message has expired, so expired messages
