@@ -143,6 +143,12 @@ impl RaftNode {
             election_timeout_min: 300,
             election_timeout_max: 600,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(10_000),
+            // A leader sends entries to followers before its own fsync. If it restarted as
+            // leader of the same term after losing that unsynced tail (power cut, EIO), it
+            // would write new entries at (term, index) pairs the followers already hold with
+            // other contents, and log matching would keep both: diverged state machines (the
+            // chaos eio run found exactly that). A restarted node campaigns for a new term.
+            enable_leader_restore: Some(false),
             ..Default::default()
         };
         let config = Arc::new(config.validate().context("validate raft config")?);
