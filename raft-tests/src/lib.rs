@@ -134,6 +134,11 @@ pub fn publish(n: u32) -> Command {
 /// Waits until every node in `members` names the same leader, one of them, and that leader
 /// may accept writes; returns it.
 pub async fn wait_for_leader(members: &BTreeMap<NodeId, Member>) -> NodeId {
+    wait_for_leader_among(&members.iter().map(|(id, m)| (*id, m)).collect()).await
+}
+
+/// [`wait_for_leader`] over some of a test's members (e.g. without a node not yet joined).
+pub async fn wait_for_leader_among(members: &BTreeMap<NodeId, &Member>) -> NodeId {
     let any = members.values().next().expect("a member");
     let metrics = any
         .node

@@ -19,7 +19,9 @@ use std::time::Duration;
 use openraft::{BasicNode, ChangeMembers};
 use tokio::net::TcpListener;
 
-use raft_tests::{assert_converged, declare, publish, wait_for_leader, Member, WAIT};
+use raft_tests::{
+    assert_converged, declare, publish, wait_for_leader, wait_for_leader_among, Member,
+};
 use warren::cluster::cookie::Cookie;
 use warren::raft::types::NodeId;
 
@@ -172,7 +174,7 @@ async fn a_ram_node_restarts_as_a_new_member_and_the_entry_survives() {
         .filter(|(id, _)| **id != RAM_AGAIN)
         .map(|(id, m)| (*id, m))
         .collect();
-    let leader = wait_for_disk_leader(&disks).await;
+    let leader = wait_for_leader_among(&disks).await;
     let raft = &members[&leader].node.raft;
     raft.add_learner(RAM_AGAIN, s.nodes[&RAM].clone(), true)
         .await
@@ -199,28 +201,4 @@ async fn a_ram_node_restarts_as_a_new_member_and_the_entry_survives() {
     for member in members.into_values() {
         member.stop().await;
     }
-}
-
-/// The leader of disk nodes 1 and 2, once both follow it and it may take writes.
-async fn wait_for_disk_leader(members: &BTreeMap<NodeId, &Member>) -> NodeId {
-    let any = members.values().next().expect("a member");
-    let metrics = any
-        .node
-        .raft
-        .wait(WAIT)
-        .metrics(
-            |m| m.current_leader.is_some_and(|l| members.contains_key(&l)),
-            "a disk leader",
-        )
-        .await
-        .expect("leader elected");
-    let leader = metrics.current_leader.expect("leader");
-    members[&leader]
-        .node
-        .raft
-        .wait(WAIT)
-        .metrics(|m| m.last_quorum_acked.is_some(), "leader lease")
-        .await
-        .expect("a quorum acknowledged the leader");
-    leader
 }
