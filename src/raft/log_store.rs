@@ -39,7 +39,9 @@
 //! all-zero tail (file size extended but data blocks never written) is treated the same way. Any
 //! other decode failure — a CRC mismatch, unknown version or malformed payload anywhere, or a
 //! short record in a non-final segment — is corruption of possibly acknowledged data, and the
-//! store refuses to open.
+//! store refuses to open. So does a newest segment shorter than the tail mark (`tail_mark`):
+//! records cut away at a record boundary decode as a valid shorter log, and only the mark,
+//! written after each sync, shows that acknowledged records are gone.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -55,6 +57,7 @@ use openraft::OptionalSend;
 use tokio::sync::{mpsc, oneshot};
 
 use super::record::{self, LogRecord, RecordError};
+use super::tail_mark::{self, Mark, TailMark};
 use super::types::{Entry, LogId, TypeConfig, Vote};
 
 /// Capacity of the writer queue (in requests, not bytes). Senders block when it is full, which
@@ -260,6 +263,14 @@ impl SegmentLogStore {
             seg_max.insert(*n, max);
         }
 
+        // After replay (which may have cut a torn tail): the newest segment must still hold
+        // everything the writer had synced.
+        let last = match segments.last() {
+            Some((n, p)) => Some((*n, fs::metadata(p)?.len())),
+            None => None,
+        };
+        tail_mark::check(tail_mark::read(&dir)?, last, &dir)?;
+
         let (active_no, active, created) = match segments.last() {
             Some((n, p)) => (*n, p.clone(), false),
             None => {
@@ -281,6 +292,7 @@ impl SegmentLogStore {
         });
         let seg_len = file.metadata()?.len();
         let writer = Writer {
+            mark: TailMark::open(&dir)?,
             dir: dir.clone(),
             opts,
             file,
@@ -374,6 +386,8 @@ fn writer_gone() -> io::Error {
 /// The writer thread's state: owns the active segment and mirrors exactly what has been
 /// written to disk (unlike [`State`], which may be ahead by the queued records).
 struct Writer {
+    /// Where the writer had got to, recorded after each sync (`tail_mark`).
+    mark: TailMark,
     dir: PathBuf,
     opts: SegmentOptions,
     file: File,
@@ -429,6 +443,11 @@ impl Writer {
         self.file.write_all(buf)?;
         self.file.sync_data()?;
         self.seg_len += buf.len() as u64;
+        // Before the batch's completions fire: whatever is acknowledged is under the mark.
+        self.mark.record(Mark {
+            segment: self.active_no,
+            len: self.seg_len,
+        })?;
         let mut purged_now = false;
         for m in metas {
             match m {
@@ -486,6 +505,10 @@ impl Writer {
         self.active_no = next;
         self.seg_len = header.len() as u64;
         self.seg_max.insert(next, None);
+        self.mark.record(Mark {
+            segment: next,
+            len: self.seg_len,
+        })?;
         Ok(())
     }
 
@@ -786,6 +809,56 @@ mod tests {
         let err = SegmentLogStore::open(dir.path()).expect_err("must refuse corrupt log");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert!(err.to_string().contains("crc"), "{err}");
+    }
+
+    /// A segment cut at a record boundary reads back as a valid, shorter log: only the tail
+    /// mark shows that acknowledged records are gone, and the store must refuse to open.
+    #[tokio::test]
+    async fn a_cut_at_a_record_boundary_refuses_to_open() {
+        let dir = TempDir::new().expect("tempdir");
+        let path = segment_path(dir.path());
+        let first_len = {
+            let mut s = SegmentLogStore::open(dir.path()).expect("open");
+            append_durably(&mut s, entries(1, 1..=3)).await;
+            let first_len = fs::metadata(&path).expect("meta").len();
+            append_durably(&mut s, entries(1, 4..=6)).await;
+            first_len
+        };
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open seg")
+            .set_len(first_len)
+            .expect("cut");
+        let err = SegmentLogStore::open(dir.path()).expect_err("must refuse a cut log");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            err.to_string().contains("lost acknowledged records"),
+            "{err}"
+        );
+    }
+
+    /// Found while adding the chaos bitflip nemesis: with a crc over the payload only, a bit
+    /// flipped upwards in the length of a record in the last segment pointed past the end of
+    /// the file and was cut away as a torn tail, with every acknowledged record after it.
+    /// The header crc makes it corruption.
+    #[tokio::test]
+    async fn a_flipped_length_is_corruption_not_a_torn_tail() {
+        let dir = TempDir::new().expect("tempdir");
+        {
+            let mut s = SegmentLogStore::open(dir.path()).expect("open");
+            append_durably(&mut s, entries(1, 1..=3)).await;
+            append_durably(&mut s, entries(1, 4..=6)).await;
+        }
+        let path = segment_path(dir.path());
+        let mut bytes = fs::read(&path).expect("read");
+        // The length's third byte: the first record now claims 64 KiB more than the file holds.
+        bytes[3] ^= 0x01;
+        fs::write(&path, &bytes).expect("write");
+        let err = SegmentLogStore::open(dir.path()).expect_err("must refuse corrupt log");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("header crc"), "{err}");
+        assert_eq!(fs::read(&path).expect("reread"), bytes, "nothing was cut");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

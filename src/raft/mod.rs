@@ -18,6 +18,7 @@ pub mod node;
 pub mod record;
 pub mod sessions;
 pub mod state_machine;
+pub mod tail_mark;
 #[cfg(test)]
 mod test_sm;
 pub mod types;

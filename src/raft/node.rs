@@ -149,6 +149,14 @@ impl RaftNode {
             // other contents, and log matching would keep both: diverged state machines (the
             // chaos eio run found exactly that). A restarted node campaigns for a new term.
             enable_leader_restore: Some(false),
+            // A node repaired from its peers (damaged log: demoted, wiped, restarted) comes
+            // back with less log than the leader had matched for it. Without this the leader
+            // never moves its progress backwards, keeps sending from the old match and the
+            // node stays empty for ever (chaos finding 4: a node stuck after truncate-tail).
+            // It lowers only that follower's progress, never the quorum-accepted (committed)
+            // index, so it cannot un-commit anything; a silently reverted voter is no safer
+            // left stuck than caught up again.
+            allow_log_reversion: Some(true),
             ..Default::default()
         };
         let config = Arc::new(config.validate().context("validate raft config")?);

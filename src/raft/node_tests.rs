@@ -52,10 +52,13 @@ async fn committed_commands_survive_a_restart_with_and_without_snapshot() {
         })
     );
     let before = node.state_machine.with_broker(|b| b.clone());
+    let applied = node.raft.metrics().borrow_watched().last_applied;
     node.shutdown().await.expect("shutdown");
 
     tracing::info!("--- second life: replay the log only");
     let node = RaftNode::open(dir.path(), 1).await.expect("reopen");
+    // openraft applies the committed log after `open` returns: wait for it.
+    wait_applied(&node, applied).await;
     let replayed = node.state_machine.with_broker(|b| b.clone());
     assert_eq!(replayed, before);
     node.raft
@@ -78,11 +81,23 @@ async fn committed_commands_survive_a_restart_with_and_without_snapshot() {
         .await
         .expect("propose after snapshot");
     let before = node.state_machine.with_broker(|b| b.clone());
+    let applied = node.raft.metrics().borrow_watched().last_applied;
     node.shutdown().await.expect("shutdown");
 
     tracing::info!("--- third life: snapshot file plus the log after it");
     let node = RaftNode::open(dir.path(), 1).await.expect("reopen");
+    wait_applied(&node, applied).await;
     assert_eq!(node.state_machine.with_broker(|b| b.clone()), before);
     assert_eq!(before.queues["q"].queue.n_ready(), 3);
     node.shutdown().await.expect("shutdown");
+}
+
+/// Waits until the restarted node has applied as far as before its shutdown.
+async fn wait_applied(node: &RaftNode, applied: Option<crate::raft::types::LogId>) {
+    let index = applied.map(|id| id.index());
+    node.raft
+        .wait(Some(Duration::from_secs(10)))
+        .applied_index_at_least(index, "replayed the committed log")
+        .await
+        .expect("replay");
 }

@@ -3,23 +3,31 @@
 //! Every record is laid out as:
 //!
 //! ```text
-//! [format version: u8][payload length: u32 LE][crc32c(payload): u32 LE][postcard payload]
+//! [format version: u8 = 2][payload length: u32 LE][crc32c(payload): u32 LE]
+//! [crc32c(the 9 bytes before): u32 LE][postcard payload]
 //! ```
 //!
-//! The CRC covers only the payload; the length is implicitly validated because a wrong length
-//! yields a wrong payload slice and therefore (with overwhelming probability) a CRC mismatch, or a
-//! short read. Decoding never panics on arbitrary bytes: every failure is a typed
-//! [`RecordError`], so the log opener can tell a torn tail (expected after a crash during a
-//! write) from real corruption (refuse to start).
+//! The header has its own CRC so that a flipped bit in the length is never mistaken for a
+//! torn write: with only the payload's CRC, a length flipped upwards in the last segment points
+//! past the end of the file, which looks exactly like a record cut short by a crash, and the
+//! opener would drop it and every acknowledged record after it as a "torn tail". Now a record
+//! counts as torn only when its header is cut short or intact with the payload cut short; any
+//! other decode failure is corruption. Decoding never panics on arbitrary bytes: every failure
+//! is a typed [`RecordError`], so the log opener can tell a torn tail (expected after a crash
+//! during a write) from real corruption (refuse to start).
+//!
+//! Version 1 (no header CRC) is still read, so a log written before it opens.
 
 use serde::{Deserialize, Serialize};
 
 use super::types::{Entry, LogId, Vote};
 
 /// Current record format version.
-pub const FORMAT_VERSION: u8 = 1;
-/// Size of the fixed record header: version + length + crc.
-pub const HEADER_LEN: usize = 1 + 4 + 4;
+pub const FORMAT_VERSION: u8 = 2;
+/// Size of the fixed record header: version + length + payload crc + header crc.
+pub const HEADER_LEN: usize = 1 + 4 + 4 + 4;
+/// Version 1's header: no header crc.
+const V1_HEADER_LEN: usize = 1 + 4 + 4;
 /// Upper bound on a single record's payload; anything larger is treated as corruption rather
 /// than an allocation request.
 pub const MAX_PAYLOAD_LEN: usize = 256 * 1024 * 1024;
@@ -58,6 +66,15 @@ pub enum RecordError {
     /// The declared payload length is implausibly large.
     #[error("record payload length {0} exceeds limit")]
     TooLarge(usize),
+    /// The header's own checksum does not match: a flipped bit in the version, length or
+    /// payload crc.
+    #[error("record header crc mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    BadHeaderCrc {
+        /// CRC stored in the header.
+        stored: u32,
+        /// CRC computed over the header's first 9 bytes.
+        computed: u32,
+    },
     /// The payload's checksum does not match the header.
     #[error("record crc mismatch: stored {stored:#010x}, computed {computed:#010x}")]
     BadCrc {
@@ -97,9 +114,12 @@ pub fn encode_into(record: &LogRecord, out: &mut Vec<u8>) -> Result<(), EncodeEr
     // Checked above: payload.len() <= MAX_PAYLOAD_LEN < u32::MAX.
     let len = payload.len() as u32;
     out.reserve(HEADER_LEN + payload.len());
+    let start = out.len();
     out.push(FORMAT_VERSION);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+    let header_crc = crc32c::crc32c(&out[start..]);
+    out.extend_from_slice(&header_crc.to_le_bytes());
     out.extend_from_slice(&payload);
     Ok(())
 }
@@ -113,33 +133,36 @@ pub fn encode(record: &LogRecord) -> Result<Vec<u8>, EncodeError> {
 
 /// Decode the record at the start of `buf`, returning it and the number of bytes it occupies.
 pub fn decode(buf: &[u8]) -> Result<(LogRecord, usize), RecordError> {
-    let header: &[u8; HEADER_LEN] = match buf.get(..HEADER_LEN).and_then(|h| h.try_into().ok()) {
-        Some(h) => h,
-        None => {
-            return Err(RecordError::Truncated {
-                needed: HEADER_LEN,
-                available: buf.len(),
-            })
-        }
+    let header_len = match buf.first() {
+        Some(1) => V1_HEADER_LEN,
+        Some(&FORMAT_VERSION) => HEADER_LEN,
+        Some(&v) => return Err(RecordError::UnknownVersion(v)),
+        None => 0,
     };
-    let [version, l0, l1, l2, l3, c0, c1, c2, c3] = *header;
-    if version != FORMAT_VERSION {
-        return Err(RecordError::UnknownVersion(version));
+    let Some(header) = buf.get(..header_len).filter(|_| header_len > 0) else {
+        return Err(RecordError::Truncated {
+            needed: header_len.max(HEADER_LEN),
+            available: buf.len(),
+        });
+    };
+    if header_len == HEADER_LEN {
+        let stored = le_u32(&header[9..13]);
+        let computed = crc32c::crc32c(&header[..9]);
+        if stored != computed {
+            return Err(RecordError::BadHeaderCrc { stored, computed });
+        }
     }
-    let len = u32::from_le_bytes([l0, l1, l2, l3]) as usize;
+    let len = le_u32(&header[1..5]) as usize;
     if len > MAX_PAYLOAD_LEN {
         return Err(RecordError::TooLarge(len));
     }
-    let stored = u32::from_le_bytes([c0, c1, c2, c3]);
-    let total = HEADER_LEN + len;
-    let payload = match buf.get(HEADER_LEN..total) {
-        Some(p) => p,
-        None => {
-            return Err(RecordError::Truncated {
-                needed: total,
-                available: buf.len(),
-            })
-        }
+    let stored = le_u32(&header[5..9]);
+    let total = header_len + len;
+    let Some(payload) = buf.get(header_len..total) else {
+        return Err(RecordError::Truncated {
+            needed: total,
+            available: buf.len(),
+        });
     };
     let computed = crc32c::crc32c(payload);
     if computed != stored {
@@ -148,6 +171,13 @@ pub fn decode(buf: &[u8]) -> Result<(LogRecord, usize), RecordError> {
     let record =
         postcard::from_bytes(payload).map_err(|e| RecordError::Malformed(e.to_string()))?;
     Ok((record, total))
+}
+
+/// The little-endian u32 in `bytes` (exactly four, sliced from a checked header).
+fn le_u32(bytes: &[u8]) -> u32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(bytes);
+    u32::from_le_bytes(word)
 }
 
 #[cfg(test)]
@@ -230,26 +260,35 @@ mod tests {
     }
 
     #[test]
-    fn bit_flip_detected() {
+    fn bit_flip_detected_and_never_taken_for_a_torn_write() {
         let rec = sample_records().remove(0);
         let bytes = encode(&rec).expect("encode");
         for byte in 0..bytes.len() {
             for bit in 0..8 {
                 let mut b = bytes.clone();
                 b[byte] ^= 1 << bit;
-                // Any outcome except a successful decode of a *different* record is acceptable;
-                // a flip in the payload or crc must be caught as BadCrc.
+                // A flip must be corruption, never `Truncated` (which the opener would cut
+                // away as a torn tail, with every record after it).
                 let res = decode(&b);
-                if byte >= 5 {
-                    assert!(
-                        matches!(res, Err(RecordError::BadCrc { .. })),
-                        "flip at {byte}:{bit} gave {res:?}"
-                    );
-                } else {
-                    assert!(res.is_err(), "flip at {byte}:{bit} decoded: {res:?}");
-                }
+                let ok = match byte {
+                    0 => matches!(res, Err(RecordError::UnknownVersion(_))),
+                    1..=12 => matches!(res, Err(RecordError::BadHeaderCrc { .. })),
+                    _ => matches!(res, Err(RecordError::BadCrc { .. })),
+                };
+                assert!(ok, "flip at {byte}:{bit} gave {res:?}");
             }
         }
+    }
+
+    #[test]
+    fn version_1_records_are_still_read() {
+        let rec = LogRecord::Committed(Some(log_id(3, 1, 9)));
+        let payload = postcard::to_stdvec(&rec).expect("payload");
+        let mut v1 = vec![1u8];
+        v1.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        v1.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+        v1.extend_from_slice(&payload);
+        assert_eq!(decode(&v1), Ok((rec, v1.len())));
     }
 
     #[test]
@@ -263,6 +302,8 @@ mod tests {
     fn oversized_length_rejected() {
         let mut bytes = encode(&LogRecord::Committed(None)).expect("encode");
         bytes[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        let header_crc = crc32c::crc32c(&bytes[..9]);
+        bytes[9..13].copy_from_slice(&header_crc.to_le_bytes());
         assert_eq!(
             decode(&bytes),
             Err(RecordError::TooLarge(u32::MAX as usize))
