@@ -58,10 +58,11 @@ pub struct RunArgs {
     /// Nodes chaos/run started (checked against the run directory).
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
-    /// RAM nodes among them (chaos/run refuses K > 0 until warren has RAM nodes).
+    /// RAM nodes among them (the last K).
     #[arg(long, default_value_t = 0)]
     pub ram_nodes: usize,
-    /// A positive control the nodes run under (`eatmydata`); recorded in the verdict.
+    /// The positive control the nodes run as (`eatmydata` or `early-confirm`, set up by
+    /// chaos/run); recorded in the verdict.
     #[arg(long)]
     pub control: Option<String>,
     /// Quiet time between faults, seconds `LO-HI`.

@@ -1,5 +1,6 @@
 //! Disk faults on a node's XFS image: a power cut (XFS shutdown without log flush: unsynced
-//! writes vanish, fsync'd ones stay), EIO on a live node, a full disk, and a cut log tail.
+//! writes vanish, fsync'd ones stay), EIO on a live node, a full disk, and a cut, torn or
+//! bit-flipped log.
 //! Every change to a file is described (file, offset, bytes) so a loss can be attributed.
 
 use std::path::{Path, PathBuf};
@@ -129,6 +130,69 @@ pub fn truncate_tail(file: &Path, bytes: u64) -> anyhow::Result<(u64, u64)> {
     Ok((len, cut))
 }
 
+/// The node's largest log segment: where a flipped bit most likely hits acknowledged records.
+pub fn largest_segment(node: &ChaosNode) -> anyhow::Result<PathBuf> {
+    let dir = node.data_dir().join("raft-log");
+    let mut largest: Option<(u64, PathBuf)> = None;
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("list {}", dir.display()))? {
+        let entry = entry?;
+        let is_segment = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(".log"));
+        let len = entry.metadata()?.len();
+        if is_segment && largest.as_ref().is_none_or(|(l, _)| len > *l) {
+            largest = Some((len, entry.path()));
+        }
+    }
+    largest
+        .filter(|(len, _)| *len > 0)
+        .map(|(_, p)| p)
+        .with_context(|| format!("no non-empty segment in {}", dir.display()))
+}
+
+/// Flips bit `bit` of the byte at `offset` in `file`, in place and synced; returns the old
+/// and new byte.
+pub fn flip_bit(file: &Path, offset: u64, bit: u32) -> anyhow::Result<(u8, u8)> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(file)
+        .with_context(|| format!("open {}", file.display()))?;
+    let mut byte = [0u8; 1];
+    f.seek(SeekFrom::Start(offset))?;
+    f.read_exact(&mut byte)?;
+    let old = byte[0];
+    byte[0] ^= 1 << (bit % 8);
+    f.seek(SeekFrom::Start(offset))?;
+    f.write_all(&byte)?;
+    f.sync_all()?;
+    Ok((old, byte[0]))
+}
+
+/// Appends a torn record to `file`: a well-formed header (src/raft/record.rs, version 2)
+/// announcing `len` payload bytes, then only `written` < `len` of them. This is what a crash in
+/// the middle of a write leaves: the opener must cut it away and start. Returns the old length.
+pub fn append_torn_record(file: &Path, len: u32, written: u32) -> anyhow::Result<u64> {
+    use std::io::Write;
+    anyhow::ensure!(written < len, "a torn record writes less than it announces");
+    let mut header = vec![2u8];
+    header.extend_from_slice(&len.to_le_bytes());
+    header.extend_from_slice(&0xdead_beefu32.to_le_bytes());
+    let header_crc = crc32c::crc32c(&header);
+    header.extend_from_slice(&header_crc.to_le_bytes());
+    header.extend(std::iter::repeat_n(0xa5u8, written as usize));
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(file)
+        .with_context(|| format!("open {}", file.display()))?;
+    let old_len = f.metadata()?.len();
+    f.write_all(&header)?;
+    f.sync_all()?;
+    Ok(old_len)
+}
+
 fn path_str(path: &Path) -> anyhow::Result<&str> {
     path.to_str()
         .with_context(|| format!("non-UTF-8 path {}", path.display()))
@@ -154,5 +218,20 @@ mod tests {
         assert_eq!(std::fs::metadata(&newest).expect("stat").len(), 495);
         std::fs::remove_dir_all(&log_dir).expect("rm");
         assert!(newest_segment(&node).is_err());
+    }
+
+    #[test]
+    fn a_flip_changes_one_bit_and_a_torn_record_is_appended() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("00000001.log");
+        std::fs::write(&file, [0u8; 64]).expect("write");
+        assert_eq!(flip_bit(&file, 10, 3).expect("flip"), (0, 8));
+        let bytes = std::fs::read(&file).expect("read");
+        assert_eq!(bytes.iter().filter(|&&b| b != 0).count(), 1);
+        assert_eq!(append_torn_record(&file, 100, 40).expect("torn"), 64);
+        let bytes = std::fs::read(&file).expect("read");
+        assert_eq!(bytes.len(), 64 + 13 + 40);
+        assert_eq!(bytes[64], 2);
+        assert!(append_torn_record(&file, 10, 10).is_err());
     }
 }

@@ -136,6 +136,16 @@ impl ChaosNode {
         Ok(())
     }
 
+    /// What the node's log holds after the last marker that contains `what`.
+    pub fn log_after_mark(&self, what: &str) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let marker = format!("=== warren-chaos: {what}");
+        match text.rfind(&marker) {
+            Some(at) => text[at..].to_string(),
+            None => String::new(),
+        }
+    }
+
     /// Appends a marker line to the node's log, so a reader sees where faults fell.
     pub fn mark(&self, what: &str) {
         let line = format!("=== warren-chaos: {what}\n");

@@ -157,6 +157,18 @@ impl Conn {
         self.send_method(ch, &AMQPClass::Basic(basic::AMQPMethod::Nack(nack)));
     }
 
+    /// The positive control's bug (feature `unsafe-early-confirm`, docs/chaos.md): confirm
+    /// the publish now, before its entry is even proposed, and let the commit confirm nothing.
+    /// A kill or power cut then loses confirmed messages, which the chaos checker must see.
+    #[cfg(feature = "unsafe-early-confirm")]
+    pub(super) fn confirm_early(&mut self, ch: u16, tag: Option<u64>) -> Option<u64> {
+        if let Some(tag) = tag {
+            self.queue_confirm(ch, tag);
+            self.flush_confirms();
+        }
+        None
+    }
+
     /// Confirms `tag` on `ch`, folding it into the channel's pending run of confirms.
     fn queue_confirm(&mut self, ch: u16, tag: u64) {
         match self.confirm_runs.get_mut(&ch) {

@@ -166,6 +166,8 @@ impl Conn {
             state.next_publish_seq += 1;
             tag
         });
+        #[cfg(feature = "unsafe-early-confirm")]
+        let confirm_tag = self.confirm_early(ch, confirm_tag);
         let then = Then::Publish {
             ch,
             confirm_tag,

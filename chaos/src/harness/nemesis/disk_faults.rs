@@ -1,18 +1,21 @@
-//! Faults on one node's files: a truncated log tail on a stopped node, and a full disk on a
-//! live one.
+//! Faults on one node's files: a truncated, torn or bit-flipped log on a stopped node (the
+//! node must refuse to start on lost or corrupt acknowledged records, and is then repaired
+//! from its peers: `repair`), and a full disk on a live one.
 
 use std::time::Duration;
 
 use super::super::disk;
+use super::repair::{self, Started};
 use super::target::{self, crash, restart};
 use super::{secs, Ctx, Outcome};
 
 /// The most bytes cut off a segment's end (a few to hundreds of records).
 const TRUNCATE_BYTES_MAX: u64 = 16 * 1024;
 
-/// Stops a node, cuts the end off its newest log segment, restarts it. Records the node may
-/// have acknowledged can be gone: it must notice, and never vote or lead on a log it lost
-/// (CHAOS-HARNESS.md), or a confirmed message can vanish.
+/// Stops a node, cuts the end off its newest log segment, starts it. The cut takes records
+/// the node acknowledged (the tail mark covers all it synced): it must refuse to start, and is
+/// repaired from its peers. A cut that only takes an unacknowledged last batch (a kill -9
+/// between its sync and its mark) may start.
 pub async fn truncate_tail(ctx: &mut Ctx<'_>, hold: Duration) -> anyhow::Result<Outcome> {
     let idx = target::any_disk(ctx);
     crash(ctx, idx, "truncate-tail").await?;
@@ -27,11 +30,101 @@ pub async fn truncate_tail(ctx: &mut Ctx<'_>, hold: Duration) -> anyhow::Result<
     );
     node.mark(&format!("truncate-tail {what}"));
     target::sleep(hold).await;
-    restart(ctx, idx)?;
+    let after = match repair::start_damaged(ctx, idx, "truncate-tail").await? {
+        Started::Refused(line) => {
+            let repaired = repair::repair(ctx, idx).await?;
+            format!("refused ({line}); {repaired}")
+        }
+        Started::Running => {
+            ctx.cluster.set_down(idx, false);
+            "started (only an unacknowledged batch was cut)".to_string()
+        }
+        Started::Other(what) => finding_then_repair(ctx, idx, "truncate-tail", &what).await?,
+    };
     Ok(Outcome {
         targets: ctx.cluster.names(&[idx]),
-        detail: format!("kill -9; {what}; down {}, restarted", secs(hold)),
+        detail: format!("kill -9; {what}; down {}; {after}", secs(hold)),
     })
+}
+
+/// Stops a node and leaves a torn record at the end of its newest segment (a header announcing
+/// more payload than follows: a crash in the middle of a write), starts it. That record was
+/// never acknowledged: the node must cut it away and run on the records before it.
+pub async fn torn_tail(ctx: &mut Ctx<'_>, hold: Duration) -> anyhow::Result<Outcome> {
+    let idx = target::any_disk(ctx);
+    crash(ctx, idx, "torn-tail").await?;
+    let node = &ctx.cluster.nodes[idx];
+    let segment = disk::newest_segment(node)?;
+    let len = ctx.rng.between(64, 64 * 1024) as u32;
+    let written = ctx.rng.below(u64::from(len)) as u32;
+    let at = disk::append_torn_record(&segment, len, written)?;
+    let what = format!(
+        "{}: a torn record at offset {at} ({written} of {len} payload bytes)",
+        segment.display()
+    );
+    node.mark(&format!("torn-tail {what}"));
+    target::sleep(hold).await;
+    let after = match repair::start_damaged(ctx, idx, "torn-tail").await? {
+        Started::Running => {
+            ctx.cluster.set_down(idx, false);
+            "cut the torn record and started".to_string()
+        }
+        Started::Refused(line) => finding_then_repair(ctx, idx, "torn-tail", &line).await?,
+        Started::Other(what) => finding_then_repair(ctx, idx, "torn-tail", &what).await?,
+    };
+    Ok(Outcome {
+        targets: ctx.cluster.names(&[idx]),
+        detail: format!("kill -9; {what}; down {}; {after}", secs(hold)),
+    })
+}
+
+/// Stops a disk node, flips one bit of its largest log segment, starts it: it must refuse
+/// (a crc mismatch is never a torn write), and is repaired from its peers.
+pub async fn bitflip(ctx: &mut Ctx<'_>, hold: Duration) -> anyhow::Result<Outcome> {
+    let idx = target::any_disk(ctx);
+    crash(ctx, idx, "bitflip").await?;
+    let node = &ctx.cluster.nodes[idx];
+    let segment = disk::largest_segment(node)?;
+    let len = std::fs::metadata(&segment)?.len();
+    let (offset, bit) = (ctx.rng.below(len), ctx.rng.below(8) as u32);
+    let (old, new) = disk::flip_bit(&segment, offset, bit)?;
+    let what = format!(
+        "{} byte {offset} bit {bit}: {old:#04x} -> {new:#04x}",
+        segment.display()
+    );
+    node.mark(&format!("bitflip {what}"));
+    target::sleep(hold).await;
+    let after = match repair::start_damaged(ctx, idx, "bitflip").await? {
+        Started::Refused(line) => {
+            let repaired = repair::repair(ctx, idx).await?;
+            format!("refused ({line}); {repaired}")
+        }
+        Started::Running => finding_then_repair(ctx, idx, "bitflip", "it started").await?,
+        Started::Other(what) => finding_then_repair(ctx, idx, "bitflip", &what).await?,
+    };
+    Ok(Outcome {
+        targets: ctx.cluster.names(&[idx]),
+        detail: format!("kill -9; flipped {what}; down {}; {after}", secs(hold)),
+    })
+}
+
+/// A damaged log was not handled as it must be: report it, stop the node, repair it.
+async fn finding_then_repair(
+    ctx: &Ctx<'_>,
+    idx: usize,
+    fault: &str,
+    what: &str,
+) -> anyhow::Result<String> {
+    let node = &ctx.cluster.nodes[idx];
+    ctx.cluster.finding(format!(
+        "{fault}: {} mishandled its damaged log: {what}",
+        node.name
+    ));
+    if node.alive() {
+        crash(ctx, idx, &format!("{fault} finding")).await?;
+    }
+    let repaired = repair::repair(ctx, idx).await?;
+    Ok(format!("FINDING ({what}); {repaired}"))
 }
 
 /// Fills a live node's disk to 1 MiB of free space. It must stop confirming (or stop), never

@@ -10,6 +10,7 @@ mod kill;
 mod partition;
 mod pause;
 mod power;
+mod repair;
 mod sequences;
 mod target;
 
@@ -32,6 +33,10 @@ pub enum Fault {
     Flapping,
     PowerCut,
     TruncateTail,
+    /// A torn record at the end of a stopped node's log: cut away at start.
+    TornTail,
+    /// A flipped bit in a stopped node's log: it refuses to start; repaired from its peers.
+    Bitflip,
     Eio,
     DiskFull,
     PartKill,
@@ -42,7 +47,7 @@ pub enum Fault {
     PowerCutAll,
 }
 
-const ALL: [Fault; 14] = [
+const ALL: [Fault; 16] = [
     Fault::KillLeader,
     Fault::KillFollower,
     Fault::PauseLeader,
@@ -52,6 +57,8 @@ const ALL: [Fault; 14] = [
     Fault::Flapping,
     Fault::PowerCut,
     Fault::TruncateTail,
+    Fault::TornTail,
+    Fault::Bitflip,
     Fault::Eio,
     Fault::DiskFull,
     Fault::PartKill,
@@ -83,6 +90,8 @@ impl Fault {
             Fault::Flapping => "flapping",
             Fault::PowerCut => "power-cut",
             Fault::TruncateTail => "truncate-tail",
+            Fault::TornTail => "torn-tail",
+            Fault::Bitflip => "bitflip",
             Fault::Eio => "eio",
             Fault::DiskFull => "disk-full",
             Fault::PartKill => "part-kill",
@@ -146,6 +155,8 @@ pub async fn inject(fault: Fault, ctx: &mut Ctx<'_>, hold: Duration) -> anyhow::
         Fault::PowerCutAll => power::power_cut_all(ctx, hold).await,
         Fault::Eio => power::eio(ctx, hold).await,
         Fault::TruncateTail => disk_faults::truncate_tail(ctx, hold).await,
+        Fault::TornTail => disk_faults::torn_tail(ctx, hold).await,
+        Fault::Bitflip => disk_faults::bitflip(ctx, hold).await,
         Fault::DiskFull => disk_faults::disk_full(ctx, hold).await,
         Fault::PartKill => sequences::part_kill(ctx, hold).await,
         Fault::PauseKill => sequences::pause_kill(ctx, hold).await,
