@@ -56,6 +56,11 @@ impl Dialer {
     pub fn new(dial: impl Fn(NodeId, &str) -> String + Send + Sync + 'static) -> Dialer {
         Dialer(Arc::new(dial))
     }
+
+    /// The address to dial for `target`, advertised at `addr`.
+    pub fn dial(&self, target: NodeId, addr: &str) -> String {
+        (self.0)(target, addr)
+    }
 }
 
 impl std::fmt::Debug for Dialer {
@@ -114,7 +119,7 @@ impl ClusterNetwork {
     /// The links to `target` at `node.addr`, made anew if the target moved to another address.
     fn links(&self, target: NodeId, node: &BasicNode) -> Arc<PeerLinks> {
         let addr = match &self.dialer {
-            Some(dialer) => std::borrow::Cow::Owned((dialer.0)(target, &node.addr)),
+            Some(dialer) => std::borrow::Cow::Owned(dialer.dial(target, &node.addr)),
             None => std::borrow::Cow::Borrowed(node.addr.as_str()),
         };
         let mut links = self
