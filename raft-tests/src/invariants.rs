@@ -225,3 +225,7 @@ fn assert_confirmed_everywhere(cluster: &Cluster, live: &[NodeId]) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "invariants_tests.rs"]
+mod tests;

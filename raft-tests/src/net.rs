@@ -13,7 +13,8 @@
 //! The proxies never inspect or alter the bytes they pass.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -41,6 +42,17 @@ pub struct Fault {
     pub delay: Duration,
 }
 
+/// What the faults did so far, so a test can show its faults were exercised.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Connections closed on accept because their link was cut.
+    pub refused: AtomicU64,
+    /// Connections cut by a dropped chunk.
+    pub dropped: AtomicU64,
+    /// Chunks held back by a delay.
+    pub delayed: AtomicU64,
+}
+
 /// The proxies and their controls. Dropping it closes every proxy and relayed connection.
 pub struct Net {
     /// Each host's real listener address.
@@ -48,6 +60,7 @@ pub struct Net {
     /// Each directed link's proxy address.
     proxy: BTreeMap<(Host, Host), String>,
     faults: BTreeMap<(Host, Host), watch::Sender<Fault>>,
+    counts: Arc<Counts>,
     tasks: Mutex<JoinSet<()>>,
 }
 
@@ -57,6 +70,7 @@ impl Net {
         let mut proxy = BTreeMap::new();
         let mut faults = BTreeMap::new();
         let mut tasks = JoinSet::new();
+        let counts = Arc::new(Counts::default());
         for &from in real.keys() {
             for (&to, to_addr) in &real {
                 if from == to {
@@ -66,7 +80,12 @@ impl Net {
                 let addr = listener.local_addr().expect("proxy addr").to_string();
                 let (fault, watched) = watch::channel(Fault::default());
                 let rng = SplitMix64(seed ^ (from << 32) ^ to);
-                tasks.spawn(serve_link(listener, to_addr.clone(), watched, rng));
+                let link = Link {
+                    to: to_addr.clone(),
+                    fault: watched,
+                    counts: Arc::clone(&counts),
+                };
+                tasks.spawn(serve_link(listener, link, rng));
                 proxy.insert((from, to), addr);
                 faults.insert((from, to), fault);
             }
@@ -75,8 +94,14 @@ impl Net {
             real,
             proxy,
             faults,
+            counts,
             tasks: Mutex::new(tasks),
         }
+    }
+
+    /// What the faults have done so far.
+    pub fn counts(&self) -> &Counts {
+        &self.counts
     }
 
     /// The dialer for nodes on host `from`: a target's real address becomes the proxy of
@@ -164,45 +189,45 @@ impl Drop for Net {
     }
 }
 
-/// One link's proxy: relays each accepted connection to `to` under the link's fault.
-/// Connections live in this task's set, so ending the task ends them.
-async fn serve_link(
-    listener: TcpListener,
+/// What a link's proxy needs: where it relays to, its fault, and the counters.
+#[derive(Clone)]
+struct Link {
     to: String,
     fault: watch::Receiver<Fault>,
-    mut rng: SplitMix64,
-) {
+    counts: Arc<Counts>,
+}
+
+/// One link's proxy: relays each accepted connection under the link's fault.
+/// Connections live in this task's set, so ending the task ends them.
+async fn serve_link(listener: TcpListener, link: Link, mut rng: SplitMix64) {
     let mut relays = JoinSet::new();
     loop {
         let Ok((inbound, _)) = listener.accept().await else {
             continue;
         };
         while relays.try_join_next().is_some() {}
-        if fault.borrow().cut {
+        if link.fault.borrow().cut {
+            link.counts.refused.fetch_add(1, Ordering::Relaxed);
             drop(inbound);
             continue;
         }
         let rngs = (SplitMix64(rng.next()), SplitMix64(rng.next()));
-        relays.spawn(relay(inbound, to.clone(), fault.clone(), rngs));
+        relays.spawn(relay(inbound, link.clone(), rngs));
     }
 }
 
 /// Relays one connection both ways until either side closes or the link is cut.
-async fn relay(
-    inbound: TcpStream,
-    to: String,
-    mut fault: watch::Receiver<Fault>,
-    rngs: (SplitMix64, SplitMix64),
-) {
-    let Ok(outbound) = TcpStream::connect(&to).await else {
+async fn relay(inbound: TcpStream, link: Link, rngs: (SplitMix64, SplitMix64)) {
+    let Ok(outbound) = TcpStream::connect(&link.to).await else {
         return;
     };
     inbound.set_nodelay(true).ok();
     outbound.set_nodelay(true).ok();
     let (in_rd, in_wr) = inbound.into_split();
     let (out_rd, out_wr) = outbound.into_split();
-    let forth = pump(in_rd, out_wr, fault.clone(), rngs.0);
-    let back = pump(out_rd, in_wr, fault.clone(), rngs.1);
+    let forth = pump(in_rd, out_wr, &link, rngs.0);
+    let back = pump(out_rd, in_wr, &link, rngs.1);
+    let mut fault = link.fault.clone();
     // Whichever ends first ends the connection: an RPC connection is useless half-closed.
     tokio::select! {
         _ = forth => {}
@@ -212,23 +237,23 @@ async fn relay(
 }
 
 /// Copies chunks from `rd` to `wr`, each delayed or dropped as the link's fault says.
-async fn pump(
-    mut rd: OwnedReadHalf,
-    mut wr: OwnedWriteHalf,
-    fault: watch::Receiver<Fault>,
-    mut rng: SplitMix64,
-) {
+async fn pump(mut rd: OwnedReadHalf, mut wr: OwnedWriteHalf, link: &Link, mut rng: SplitMix64) {
     let mut chunk = vec![0u8; CHUNK_BYTES_MAX];
     loop {
         let n = match rd.read(&mut chunk).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        let now = fault.borrow().clone();
-        if now.cut || rng.below(1000) < u64::from(now.drop_per_mille) {
+        let now = link.fault.borrow().clone();
+        if now.cut {
+            return;
+        }
+        if rng.below(1000) < u64::from(now.drop_per_mille) {
+            link.counts.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         if !now.delay.is_zero() {
+            link.counts.delayed.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(now.delay).await;
         }
         if wr.write_all(&chunk[..n]).await.is_err() {
@@ -254,3 +279,7 @@ impl SplitMix64 {
         self.next() % n
     }
 }
+
+#[cfg(test)]
+#[path = "net_tests.rs"]
+mod tests;

@@ -1,5 +1,6 @@
 //! Replication: commits under a lossy, slow network, and without waiting for a slow follower.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use raft_tests::cluster::{Cluster, Kind};
@@ -25,6 +26,12 @@ async fn t01_publishes_under_drops_and_delay_commit_exactly_once() {
     let all: Vec<u64> = c.members.keys().copied().collect();
     c.publish_confirmed(&all, 30, 200).await;
     assert_eq!(c.confirmed().len(), 30);
+    let counts = c.net.counts();
+    assert!(
+        counts.dropped.load(Relaxed) > 0,
+        "no connection was dropped"
+    );
+    assert!(counts.delayed.load(Relaxed) > 0, "no chunk was delayed");
 
     check_invariants(&c).await;
     c.shutdown().await;

@@ -1,6 +1,7 @@
 //! Snapshots: a follower whose missing entries were purged catches up from a snapshot
 //! sent over the network.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use raft_tests::cluster::{Cluster, Kind};
@@ -106,6 +107,8 @@ async fn t02_restarted_follower_gets_a_snapshot_over_a_bad_link() {
         )
         .await
         .expect("caught up by snapshot");
+    let delayed = c.net.counts().delayed.load(Relaxed);
+    assert!(delayed > 0, "the snapshot did not cross the slow link");
     let all: Vec<u64> = c.members.keys().copied().collect();
     c.publish_confirmed(&all, 2, 20).await;
 
