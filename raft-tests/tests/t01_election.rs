@@ -141,3 +141,29 @@ async fn t03_split_two_three_only_the_majority_leads() {
     check_invariants(&c).await;
     c.shutdown().await;
 }
+
+/// A one-way cut: the leader cannot reach one follower, which can still reach everyone.
+/// That follower hears no heartbeats and campaigns, but the other two keep the leader
+/// they hear from, so it commits with them throughout; after the heal all agree again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t04_one_way_cut_leaves_the_leader_committing() {
+    let mut c = Cluster::start(&DISK3, 3, 104).await;
+    let leader = c.leader().await;
+    let deaf = *c
+        .members
+        .keys()
+        .find(|id| **id != leader)
+        .expect("a follower");
+
+    tracing::info!(leader, deaf, "--- cut only leader -> follower");
+    let cut = raft_tests::net::Fault {
+        cut: true,
+        ..Default::default()
+    };
+    c.net.set(c.host_of(leader), c.host_of(deaf), cut);
+    let rest: Vec<u64> = c.members.keys().copied().filter(|id| *id != deaf).collect();
+    c.publish_confirmed(&rest, 5, 20).await;
+
+    check_invariants(&c).await;
+    c.shutdown().await;
+}

@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use openraft::async_runtime::WatchReceiver;
 use raft_tests::cluster::{Cluster, Kind};
 use raft_tests::invariants::check_invariants;
 use raft_tests::net::Fault;
@@ -70,5 +71,34 @@ async fn t02_slow_follower_does_not_block_commits() {
     assert!(took < Duration::from_secs(2), "20 publishes took {took:?}");
 
     check_invariants(&c).await;
+    c.shutdown().await;
+}
+
+/// A follower cut off while 10 publishes commit catches up from the log alone once the
+/// network heals: the others keep their whole log, so no snapshot is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t03_cut_off_follower_catches_up_from_the_log() {
+    let mut c = Cluster::start(&DISK3, 3, 203).await;
+    let leader = c.leader().await;
+    let behind = *c
+        .members
+        .keys()
+        .find(|id| **id != leader)
+        .expect("a follower");
+
+    tracing::info!(behind, "--- isolate a follower; commit 10 without it; heal");
+    c.net.isolate(c.host_of(behind));
+    let rest: Vec<u64> = c
+        .members
+        .keys()
+        .copied()
+        .filter(|id| *id != behind)
+        .collect();
+    c.publish_confirmed(&rest, 10, 40).await;
+    c.net.heal_all();
+
+    check_invariants(&c).await;
+    let m = c.node(behind).raft.metrics().borrow_watched().clone();
+    assert_eq!(m.snapshot, None, "caught up from the log, not a snapshot");
     c.shutdown().await;
 }
