@@ -242,6 +242,12 @@ impl Cluster {
         metrics.membership_config.voter_ids().collect()
     }
 
+    /// The index of node `id`'s last log entry, now.
+    pub fn last_log_index(&self, id: NodeId) -> Option<u64> {
+        use openraft::async_runtime::WatchReceiver;
+        self.node(id).raft.metrics().borrow_watched().last_log_index
+    }
+
     /// Node `id`'s current term.
     pub fn term(&self, id: NodeId) -> u64 {
         use openraft::async_runtime::WatchReceiver;

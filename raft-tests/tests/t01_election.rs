@@ -163,6 +163,11 @@ async fn t04_one_way_cut_leaves_the_leader_committing() {
     c.net.set(c.host_of(leader), c.host_of(deaf), cut);
     let rest: Vec<u64> = c.members.keys().copied().filter(|id| *id != deaf).collect();
     c.publish_confirmed(&rest, 5, 20).await;
+    let index = c.members[&leader].settled_index().await;
+    assert!(
+        c.last_log_index(deaf) < Some(index),
+        "the cut follower got the entries anyway"
+    );
 
     check_invariants(&c).await;
     c.shutdown().await;

@@ -69,6 +69,8 @@ async fn t02_slow_follower_does_not_block_commits() {
     }
     let took = started.elapsed();
     assert!(took < Duration::from_secs(2), "20 publishes took {took:?}");
+    let delayed = c.net.counts().delayed.load(Relaxed);
+    assert!(delayed > 0, "nothing crossed the slow link");
 
     check_invariants(&c).await;
     c.shutdown().await;

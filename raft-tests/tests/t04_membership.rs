@@ -2,6 +2,7 @@
 //! removed by the rest.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +47,8 @@ async fn t01_add_learner_then_voter_while_a_link_flaps() {
     let all: Vec<u64> = c.members.keys().copied().collect();
     c.publish_confirmed(&all, 3, 20).await;
     flapper.abort();
+    let refused = c.net.counts().refused.load(Relaxed);
+    assert!(refused > 0, "no connection met a cut link");
     let _ = flapper.await;
     check_invariants(&c).await;
     c.shutdown().await;
@@ -74,6 +77,11 @@ async fn t02_remove_a_cut_off_voter() {
         .expect("removed without it");
     let rest: BTreeSet<u64> = c.members.keys().copied().filter(|id| *id != gone).collect();
     assert_eq!(c.voters(leader), rest);
+    let changed = c.members[&leader].settled_index().await;
+    assert!(
+        c.last_log_index(gone) < Some(changed),
+        "the cut-off voter received its removal"
+    );
     c.stop(gone).await;
 
     let rest: Vec<u64> = rest.into_iter().collect();

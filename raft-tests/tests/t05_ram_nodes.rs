@@ -73,6 +73,12 @@ async fn t02_isolated_ram_voter_catches_up_after_heal() {
     tracing::info!("--- isolate the RAM node; the disk nodes commit");
     c.net.isolate(RAM_HOST);
     c.publish_confirmed(&[1, 2], 5, 20).await;
+    let leader = c.leader_among(&[1, 2]).await;
+    let index = c.members[&leader].settled_index().await;
+    assert!(
+        c.last_log_index(RAM_HOST) < Some(index),
+        "the cut-off RAM node got the entries anyway"
+    );
     let write = c.publish(RAM_HOST, Duration::from_secs(1)).await;
     assert!(write.is_err(), "the cut-off RAM node committed alone");
 
