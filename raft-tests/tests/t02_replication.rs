@@ -97,6 +97,12 @@ async fn t03_cut_off_follower_catches_up_from_the_log() {
         .filter(|id| *id != behind)
         .collect();
     c.publish_confirmed(&rest, 10, 40).await;
+    let leader = c.leader_among(&rest).await;
+    let index = c.members[&leader].settled_index().await;
+    assert!(
+        c.last_log_index(behind) < Some(index),
+        "the cut-off follower got the entries anyway"
+    );
     c.net.heal_all();
 
     check_invariants(&c).await;
