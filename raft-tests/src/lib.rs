@@ -1,109 +1,26 @@
 //! Cluster tests over a controlled network (issue 3): whole Warren Raft nodes in one process,
 //! each with its own data directory (or none, for a RAM node), over real TCP through the
-//! cookie-authenticated cluster transport. A node is stopped and restarted by the test, so
-//! it controls who can talk to whom.
+//! cookie-authenticated cluster transport. [`net::Net`] puts a proxy on every directed link
+//! so a test can partition, slow or drop it; [`cluster::Cluster`] runs the nodes on it;
+//! [`invariants::check_invariants`] ends every test. docs/raft-tests.md explains the choice.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::Bytes;
-use openraft::BasicNode;
-use tokio::net::TcpListener;
 
 use warren::broker::command::{Command, Content};
 use warren::broker::state::BrokerState;
-use warren::cluster::cookie::Cookie;
-use warren::cluster::network::{serve_raft_rpc, ClusterNetwork};
-use warren::cluster::transport::PeerServer;
-use warren::cluster::{PeerHandler, PeerRequest, PeerResponse};
-use warren::raft::node::{Raft, RaftNode};
 use warren::raft::types::NodeId;
 
+pub mod cluster;
+pub mod invariants;
+mod member;
+pub mod net;
+
+pub use member::Member;
+
 pub const WAIT: Option<Duration> = Some(Duration::from_secs(20));
-
-/// A node's peer handler: Raft RPCs only.
-struct RaftRpc {
-    raft: Raft,
-}
-
-impl PeerHandler for RaftRpc {
-    async fn handle(&self, request: PeerRequest) -> PeerResponse {
-        match serve_raft_rpc(&self.raft, request).await {
-            Some(response) => response,
-            None => PeerResponse::Error("this test node serves Raft RPCs only".into()),
-        }
-    }
-}
-
-/// A running member: its Raft node and the server its peers reach it on.
-pub struct Member {
-    pub node: RaftNode,
-    server: PeerServer,
-}
-
-impl Member {
-    /// A disk node in `dir`, one of the initial `members`.
-    pub async fn start(
-        dir: &Path,
-        id: NodeId,
-        listener: TcpListener,
-        members: &BTreeMap<NodeId, BasicNode>,
-        cookie: &Cookie,
-    ) -> Member {
-        let network = ClusterNetwork::new(id, cookie.clone());
-        let node = RaftNode::open_cluster(dir, id, network, members.clone())
-            .await
-            .expect("open cluster node");
-        Member::serve(node, id, listener, cookie)
-    }
-
-    /// A RAM node with Raft id `id`: log and state in memory, empty until a leader fills it.
-    pub async fn start_ram(id: NodeId, listener: TcpListener, cookie: &Cookie) -> Member {
-        let network = ClusterNetwork::new(id, cookie.clone());
-        let node = RaftNode::open_ram(id, network)
-            .await
-            .expect("open RAM node");
-        Member::serve(node, id, listener, cookie)
-    }
-
-    fn serve(node: RaftNode, id: NodeId, listener: TcpListener, cookie: &Cookie) -> Member {
-        let handler = Arc::new(RaftRpc {
-            raft: node.raft.clone(),
-        });
-        let server = PeerServer::start(listener, id, cookie.clone(), handler).expect("serve");
-        Member { node, server }
-    }
-
-    pub async fn stop(self) {
-        self.server.stop().await;
-        self.node.shutdown().await.expect("shutdown");
-    }
-
-    pub fn broker(&self) -> BrokerState {
-        self.node.state_machine.with_broker(|b| b.clone())
-    }
-
-    /// The index of this node's last log entry, once it has applied everything up to it.
-    /// (Metrics trail the state machine, so read them only once they have settled.)
-    pub async fn settled_index(&self) -> u64 {
-        let metrics = self
-            .node
-            .raft
-            .wait(WAIT)
-            .metrics(
-                |m| {
-                    m.last_log_index.is_some()
-                        && m.last_applied.as_ref().map(|l| l.index) == m.last_log_index
-                },
-                "apply the whole log",
-            )
-            .await
-            .expect("log applied");
-        metrics.last_log_index.expect("a log")
-    }
-}
 
 pub fn declare() -> Command {
     Command::QueueDeclare {
@@ -139,27 +56,7 @@ pub async fn wait_for_leader(members: &BTreeMap<NodeId, Member>) -> NodeId {
 
 /// [`wait_for_leader`] over some of a test's members (e.g. without a node not yet joined).
 pub async fn wait_for_leader_among(members: &BTreeMap<NodeId, &Member>) -> NodeId {
-    let any = members.values().next().expect("a member");
-    let metrics = any
-        .node
-        .raft
-        .wait(WAIT)
-        .metrics(
-            |m| m.current_leader.is_some_and(|l| members.contains_key(&l)),
-            "a live leader",
-        )
-        .await
-        .expect("leader elected");
-    let leader = metrics.current_leader.expect("leader");
-    for member in members.values() {
-        member
-            .node
-            .raft
-            .wait(WAIT)
-            .current_leader(leader, "agree on the leader")
-            .await
-            .expect("same leader everywhere");
-    }
+    let leader = agreed_leader(members).await;
     // openraft 0.10 refuses writes (ForwardToLeader to no one, reason LeaseExpired) until
     // a quorum has acknowledged the new leader: a vote granted does not count.
     members[&leader]
@@ -170,6 +67,35 @@ pub async fn wait_for_leader_among(members: &BTreeMap<NodeId, &Member>) -> NodeI
         .await
         .expect("a quorum acknowledged the leader");
     leader
+}
+
+/// Waits until every member names the same leader, one of them that is in the leader
+/// state. One node's view is not enough: a leader cut off from the rest may still believe
+/// it leads after the others moved on to a later term.
+async fn agreed_leader(members: &BTreeMap<NodeId, &Member>) -> NodeId {
+    use openraft::async_runtime::WatchReceiver;
+    let deadline = tokio::time::Instant::now() + WAIT.expect("a wait");
+    loop {
+        let views: BTreeSet<Option<NodeId>> = members
+            .values()
+            .map(|m| m.node.raft.metrics().borrow_watched().current_leader)
+            .collect();
+        if let [Some(leader)] = views.into_iter().collect::<Vec<_>>()[..] {
+            let leads = members.get(&leader).is_some_and(|m| {
+                m.node.raft.metrics().borrow_watched().state == openraft::ServerState::Leader
+            });
+            if leads {
+                return leader;
+            }
+        }
+        // Several watches at once: poll them rather than await one.
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "members {:?} agree on no leader",
+            members.keys().collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Waits until every member has applied exactly `index` (nothing else is being proposed) and

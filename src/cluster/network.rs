@@ -41,6 +41,32 @@ pub struct ClusterNetwork {
     id: NodeId,
     cookie: Cookie,
     links: Arc<Mutex<HashMap<NodeId, Arc<PeerLinks>>>>,
+    dialer: Option<Dialer>,
+}
+
+/// Chooses the address to dial for a target, given the target's id and its advertised
+/// address. Tests route each directed link through a proxy they control (raft-tests).
+#[derive(Clone)]
+pub struct Dialer(Arc<DialFn>);
+
+/// (target id, advertised address) -> the address to dial.
+type DialFn = dyn Fn(NodeId, &str) -> String + Send + Sync;
+
+impl Dialer {
+    pub fn new(dial: impl Fn(NodeId, &str) -> String + Send + Sync + 'static) -> Dialer {
+        Dialer(Arc::new(dial))
+    }
+
+    /// The address to dial for `target`, advertised at `addr`.
+    pub fn dial(&self, target: NodeId, addr: &str) -> String {
+        (self.0)(target, addr)
+    }
+}
+
+impl std::fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Dialer")
+    }
 }
 
 /// The connections from this node to one target, one per kind of traffic, each opened on
@@ -77,24 +103,38 @@ impl ClusterNetwork {
             id,
             cookie,
             links: Arc::default(),
+            dialer: None,
+        }
+    }
+
+    /// Like [`ClusterNetwork::new`], but every target is dialed at the address `dialer`
+    /// picks instead of the advertised one (the handshake still names the real target).
+    pub fn with_dialer(id: NodeId, cookie: Cookie, dialer: Dialer) -> ClusterNetwork {
+        ClusterNetwork {
+            dialer: Some(dialer),
+            ..ClusterNetwork::new(id, cookie)
         }
     }
 
     /// The links to `target` at `node.addr`, made anew if the target moved to another address.
     fn links(&self, target: NodeId, node: &BasicNode) -> Arc<PeerLinks> {
+        let addr = match &self.dialer {
+            Some(dialer) => std::borrow::Cow::Owned(dialer.dial(target, &node.addr)),
+            None => std::borrow::Cow::Borrowed(node.addr.as_str()),
+        };
         let mut links = self
             .links
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         match links.get(&target) {
-            Some(existing) if existing.addr == node.addr => existing.clone(),
+            Some(existing) if existing.addr == *addr => existing.clone(),
             _ => {
                 let client = || {
-                    let client = PeerClient::new(&node.addr, self.id, target, self.cookie.clone());
+                    let client = PeerClient::new(&*addr, self.id, target, self.cookie.clone());
                     tokio::sync::Mutex::new(client)
                 };
                 let fresh = Arc::new(PeerLinks {
-                    addr: node.addr.clone(),
+                    addr: addr.to_string(),
                     replication: client(),
                     heartbeat: client(),
                     vote: client(),

@@ -20,7 +20,7 @@ use super::mem_log_store::MemLogStore;
 use super::network::NoPeers;
 use super::sessions::Sequenced;
 use super::state_machine::{Batch, BrokerStateMachine};
-use super::types::{NodeId, Response, TypeConfig};
+use super::types::{Entry, NodeId, Response, TypeConfig};
 use crate::broker::command::{Command, Refusal, Reply};
 use crate::cluster::network::ClusterNetwork;
 
@@ -44,7 +44,18 @@ pub struct RaftNode {
     pub raft: Raft,
     pub state_machine: BrokerStateMachine,
     pub id: NodeId,
+    log: LogView,
 }
+
+/// Reads the entries a node's log holds, whichever store it has. openraft owns the store
+/// once it starts, and its `Raft` offers no read of the entries themselves; the invariant
+/// checks in raft-tests (log matching) need them.
+type LogView = Box<
+    dyn Fn() -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = std::io::Result<Vec<Entry>>> + Send>,
+        > + Send
+        + Sync,
+>;
 
 impl RaftNode {
     /// Opens (or creates) a node in `dir` and waits until it leads its one-member cluster.
@@ -129,14 +140,21 @@ impl RaftNode {
     async fn start_with<N, L>(
         id: NodeId,
         network: N,
-        log_store: L,
+        mut log_store: L,
         state_machine: BrokerStateMachine,
     ) -> anyhow::Result<RaftNode>
     where
         N: openraft::RaftNetworkFactory<TypeConfig>,
         N::Network: openraft::network::NetSnapshot<TypeConfig, SnapshotData = Vec<u8>>,
         L: openraft::storage::RaftLogStorage<TypeConfig>,
+        L::LogReader: Clone + Sync,
     {
+        use openraft::storage::RaftLogReader;
+        let reader = log_store.get_log_reader().await;
+        let log: LogView = Box::new(move || {
+            let mut reader = reader.clone();
+            Box::pin(async move { reader.try_get_log_entries(..).await })
+        });
         let config = openraft::Config {
             cluster_name: "warren".to_string(),
             heartbeat_interval: 100,
@@ -167,6 +185,7 @@ impl RaftNode {
             raft,
             state_machine,
             id,
+            log,
         })
     }
 
@@ -204,6 +223,11 @@ impl RaftNode {
             );
             Ok(response)
         })
+    }
+
+    /// Every entry this node's log holds now (those not purged), in index order.
+    pub async fn log_entries(&self) -> std::io::Result<Vec<Entry>> {
+        (self.log)().await
     }
 
     /// Whether this node leads, as far as it knows.
