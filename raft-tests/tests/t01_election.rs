@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use openraft::async_runtime::WatchReceiver;
+use openraft::Instant as _;
 use openraft::ServerState;
 
 use raft_tests::cluster::{Cluster, Kind};
@@ -168,6 +170,66 @@ async fn t04_one_way_cut_leaves_the_leader_committing() {
         c.last_log_index(deaf) < Some(index),
         "the cut follower got the entries anyway"
     );
+
+    check_invariants(&c).await;
+    c.shutdown().await;
+}
+
+/// Pre-Vote: a follower cut off for several election timeouts keeps its term (it asks
+/// whether it could win before it campaigns, and nobody answers), so when the network heals
+/// the leader keeps leading in the same term. Without Pre-Vote the follower's term climbs
+/// while it is cut off, and its first answer after the heal deposes the leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t05_a_returning_follower_does_not_depose_the_leader() {
+    let c = Cluster::start(&DISK3, 3, 105).await;
+    let leader = c.leader().await;
+    let term = c.term(leader);
+    let cut_off = c
+        .members
+        .keys()
+        .copied()
+        .find(|id| *id != leader)
+        .expect("a follower");
+
+    tracing::info!(
+        cut_off,
+        "--- isolate a follower for 3 s: 5 election timeouts (max 600 ms)"
+    );
+    c.net.isolate(c.host_of(cut_off));
+    let limit = Duration::from_millis(3_000);
+    let deadline = std::time::Instant::now() + WAIT.expect("a wait");
+    // The leader's own record of the follower's silence: polled, as time passing notifies
+    // no metrics watcher.
+    loop {
+        let metrics = c.node(leader).raft.metrics().borrow_watched().clone();
+        let acked = metrics
+            .heartbeat
+            .and_then(|h| h.get(&cut_off).copied().flatten());
+        if acked.is_some_and(|at| at.elapsed() > limit) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "follower never went silent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        c.term(cut_off),
+        term,
+        "the cut-off follower raised its term"
+    );
+
+    tracing::info!("--- heal; the follower hears from the same leader, in the same term");
+    c.net.heal_all();
+    c.node(cut_off)
+        .raft
+        .wait(WAIT)
+        .current_leader(leader, "the follower follows the leader again")
+        .await
+        .expect("rejoined");
+    assert_eq!(c.leader().await, leader, "the leader was deposed");
+    assert_eq!(c.term(leader), term, "an election ran");
 
     check_invariants(&c).await;
     c.shutdown().await;

@@ -49,6 +49,8 @@ pub enum PeerRequest {
     ChangeMembership(MembershipChange),
     /// Stop the receiving node gracefully, handing leadership over first (`warren stop`).
     Stop,
+    /// Raft's Pre-Vote: would the receiver grant this vote? Nothing is persisted.
+    PreVote(openraft::raft::VoteRequest<TypeConfig>),
 }
 
 /// A change of the cluster's members, carried out by the leader.

@@ -257,6 +257,25 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         }
     }
 
+    /// Pre-Vote (openraft `enable_pre_vote`): a node whose election timer fired asks first
+    /// whether a quorum would vote for it, so one that cannot win (cut off, restarted, behind)
+    /// does not raise the term and depose a healthy leader when it comes back.
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let timeout = deadline(&option, CLUSTER_RPC_TIMEOUT_MIN_MS);
+        let link = &self.links.vote;
+        match self
+            .call(link, PeerRequest::PreVote(rpc), RPCTypes::Vote, timeout)
+            .await?
+        {
+            PeerResponse::Vote(response) => Ok(response),
+            other => Err(self.unexpected(RPCTypes::Vote, other)),
+        }
+    }
+
     async fn full_snapshot(
         &mut self,
         vote: openraft::alias::VoteOf<TypeConfig>,
@@ -318,6 +337,10 @@ pub async fn serve_raft_rpc(raft: &Raft, request: PeerRequest) -> Option<PeerRes
         PeerRequest::Vote(rpc) => match raft.vote(rpc).await {
             Ok(response) => PeerResponse::Vote(response),
             Err(e) => PeerResponse::Error(format!("vote: {e}")),
+        },
+        PeerRequest::PreVote(rpc) => match raft.pre_vote(rpc).await {
+            Ok(response) => PeerResponse::Vote(response),
+            Err(e) => PeerResponse::Error(format!("pre-vote: {e}")),
         },
         PeerRequest::FullSnapshot { vote, meta, data } => {
             let snapshot = openraft::alias::SnapshotOf::<TypeConfig, Vec<u8>> {

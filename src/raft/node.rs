@@ -175,6 +175,9 @@ impl RaftNode {
             // index, so it cannot un-commit anything; a silently reverted voter is no safer
             // left stuck than caught up again.
             allow_log_reversion: Some(true),
+            // Pre-Vote (src/cluster/network.rs): a node that was cut off asks before it
+            // campaigns, so its return does not depose a healthy leader with a higher term.
+            enable_pre_vote: Some(true),
             ..Default::default()
         };
         let config = Arc::new(config.validate().context("validate raft config")?);
