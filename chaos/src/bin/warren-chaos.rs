@@ -1,10 +1,12 @@
-//! `warren-chaos`: the chaos harness's binary (`run`, `check`, `corrupt`). `chaos/run` sets
+//! `warren-chaos`: the chaos harness's binary (`run`, `check`, `corrupt`, `delay-proxy`). `chaos/run` sets
 //! up the namespaces, disks and nodes and calls `warren-chaos run`; see docs/chaos.md.
+
+use std::time::Duration;
 
 use anyhow::Context;
 use chaos::checker::{self, CheckOptions, Verdict};
 use chaos::harness::args::{Cli, Command};
-use chaos::harness::{corrupt, run};
+use chaos::harness::{corrupt, delay_proxy, run};
 use clap::Parser;
 
 /// Exit codes: 0 valid, 1 invalid, 2 unknown (e.g. an incomplete drain), 3 harness error.
@@ -58,6 +60,15 @@ fn real_main() -> anyhow::Result<i32> {
                 );
             }
             println!("{} bytes changed", flips.len());
+            Ok(0)
+        }
+        Command::DelayProxy { port, delay_ms } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .context("start the tokio runtime")?;
+            runtime.block_on(delay_proxy::serve(port, Duration::from_millis(delay_ms)))?;
             Ok(0)
         }
     }

@@ -37,6 +37,14 @@ pub enum Command {
         seed: u64,
         file: PathBuf,
     },
+    /// Relays connections redirected to PORT to where they were going, each chunk held back
+    /// by DELAY_MS (the `latency` nemesis runs it inside a node's namespace).
+    DelayProxy {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        delay_ms: u64,
+    },
 }
 
 #[derive(Args, Clone, Debug)]

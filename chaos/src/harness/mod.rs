@@ -10,6 +10,7 @@
 pub mod args;
 pub mod cluster;
 pub mod corrupt;
+pub mod delay_proxy;
 pub mod disk;
 pub mod exec;
 pub mod heal;

@@ -36,10 +36,13 @@ async fn drop_from(cluster: &Cluster, x: usize, y: usize) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Removes every partition.
+/// Removes every partition, and the `latency` nemesis's rules.
 pub async fn heal(cluster: &Cluster) -> anyhow::Result<()> {
     for node in &cluster.nodes {
-        exec::in_netns(&node.netns(), &["iptables", "-w", "-F", "INPUT"]).await?;
+        let ns = node.netns();
+        exec::in_netns(&ns, &["iptables", "-w", "-F", "INPUT"]).await?;
+        exec::in_netns(&ns, &["iptables", "-w", "-F", "OUTPUT"]).await?;
+        exec::in_netns(&ns, &["iptables", "-w", "-t", "nat", "-F", "OUTPUT"]).await?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 
 mod disk_faults;
 mod kill;
+mod latency;
 mod partition;
 mod pause;
 mod power;
@@ -31,6 +32,8 @@ pub enum Fault {
     IsolateFollower,
     Bridge,
     Flapping,
+    /// The leader's connections to its peers through a delay proxy.
+    Latency,
     PowerCut,
     TruncateTail,
     /// A torn record at the end of a stopped node's log: cut away at start.
@@ -47,7 +50,7 @@ pub enum Fault {
     PowerCutAll,
 }
 
-const ALL: [Fault; 16] = [
+const ALL: [Fault; 17] = [
     Fault::KillLeader,
     Fault::KillFollower,
     Fault::PauseLeader,
@@ -55,6 +58,7 @@ const ALL: [Fault; 16] = [
     Fault::IsolateFollower,
     Fault::Bridge,
     Fault::Flapping,
+    Fault::Latency,
     Fault::PowerCut,
     Fault::TruncateTail,
     Fault::TornTail,
@@ -88,6 +92,7 @@ impl Fault {
             Fault::IsolateFollower => "isolate-follower",
             Fault::Bridge => "bridge",
             Fault::Flapping => "flapping",
+            Fault::Latency => "latency",
             Fault::PowerCut => "power-cut",
             Fault::TruncateTail => "truncate-tail",
             Fault::TornTail => "torn-tail",
@@ -151,6 +156,7 @@ pub async fn inject(fault: Fault, ctx: &mut Ctx<'_>, hold: Duration) -> anyhow::
         Fault::IsolateFollower => partition::isolate_follower(ctx, hold).await,
         Fault::Bridge => partition::bridge(ctx, hold).await,
         Fault::Flapping => partition::flapping(ctx, hold).await,
+        Fault::Latency => latency::latency(ctx, hold).await,
         Fault::PowerCut => power::power_cut(ctx, hold).await,
         Fault::PowerCutAll => power::power_cut_all(ctx, hold).await,
         Fault::Eio => power::eio(ctx, hold).await,
