@@ -146,6 +146,11 @@ impl Cluster {
         self.start_node(self.host_of[&id], id).await;
     }
 
+    /// A disk host's data directory (None for a RAM host).
+    pub fn data_dir(&self, host: Host) -> Option<&std::path::Path> {
+        self.hosts[&host].dir.as_ref().map(|d| d.path())
+    }
+
     pub fn kind(&self, host: Host) -> Kind {
         self.hosts[&host].kind
     }

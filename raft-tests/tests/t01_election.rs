@@ -234,3 +234,76 @@ async fn t05_a_returning_follower_does_not_depose_the_leader() {
     check_invariants(&c).await;
     c.shutdown().await;
 }
+
+/// Chaos finding 5: a leader that lost the unsynced tail of its log (EIO, power cut) and
+/// restarted must not resume leadership of its old term. With openraft's leader restore it
+/// did, and wrote new entries at (term, index) pairs its followers already held with other
+/// contents; log matching then kept both, and the state machines diverged. Here the two
+/// followers cannot reach each other (so no one replaces the leader while it is down), entry E
+/// is committed, and the leader restarts without E in its log. It must campaign for a new
+/// term, which it cannot win with a shorter log: a follower leads, and E is on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t06_a_leader_that_lost_its_tail_does_not_resume_its_term() {
+    let mut c = Cluster::start(&DISK3, 3, 106).await;
+    let old = c.leader().await;
+    let followers: Vec<u64> = c.members.keys().copied().filter(|id| *id != old).collect();
+    c.net
+        .cut_between(c.host_of(followers[0]), c.host_of(followers[1]));
+    let e = c
+        .publish(old, Duration::from_secs(10))
+        .await
+        .expect("E commits");
+    let e_index = c.members[&old].settled_index().await;
+
+    tracing::info!(
+        old,
+        e,
+        e_index,
+        "--- stop the leader; its log loses E (unsynced tail)"
+    );
+    c.stop(old).await;
+    let dir = c.data_dir(c.host_of(old)).expect("a disk node");
+    cut_log_at(&dir.join("raft-log"), e_index);
+    c.start_node(c.host_of(old), old).await;
+    c.net.heal_all();
+
+    // With leader restore it would be leader of its old term at once, and all would agree.
+    let leader = c.leader().await;
+    assert_ne!(leader, old, "the node that lost E resumed its leadership");
+    c.publish_confirmed(&[leader], 1, 10).await;
+    check_invariants(&c).await;
+    c.shutdown().await;
+}
+
+/// Cuts the segment log in `dir` just before the record that appended entry `index`, and
+/// drops the tail mark, as a power cut leaves a log whose last batch was never synced.
+fn cut_log_at(dir: &std::path::Path, index: u64) {
+    use warren::raft::record::{decode, LogRecord};
+    let mut segments: Vec<_> = std::fs::read_dir(dir)
+        .expect("log dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    segments.sort();
+    let newest = segments.last().expect("a segment");
+    let bytes = std::fs::read(newest).expect("read segment");
+    let mut off = 0;
+    let mut cut = None;
+    while off < bytes.len() {
+        let (record, n) = decode(&bytes[off..]).expect("a sound log");
+        if let LogRecord::Append(entries) = &record {
+            if entries.iter().any(|e| e.log_id.index() == index) {
+                cut = Some(off);
+                break;
+            }
+        }
+        off += n;
+    }
+    let cut = cut.expect("the record that appended the entry");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(newest)
+        .expect("open");
+    file.set_len(cut as u64).expect("cut");
+    std::fs::remove_file(dir.join("tail.mark")).expect("drop the tail mark");
+}
