@@ -98,6 +98,8 @@ struct Inner {
     current_bytes: Option<Vec<u8>>,
     bodies: Bodies,
     observer: Option<Arc<dyn ApplyObserver>>,
+    /// Entry payload bytes applied since the last snapshot build began.
+    log_bytes_since_snapshot: u64,
 }
 
 impl std::fmt::Debug for Inner {
@@ -119,6 +121,9 @@ pub struct BrokerStateMachine {
     /// read, so a reader never pairs one snapshot's meta with another's file, and the body
     /// store is never refilled under a build reading it.
     file_lock: Arc<Mutex<()>>,
+    /// Notified when the log since the last snapshot outgrew `SNAPSHOT_AFTER_LOG_BYTES`
+    /// (the node then triggers a snapshot).
+    snapshot_wanted: Arc<tokio::sync::Notify>,
 }
 
 impl Batch {
@@ -166,10 +171,17 @@ impl BrokerStateMachine {
                 current_bytes: None,
                 bodies: Bodies::new(store),
                 observer: None,
+                log_bytes_since_snapshot: 0,
             })),
+            snapshot_wanted: Arc::new(tokio::sync::Notify::new()),
             dir,
             file_lock: Arc::new(Mutex::new(())),
         }
+    }
+
+    /// Notified when enough log was applied since the last snapshot that one is due.
+    pub fn snapshot_wanted(&self) -> Arc<tokio::sync::Notify> {
+        self.snapshot_wanted.clone()
     }
 
     /// Registers the observer that routes each entry's deliveries (one per state machine).
@@ -305,6 +317,13 @@ impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
                 match entry.payload {
                     EntryPayload::Blank => Response::default(),
                     EntryPayload::Normal(request) => {
+                        let before = inner.log_bytes_since_snapshot;
+                        let after = before.saturating_add(request.0.len() as u64);
+                        inner.log_bytes_since_snapshot = after;
+                        let limit = crate::limits::SNAPSHOT_AFTER_LOG_BYTES;
+                        if before < limit && after >= limit {
+                            self.snapshot_wanted.notify_one();
+                        }
                         inner.apply_batch(entry.log_id.index, &request)?
                     }
                     EntryPayload::Membership(m) => {

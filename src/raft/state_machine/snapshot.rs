@@ -88,6 +88,7 @@ impl BrokerStateMachine {
         let (mut body, store) = {
             let mut inner = self.lock();
             inner.bodies.hold_deletes();
+            inner.log_bytes_since_snapshot = 0;
             (inner.body.clone(), inner.bodies.store().cloned())
         };
         let written = self.write_built(&mut body, store.as_ref());
