@@ -31,7 +31,7 @@ pub struct QueueEntry {
 }
 
 /// A message as the state stores it: once, however many queues hold it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StoredMessage {
     pub content: Content,
     /// Where it was published: basic.deliver and basic.get-ok carry both.
@@ -54,11 +54,13 @@ pub struct StoredMessage {
     pub body_at: Option<BodyRef>,
 }
 
-/// A body kept outside the state: its key in the node's body store and its length.
+/// A body kept outside the state: its key in the node's body store, its length and CRC32C
+/// (so two states compare equal whatever keeps their bodies).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BodyRef {
     pub key: u64,
     pub len_bytes: u64,
+    pub crc32c: u32,
 }
 
 impl StoredMessage {
@@ -68,6 +70,34 @@ impl StoredMessage {
             Some(at) => at.len_bytes,
             None => self.content.body.len() as u64,
         }
+    }
+
+    /// The body's length and CRC32C, wherever the body is.
+    fn body_fingerprint(&self) -> (u64, u32) {
+        match self.body_at {
+            Some(at) => (at.len_bytes, at.crc32c),
+            None => (self.body_len(), crc32c::crc32c(&self.content.body)),
+        }
+    }
+}
+
+/// Two stored messages are equal when they mean the same message: where a node keeps the
+/// body (in `content` or its body store, under which key) does not count. Bodies are compared
+/// byte by byte when both are in memory, else by length and CRC32C.
+impl PartialEq for StoredMessage {
+    fn eq(&self, other: &StoredMessage) -> bool {
+        let same_body = match (self.body_at, other.body_at) {
+            (None, None) => self.content.body == other.content.body,
+            _ => self.body_fingerprint() == other.body_fingerprint(),
+        };
+        same_body
+            && self.content.properties == other.content.properties
+            && self.exchange == other.exchange
+            && self.routing_key == other.routing_key
+            && self.n_holders == other.n_holders
+            && self.headers == other.headers
+            && self.deaths == other.deaths
+            && self.first_death == other.first_death
     }
 }
 

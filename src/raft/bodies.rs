@@ -71,6 +71,7 @@ impl Bodies {
             let at = BodyRef {
                 key: msg_id,
                 len_bytes: body.len() as u64,
+                crc32c: crc32c::crc32c(&body),
             };
             broker.set_body_at(msg_id, at);
             self.fresh.insert(msg_id, body);

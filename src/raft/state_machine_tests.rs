@@ -179,6 +179,11 @@ fn disk_and_ram_nodes_agree_and_a_snapshot_carries_the_bodies_across_a_restart()
     );
     let at_snapshot = disk.digest();
     assert_eq!(ram.digest(), at_snapshot, "disk and RAM node digests");
+    assert_eq!(
+        disk.with_broker(|b| b.clone()),
+        ram.with_broker(|b| b.clone()),
+        "disk and RAM node states compare equal, wherever their bodies are"
+    );
 
     tracing::info!("--- snapshot the disk node, apply more, restart it from the snapshot");
     let snap = disk.build_and_write().expect("build snapshot");

@@ -47,7 +47,7 @@ pub(super) fn load(input: impl io::Read, store: Option<&BodyStore>) -> io::Resul
         match store {
             Some(store) => {
                 store.insert(msg_id, &bytes)?;
-                lens.push((msg_id, bytes.len() as u64));
+                lens.push((msg_id, bytes.len() as u64, crc32c::crc32c(&bytes)));
             }
             None => inline.push((msg_id, Bytes::from(bytes))),
         }
@@ -56,10 +56,11 @@ pub(super) fn load(input: impl io::Read, store: Option<&BodyStore>) -> io::Resul
     let broker = &mut body.broker;
     let n_bodies = lens.len() + inline.len();
     let mut n_placed = 0;
-    for (msg_id, len_bytes) in lens {
+    for (msg_id, len_bytes, crc32c) in lens {
         let at = BodyRef {
             key: msg_id,
             len_bytes,
+            crc32c,
         };
         n_placed += usize::from(broker.set_body_at(msg_id, at));
     }
