@@ -320,8 +320,10 @@ impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
                         let before = inner.log_bytes_since_snapshot;
                         let after = before.saturating_add(request.0.len() as u64);
                         inner.log_bytes_since_snapshot = after;
+                        // Asked again at every further multiple, in case openraft was
+                        // busy (a build running) when asked.
                         let limit = crate::limits::SNAPSHOT_AFTER_LOG_BYTES;
-                        if before < limit && after >= limit {
+                        if after / limit > before / limit {
                             self.snapshot_wanted.notify_one();
                         }
                         inner.apply_batch(entry.log_id.index, &request)?
