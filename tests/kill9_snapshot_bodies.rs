@@ -105,7 +105,11 @@ async fn a_backlog_beyond_a_snapshot_survives_kill_9_byte_exact() {
     tracing::info!(snapshot_bytes, "snapshot written");
 
     tracing::info!("--- publish more (in the log only), kill -9");
-    publish_confirmed(&channel, N_BEFORE_SNAPSHOT..N_BEFORE_SNAPSHOT + N_AFTER_SNAPSHOT).await;
+    publish_confirmed(
+        &channel,
+        N_BEFORE_SNAPSHOT..N_BEFORE_SNAPSHOT + N_AFTER_SNAPSHOT,
+    )
+    .await;
     server.kill();
     drop(conn);
     drop(server);
