@@ -17,6 +17,13 @@ use crate::raft::bodies::Bodies;
 use crate::raft::body_store::BodyStore;
 use crate::raft::snapshot_file;
 
+/// A snapshot build's copy of the state, taken under the state lock.
+pub(super) struct BuildCopy<'a> {
+    body: SnapshotBody,
+    store: Option<BodyStore>,
+    _file_guard: std::sync::MutexGuard<'a, ()>,
+}
+
 /// Where the body of a message in a snapshot being written is.
 enum BodySource {
     Inline(Bytes),
@@ -85,19 +92,32 @@ impl BrokerStateMachine {
     /// are not in it on a disk node), and the store's bodies are read afterwards, so the
     /// deletions of bodies of messages dropped in the meantime wait until the write ends.
     pub(super) fn build_and_write(&self) -> io::Result<Snap> {
-        let _file = lock(&self.file_lock);
-        let (mut body, store) = {
-            let mut inner = self.lock();
-            inner.bodies.hold_deletes();
-            inner.log_bytes_since_snapshot = 0;
-            (inner.body.clone(), inner.bodies.store().cloned())
-        };
-        let written = self.write_built(&mut body, store.as_ref());
+        let copy = self.copy_for_build();
+        self.write_copy(copy)
+    }
+
+    /// The first half of a build: the state copied (with the file lock held and body
+    /// deletions held) under the state lock.
+    pub(super) fn copy_for_build(&self) -> BuildCopy<'_> {
+        let file_guard = lock(&self.file_lock);
+        let mut inner = self.lock();
+        inner.bodies.hold_deletes();
+        inner.log_bytes_since_snapshot = 0;
+        BuildCopy {
+            body: inner.body.clone(),
+            store: inner.bodies.store().cloned(),
+            _file_guard: file_guard,
+        }
+    }
+
+    /// The second half: bodies read, the file written, deletions released.
+    pub(super) fn write_copy(&self, mut copy: BuildCopy<'_>) -> io::Result<Snap> {
+        let written = self.write_built(&mut copy.body, copy.store.as_ref());
         let released = self.lock().bodies.release_deletes();
         written?;
         released?;
         Ok(Snap {
-            meta: meta_of(&body),
+            meta: meta_of(&copy.body),
             // openraft keeps only the meta of a built snapshot; it asks
             // `get_current_snapshot` for the data when a follower needs it.
             snapshot: Vec::new(),
