@@ -58,3 +58,9 @@ const _: () = assert!(CLUSTER_HANDSHAKE_FRAME_MAX < CLUSTER_FRAME_MAX);
 // The wire format's length field is a u32.
 const _: () = assert!(CLUSTER_FRAME_MAX <= u32::MAX as usize);
 const _: () = assert!(CLUSTER_CONNECT_TIMEOUT_MS < CLUSTER_CALL_TIMEOUT_MS);
+
+/// A snapshot is asked for once this many bytes of entry payload were applied since the last
+/// one began (besides openraft's count of entries): it bounds the log a node holds in memory
+/// and replays at a restart, whatever the size of the messages.
+pub const SNAPSHOT_AFTER_LOG_BYTES: u64 = 64 * 1024 * 1024;
+const _: () = assert!(SNAPSHOT_AFTER_LOG_BYTES >= 4 * PROPOSE_BATCH_BYTES_MAX as u64);

@@ -177,6 +177,7 @@ impl BrokerState {
             headers: message.headers.clone(),
             deaths,
             first_death: Some(first_death),
+            body_at: message.body_at,
         };
         Some((copy, targets))
     }

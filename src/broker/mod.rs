@@ -15,5 +15,5 @@ mod state_declare;
 mod state_lifecycle;
 mod state_messages;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 pub mod topic;

@@ -31,7 +31,7 @@ pub struct QueueEntry {
 }
 
 /// A message as the state stores it: once, however many queues hold it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StoredMessage {
     pub content: Content,
     /// Where it was published: basic.deliver and basic.get-ok carry both.
@@ -48,6 +48,69 @@ pub struct StoredMessage {
     /// (queue, reason, exchange) of its first death: `x-first-death-queue`, `-reason` and
     /// `-exchange`.
     pub first_death: Option<(String, DeathReason, String)>,
+    /// Where the body is when it is not in `content` (then empty): a disk node's state
+    /// machine moves bodies to its body store. Node-local: the model only copies it (a
+    /// dead-lettered copy shares its original's body); snapshots and the digest leave it out.
+    pub body_at: Option<BodyRef>,
+}
+
+/// A body kept outside the state: its key in the node's body store, its length and CRC32C
+/// (so two states compare equal whatever keeps their bodies).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BodyRef {
+    pub key: u64,
+    pub len_bytes: u64,
+    pub crc32c: u32,
+}
+
+impl StoredMessage {
+    /// The body's length, wherever the body is.
+    pub fn body_len(&self) -> u64 {
+        match self.body_at {
+            Some(at) => at.len_bytes,
+            None => self.content.body.len() as u64,
+        }
+    }
+
+    /// The body's length and CRC32C, wherever the body is.
+    fn body_fingerprint(&self) -> (u64, u32) {
+        match self.body_at {
+            Some(at) => (at.len_bytes, at.crc32c),
+            None => (self.body_len(), crc32c::crc32c(&self.content.body)),
+        }
+    }
+}
+
+/// Two stored messages are equal when they mean the same message: where a node keeps the
+/// body (in `content` or its body store, under which key) does not count. Bodies are compared
+/// byte by byte when both are in memory, else by length and CRC32C.
+impl PartialEq for StoredMessage {
+    fn eq(&self, other: &StoredMessage) -> bool {
+        let same_body = match (self.body_at, other.body_at) {
+            (None, None) => self.content.body == other.content.body,
+            _ => self.body_fingerprint() == other.body_fingerprint(),
+        };
+        same_body
+            && self.content.properties == other.content.properties
+            && self.exchange == other.exchange
+            && self.routing_key == other.routing_key
+            && self.n_holders == other.n_holders
+            && self.headers == other.headers
+            && self.deaths == other.deaths
+            && self.first_death == other.first_death
+    }
+}
+
+/// Ids of the messages the state dropped since the state machine last took them
+/// ([`BrokerState::take_removed`]): a disk node deletes their bodies. Bookkeeping for the
+/// node, not replicated state: never serialized, and equal to any other.
+#[derive(Clone, Debug, Default)]
+pub struct RemovedLog(Vec<u64>);
+
+impl PartialEq for RemovedLog {
+    fn eq(&self, _: &RemovedLog) -> bool {
+        true
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -58,6 +121,8 @@ pub struct BrokerState {
     pub(super) next_msg_id: u64,
     /// The leader timestamp of the latest entry applied (never goes back).
     pub(super) now_ms: u64,
+    #[serde(skip)]
+    removed: RemovedLog,
 }
 
 impl Default for BrokerState {
@@ -80,6 +145,7 @@ impl Default for BrokerState {
             messages: BTreeMap::new(),
             next_msg_id: 1,
             now_ms: 0,
+            removed: RemovedLog::default(),
         }
     }
 }
@@ -317,6 +383,77 @@ impl BrokerState {
         self.messages.get(&msg_id)
     }
 
+    /// The id the next stored message gets: the messages a command stored have ids from
+    /// this value before it to this value after it.
+    pub fn next_msg_id(&self) -> u64 {
+        self.next_msg_id
+    }
+
+    /// The ids of the messages dropped since the last call.
+    pub fn take_removed(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.removed.0)
+    }
+
+    /// Records that the body of `msg_id` is now kept at `at` (the state machine moved it),
+    /// and drops the state's copy. The message means the same: this is not a change to the
+    /// replicated state. Returns whether the message exists.
+    pub fn set_body_at(&mut self, msg_id: u64, at: BodyRef) -> bool {
+        let Some(m) = self.messages.get_mut(&msg_id) else {
+            return false;
+        };
+        m.content.body = bytes::Bytes::new();
+        m.body_at = Some(at);
+        true
+    }
+
+    /// Puts the body of `msg_id` back into the state (a snapshot loaded on a RAM node).
+    /// Returns whether the message exists.
+    pub fn restore_body(&mut self, msg_id: u64, body: bytes::Bytes) -> bool {
+        let Some(m) = self.messages.get_mut(&msg_id) else {
+            return false;
+        };
+        m.content.body = body;
+        m.body_at = None;
+        true
+    }
+
+    /// Takes every message's body (or body reference) out, in id order, leaving messages
+    /// as a snapshot's state section holds them.
+    pub fn strip_bodies(&mut self) -> Vec<(u64, Option<BodyRef>, bytes::Bytes)> {
+        self.messages
+            .iter_mut()
+            .map(|(id, m)| (*id, m.body_at.take(), std::mem::take(&mut m.content.body)))
+            .collect()
+    }
+
+    /// Feeds a canonical encoding of the state to `out`, with each message's body as
+    /// `body_of` gives it (wherever the node keeps it): equal states give equal bytes on
+    /// every node, whatever keeps their bodies. Only encodes; `body_of` does any reading.
+    pub fn digest_into(
+        &self,
+        out: &mut impl std::io::Write,
+        mut body_of: impl FnMut(&StoredMessage) -> std::io::Result<bytes::Bytes>,
+    ) -> std::io::Result<()> {
+        let head = (&self.exchanges, &self.queues, self.next_msg_id, self.now_ms);
+        postcard::to_io(&head, &mut *out).map_err(std::io::Error::other)?;
+        for (id, m) in &self.messages {
+            let meta = (
+                id,
+                &m.content.properties,
+                &m.exchange,
+                &m.routing_key,
+                m.n_holders,
+                &m.headers,
+                &m.deaths,
+                &m.first_death,
+                m.body_len(),
+            );
+            postcard::to_io(&meta, &mut *out).map_err(std::io::Error::other)?;
+            out.write_all(&body_of(m)?)?;
+        }
+        Ok(())
+    }
+
     /// The queue `name` for a command from connection `conn`: 404 when it does not exist,
     /// 405 when another connection owns it exclusively.
     pub(super) fn queue_mut(&mut self, name: &str, conn: u64) -> Result<&mut QueueEntry, Refusal> {
@@ -338,6 +475,7 @@ impl BrokerState {
                 m.n_holders = m.n_holders.saturating_sub(1);
                 if m.n_holders == 0 {
                     self.messages.remove(id);
+                    self.removed.0.push(*id);
                 }
             }
         }

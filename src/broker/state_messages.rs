@@ -50,6 +50,7 @@ impl BrokerState {
             headers,
             deaths: Vec::new(),
             first_death: None,
+            body_at: None,
         };
         let n_queues = queues.len() as u32;
         let (msg_id, rejected_by) =
@@ -94,7 +95,7 @@ impl BrokerState {
         debug_assert_eq!(message.n_holders, 0);
         let msg_id = self.next_msg_id;
         self.next_msg_id += 1;
-        let body_bytes = message.content.body.len() as u64;
+        let body_bytes = message.body_len();
         let (mut n_holders, mut rejected_by) = (0u32, 0u32);
         for name in queues {
             let Some(entry) = self.queues.get_mut(name) else {

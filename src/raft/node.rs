@@ -184,6 +184,10 @@ impl RaftNode {
         let raft = Raft::new(id, config, network, log_store, state_machine.clone())
             .await
             .context("start raft")?;
+        tokio::spawn(trigger_wanted_snapshots(
+            raft.clone(),
+            state_machine.snapshot_wanted(),
+        ));
         Ok(RaftNode {
             raft,
             state_machine,
@@ -254,6 +258,29 @@ impl RaftNode {
             .shutdown()
             .await
             .map_err(|e| anyhow::anyhow!("shut down raft: {e}"))
+    }
+}
+
+/// Builds a snapshot whenever the state machine says enough log went by since the last one
+/// (openraft's policy counts entries only, and entries range from one command to 4 MiB).
+/// Ends with the Raft core (its metrics channel closes).
+async fn trigger_wanted_snapshots(raft: Raft, wanted: Arc<tokio::sync::Notify>) {
+    use openraft::async_runtime::WatchReceiver;
+    let mut metrics = raft.metrics();
+    loop {
+        tokio::select! {
+            _ = wanted.notified() => {
+                if let Err(error) = raft.trigger().snapshot().await {
+                    tracing::info!(%error, "no snapshot: raft stopped");
+                    return;
+                }
+            }
+            changed = metrics.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
     }
 }
 

@@ -10,7 +10,10 @@
 //! the state lock, the registered [`ApplyObserver`] sees every outcome, so deliveries reach
 //! consumers in apply order however many entries are in flight.
 //!
-//! Snapshots are files: postcard of (last applied log id, membership, broker state), written
+//! A disk node keeps message bodies out of memory, in its body store (`bodies.rs`); the
+//! observer reads them through [`AppliedState`].
+//!
+//! Snapshots are files (`state_machine/snapshot.rs`): the state, then every body, streamed
 //! to a temporary name, fsync'd, renamed into place, then the directory fsync'd. Only then
 //! does openraft learn of the snapshot and may purge the log behind it (docs/durability.md).
 
@@ -24,16 +27,20 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 
+use super::bodies::Bodies;
+use super::body_store::BodyStore;
 use super::sessions::{Origin, Sequenced, Sessions};
 use super::types::{Request, Response, TypeConfig};
 use crate::broker::command::{Command, Outcome};
-use crate::broker::state::BrokerState;
+use crate::broker::state::{BrokerState, StoredMessage};
+
+mod snapshot;
 
 type Snap = SnapshotOf<TypeConfig, Vec<u8>>;
 
 const SNAPSHOT_FILE: &str = "snapshot.bin";
-/// 2: proposer sessions joined the snapshot.
-const SNAPSHOT_FORMAT_VERSION: u8 = 2;
+/// The body store's directory, beside the snapshot file.
+const BODIES_DIR: &str = "bodies";
 
 /// What a snapshot file holds.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -59,14 +66,40 @@ pub struct Batch {
 /// they were applied to. It runs under the state lock, so it must not block.
 pub trait ApplyObserver: Send + Sync + 'static {
     /// `time_ms` is the entry's time (the leader's clock when it was proposed).
-    fn applied(&self, time_ms: u64, outcomes: &[Outcome], broker: &BrokerState);
+    fn applied(&self, time_ms: u64, outcomes: &[Outcome], state: &AppliedState<'_>);
+}
+
+/// The state an observer sees: the broker model, and the bodies behind it.
+pub struct AppliedState<'a> {
+    pub broker: &'a BrokerState,
+    bodies: &'a Bodies,
+}
+
+impl AppliedState<'_> {
+    /// `message` (from the state or an outcome's `released`) with its body in place,
+    /// wherever the body lives; `None`, logged, if the body store failed.
+    pub fn with_body(&self, message: &StoredMessage) -> Option<StoredMessage> {
+        match self.bodies.with_body(message) {
+            Ok(whole) => Some(whole),
+            Err(error) => {
+                tracing::error!(%error, "read a message body for a delivery");
+                None
+            }
+        }
+    }
 }
 
 struct Inner {
     body: SnapshotBody,
-    /// The bytes and meta of the newest snapshot file, as openraft asks for it.
-    current: Option<(SnapshotMetaOf<TypeConfig>, Vec<u8>)>,
+    /// The meta of the newest snapshot. A disk node's snapshot is its file, read when
+    /// openraft asks for it (to send to a lagging follower); it is not kept in memory.
+    current: Option<SnapshotMetaOf<TypeConfig>>,
+    /// A RAM node's newest snapshot, the only copy it has.
+    current_bytes: Option<Vec<u8>>,
+    bodies: Bodies,
     observer: Option<Arc<dyn ApplyObserver>>,
+    /// Entry payload bytes applied since the last snapshot build began.
+    log_bytes_since_snapshot: u64,
 }
 
 impl std::fmt::Debug for Inner {
@@ -84,6 +117,13 @@ pub struct BrokerStateMachine {
     inner: Arc<Mutex<Inner>>,
     /// Where snapshot files go; `None` on a RAM node, whose snapshots stay in memory.
     dir: Option<PathBuf>,
+    /// Held while a snapshot is built and written (with `current` updated), installed or
+    /// read, so a reader never pairs one snapshot's meta with another's file, and the body
+    /// store is never refilled under a build reading it.
+    file_lock: Arc<Mutex<()>>,
+    /// Notified when the log since the last snapshot outgrew `SNAPSHOT_AFTER_LOG_BYTES`
+    /// (the node then triggers a snapshot).
+    snapshot_wanted: Arc<tokio::sync::Notify>,
 }
 
 impl Batch {
@@ -94,51 +134,54 @@ impl Batch {
 }
 
 impl BrokerStateMachine {
-    /// Opens the state machine in `dir`, starting from the snapshot file there, if any.
+    /// Opens the state machine in `dir`: the snapshot file there, if any, with its bodies
+    /// put into the (emptied) body store; the log after it is replayed by openraft.
     pub fn open(dir: &Path) -> io::Result<BrokerStateMachine> {
         std::fs::create_dir_all(dir)?;
-        let path = dir.join(SNAPSHOT_FILE);
-        let (body, current) = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let body = decode_snapshot(&bytes)?;
+        let store = BodyStore::open_empty(&dir.join(BODIES_DIR))?;
+        let (body, current) = match std::fs::File::open(dir.join(SNAPSHOT_FILE)) {
+            Ok(file) => {
+                let body = snapshot::load(io::BufReader::new(file), Some(&store))?;
                 let meta = meta_of(&body);
-                (body, Some((meta, bytes)))
+                (body, Some(meta))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => (SnapshotBody::default(), None),
             Err(e) => return Err(e),
         };
-        Ok(BrokerStateMachine {
+        let dir = Some(dir.to_path_buf());
+        Ok(BrokerStateMachine::new(body, current, Some(store), dir))
+    }
+
+    /// A state machine that keeps its snapshots and bodies in memory only (a RAM node's):
+    /// it starts empty and is filled by the leader's snapshot and log.
+    pub fn in_memory() -> BrokerStateMachine {
+        BrokerStateMachine::new(SnapshotBody::default(), None, None, None)
+    }
+
+    fn new(
+        body: SnapshotBody,
+        current: Option<SnapshotMetaOf<TypeConfig>>,
+        store: Option<BodyStore>,
+        dir: Option<PathBuf>,
+    ) -> BrokerStateMachine {
+        BrokerStateMachine {
             inner: Arc::new(Mutex::new(Inner {
                 body,
                 current,
+                current_bytes: None,
+                bodies: Bodies::new(store),
                 observer: None,
+                log_bytes_since_snapshot: 0,
             })),
-            dir: Some(dir.to_path_buf()),
-        })
-    }
-
-    /// A state machine that keeps its snapshots in memory only (a RAM node's): it starts
-    /// empty and is filled by the leader's snapshot and log.
-    pub fn in_memory() -> BrokerStateMachine {
-        BrokerStateMachine {
-            inner: Arc::new(Mutex::new(Inner {
-                body: SnapshotBody::default(),
-                current: None,
-                observer: None,
-            })),
-            dir: None,
+            snapshot_wanted: Arc::new(tokio::sync::Notify::new()),
+            dir,
+            file_lock: Arc::new(Mutex::new(())),
         }
     }
 
-    /// Writes snapshot bytes to the snapshot file off the async runtime (a disk node's).
-    async fn persist(&self, bytes: &[u8]) -> io::Result<()> {
-        let Some(dir) = self.dir.clone() else {
-            return Ok(());
-        };
-        let to_write = bytes.to_vec();
-        tokio::task::spawn_blocking(move || write_snapshot_file(&dir, &to_write))
-            .await
-            .map_err(io::Error::other)?
+    /// Notified when enough log was applied since the last snapshot that one is due.
+    pub fn snapshot_wanted(&self) -> Arc<tokio::sync::Notify> {
+        self.snapshot_wanted.clone()
     }
 
     /// Registers the observer that routes each entry's deliveries (one per state machine).
@@ -146,59 +189,89 @@ impl BrokerStateMachine {
         self.lock().observer = Some(observer);
     }
 
-    /// Runs `f` on the broker state (read-only), e.g. to fetch a body for a delivery.
+    /// Runs `f` on the broker state (read-only). On a disk node the stored messages'
+    /// bodies are not in it (see [`AppliedState::with_body`]).
     pub fn with_broker<T>(&self, f: impl FnOnce(&BrokerState) -> T) -> T {
         f(&self.lock().body.broker)
     }
 
+    /// How many bodies the body store holds (`None` on a RAM node); a full scan, for tests.
+    pub fn n_stored_bodies(&self) -> Option<usize> {
+        self.lock().bodies.store().map(|s| s.len())
+    }
+
     /// The applied index and a SHA-256 of the broker state at that index, taken under one
     /// lock so the pair is consistent: nodes at the same applied index must agree on it
-    /// (the chaos checker's digest check). The state holds only ordered maps, so its
-    /// encoding is canonical.
+    /// (the chaos checker's digest check), whether their bodies are in memory or in a body
+    /// store: the hash covers the state without bodies, then every body's bytes.
     pub fn digest(&self) -> (Option<u64>, String) {
         use sha2::Digest;
         let inner = self.lock();
-        let bytes = postcard::to_stdvec(&inner.body.broker).unwrap_or_default();
-        let hash = sha2::Sha256::digest(&bytes);
-        let hex = hash.iter().map(|b| format!("{b:02x}")).collect();
+        let mut hasher = sha2::Sha256::new();
+        let hashed = inner
+            .body
+            .broker
+            .digest_into(&mut hasher, |m| inner.bodies.body_of(m));
+        if let Err(error) = hashed {
+            tracing::error!(%error, "digest the state");
+            hasher.update(b"digest failed");
+        }
+        let hex = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         (inner.body.last_applied.map(|l| l.index), hex)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave the broker half-applied in a way later
-        // code could repair, but poisoning would stop the node; take the data as it is.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.inner)
     }
+}
+
+/// Locks `mutex`. A panic while holding the state lock cannot leave the broker half-applied
+/// in a way later code could repair, but poisoning would stop the node; take the data as it
+/// is.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Inner {
     /// Applies one entry's batch (unless its proposer's sequence says otherwise), shows the
-    /// outcomes to the observer, returns the replies.
-    fn apply_batch(&mut self, index: u64, request: &Request) -> Response {
+    /// outcomes to the observer, returns the replies. An error is the body store's: fatal.
+    fn apply_batch(&mut self, index: u64, request: &Request) -> io::Result<Response> {
         let batch: Batch = postcard::from_bytes(&request.0).unwrap_or_default();
         if let Some(origin) = batch.origin {
             if let Err((sequenced, replies)) = self.body.sessions.check(origin) {
-                return Response { replies, sequenced };
+                return Ok(Response { replies, sequenced });
             }
         }
         let broker = &mut self.body.broker;
         let now_ms = batch.time_ms;
-        let outcomes: Vec<Outcome> = batch
-            .commands
-            .into_iter()
-            .map(|c| broker.apply(now_ms, c))
-            .collect();
-        if let Some(observer) = &self.observer {
-            observer.applied(now_ms, &outcomes, &self.body.broker);
+        let mut outcomes = Vec::with_capacity(batch.commands.len());
+        for command in batch.commands {
+            let first_new_id = broker.next_msg_id();
+            let mut outcome = broker.apply(now_ms, command);
+            self.bodies
+                .after_command(broker, first_new_id, &mut outcome)?;
+            outcomes.push(outcome);
         }
+        if let Some(observer) = &self.observer {
+            let state = AppliedState {
+                broker: &self.body.broker,
+                bodies: &self.bodies,
+            };
+            observer.applied(now_ms, &outcomes, &state);
+        }
+        self.bodies.after_batch(&mut self.body.broker)?;
         let replies: Vec<_> = outcomes.into_iter().map(|o| o.reply).collect();
         if let Some(origin) = batch.origin {
             self.body.sessions.record(origin, index, &replies);
         }
-        Response {
+        Ok(Response {
             replies,
             sequenced: Sequenced::Applied,
-        }
+        })
     }
 }
 
@@ -209,58 +282,16 @@ fn meta_of(body: &SnapshotBody) -> SnapshotMetaOf<TypeConfig> {
     }
 }
 
-fn encode_snapshot(body: &SnapshotBody) -> io::Result<Vec<u8>> {
-    let payload = postcard::to_stdvec(body).map_err(io::Error::other)?;
-    let mut out = Vec::with_capacity(payload.len() + 9);
-    out.push(SNAPSHOT_FORMAT_VERSION);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
-    Ok(out)
-}
-
-fn decode_snapshot(bytes: &[u8]) -> io::Result<SnapshotBody> {
-    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("snapshot: {what}"));
-    let (head, payload) = bytes
-        .split_at_checked(9)
-        .ok_or_else(|| bad("shorter than its header"))?;
-    if head[0] != SNAPSHOT_FORMAT_VERSION {
-        return Err(bad("unknown format version"));
-    }
-    let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
-    let crc = u32::from_le_bytes([head[5], head[6], head[7], head[8]]);
-    if payload.len() != len || crc32c::crc32c(payload) != crc {
-        return Err(bad("length or checksum mismatch"));
-    }
-    postcard::from_bytes(payload).map_err(|e| bad(&e.to_string()))
-}
-
-/// Writes `bytes` as the snapshot file durably: temp file, fsync, rename, fsync directory.
-fn write_snapshot_file(dir: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, dir.join(SNAPSHOT_FILE))?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
 impl RaftSnapshotBuilder<TypeConfig> for BrokerStateMachine {
     type SnapshotData = Vec<u8>;
 
     async fn build_snapshot(&mut self) -> Result<Snap, io::Error> {
-        // Copy the state under the lock, write it without the lock, so apply is not blocked
-        // by disk I/O.
-        let body = self.lock().body.clone();
-        let bytes = encode_snapshot(&body)?;
-        self.persist(&bytes).await?;
-        let meta = meta_of(&body);
-        self.lock().current = Some((meta.clone(), bytes.clone()));
-        Ok(Snap {
-            meta,
-            snapshot: bytes,
-        })
+        // The state's metadata is copied under the lock, the bodies are read and the file
+        // written without it, so apply is not blocked by disk I/O (`snapshot.rs`).
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.build_and_write())
+            .await
+            .map_err(io::Error::other)?
     }
 }
 
@@ -286,7 +317,16 @@ impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
                 match entry.payload {
                     EntryPayload::Blank => Response::default(),
                     EntryPayload::Normal(request) => {
-                        inner.apply_batch(entry.log_id.index, &request)
+                        let before = inner.log_bytes_since_snapshot;
+                        let after = before.saturating_add(request.0.len() as u64);
+                        inner.log_bytes_since_snapshot = after;
+                        // Asked again at every further multiple, in case openraft was
+                        // busy (a build running) when asked.
+                        let limit = crate::limits::SNAPSHOT_AFTER_LOG_BYTES;
+                        if after / limit > before / limit {
+                            self.snapshot_wanted.notify_one();
+                        }
+                        inner.apply_batch(entry.log_id.index, &request)?
                     }
                     EntryPayload::Membership(m) => {
                         inner.body.membership =
@@ -311,18 +351,21 @@ impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
         meta: &SnapshotMetaOf<TypeConfig>,
         snapshot: Self::SnapshotData,
     ) -> Result<(), io::Error> {
-        let body = decode_snapshot(&snapshot)?;
-        self.persist(&snapshot).await?;
-        let mut inner = self.lock();
-        inner.body = body;
-        inner.current = Some((meta.clone(), snapshot));
-        Ok(())
+        let this = self.clone();
+        let meta = meta.clone();
+        tokio::task::spawn_blocking(move || this.install_received(&meta, snapshot))
+            .await
+            .map_err(io::Error::other)?
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snap>, io::Error> {
-        Ok(self.lock().current.as_ref().map(|(meta, data)| Snap {
-            meta: meta.clone(),
-            snapshot: data.clone(),
-        }))
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.read_current())
+            .await
+            .map_err(io::Error::other)?
     }
 }
+
+#[cfg(test)]
+#[path = "state_machine_tests.rs"]
+mod tests;

@@ -25,14 +25,14 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use super::sequencer::{Pending, Sequencer};
 use crate::broker::command::{Command, Outcome, Refusal, Reply};
 use crate::broker::queue::{ConsumerKey, Delivery};
-use crate::broker::state::{BrokerState, StoredMessage};
+use crate::broker::state::StoredMessage;
 use crate::config::NodeConfig;
 use crate::limits::{
     PROPOSE_BATCH_BYTES_MAX, PROPOSE_BATCH_COMMANDS_MAX, PROPOSE_ENTRIES_IN_FLIGHT_MAX,
     PROPOSE_QUEUE_MAX,
 };
 use crate::raft::node::{wall_clock_ms, RaftNode, Replies};
-use crate::raft::state_machine::{ApplyObserver, Batch};
+use crate::raft::state_machine::{AppliedState, ApplyObserver, Batch};
 
 /// What the state machine hands a connection.
 // Deliver is the hot variant and Cancel the rare one: boxing the message (what clippy
@@ -439,7 +439,7 @@ const STALE_ENTRY_MS: u64 = 3_000;
 const _: () = assert!(STALE_ENTRY_MS < super::node_down::NODE_DOWN_AFTER.as_millis() as u64);
 
 impl ApplyObserver for Routes {
-    fn applied(&self, time_ms: u64, outcomes: &[Outcome], broker: &BrokerState) {
+    fn applied(&self, time_ms: u64, outcomes: &[Outcome], state: &AppliedState<'_>) {
         let connections = lock(&self.connections);
         let stale = wall_clock_ms().saturating_sub(time_ms) > STALE_ENTRY_MS;
         // A closed receiver means the connection is ending; its ConnectionClosed command
@@ -463,15 +463,19 @@ impl ApplyObserver for Routes {
                     .iter()
                     .find(|(id, _)| *id == delivery.msg_id)
                     .map(|(_, m)| m)
-                    .or_else(|| broker.message(delivery.msg_id));
+                    .or_else(|| state.broker.message(delivery.msg_id));
                 let Some(message) = message else {
                     tracing::error!(msg_id = delivery.msg_id, "delivery without message");
+                    continue;
+                };
+                // The body may be in the node's body store (a disk node); this reads it.
+                let Some(message) = state.with_body(message) else {
                     continue;
                 };
                 let dispatch = Dispatch::Deliver {
                     queue: queue.clone(),
                     delivery: delivery.clone(),
-                    message: message.clone(),
+                    message,
                 };
                 send(delivery.consumer.conn, dispatch);
             }

@@ -1,0 +1,286 @@
+//! A disk node's bodies live in its body store: the digest does not see where, a snapshot
+//! carries them (to a restart or to a RAM node) byte-exact, and a snapshot built while
+//! applies go on is the state at its own index.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use openraft::vote::RaftLeaderIdExt;
+
+use super::*;
+use crate::broker::command::{Content, Reply};
+use crate::broker::queue::ConsumerKey;
+use crate::broker::test_support::{arg, str_value, QueueDecl};
+
+fn log_id(index: u64) -> LogIdOf<TypeConfig> {
+    crate::raft::types::LogId::new(
+        <openraft::alias::LeaderIdOf<TypeConfig> as RaftLeaderIdExt>::new_committed(1, 1),
+        index,
+    )
+}
+
+/// Applies `commands` as entry `index` (no proposer session), as openraft's apply would.
+fn apply(sm: &BrokerStateMachine, index: u64, commands: Vec<Command>) -> Vec<Reply> {
+    let request = Batch {
+        time_ms: 1_000,
+        commands,
+        origin: None,
+    }
+    .to_request();
+    let mut inner = sm.lock();
+    inner.body.last_applied = Some(log_id(index));
+    let response = inner.apply_batch(index, &request).expect("apply");
+    response
+        .replies
+        .into_iter()
+        .map(|r| r.expect("command refused"))
+        .collect()
+}
+
+/// A body that says which message it is, `len` bytes long.
+fn body(n: u64, len: usize) -> Bytes {
+    let tag = format!("<{n}>");
+    Bytes::from(
+        tag.bytes()
+            .cycle()
+            .take(len.max(tag.len()))
+            .collect::<Vec<u8>>(),
+    )
+}
+
+fn publish(queue: &str, body: Bytes) -> Command {
+    Command::Publish {
+        exchange: String::new(),
+        routing_key: queue.into(),
+        mandatory: false,
+        headers: Vec::new(),
+        content: Content {
+            properties: Bytes::from_static(b"\x00\x00"),
+            body,
+        },
+        expiration_ms: None,
+    }
+}
+
+fn holder() -> ConsumerKey {
+    ConsumerKey {
+        conn: 1,
+        channel: 1,
+        tag: String::new(),
+    }
+}
+
+/// Queue `work` dead-letters into `dead`; 40 messages are published to `work`, one is taken
+/// with basic.get (no_ack), three are rejected into `dead`, one is taken and kept unacked.
+fn workload(sm: &BrokerStateMachine, first_index: u64) -> u64 {
+    let dlx = vec![
+        arg("x-dead-letter-exchange", str_value("")),
+        arg("x-dead-letter-routing-key", str_value("dead")),
+    ];
+    let work = QueueDecl {
+        arguments: dlx,
+        ..QueueDecl::new("work")
+    };
+    let mut index = first_index;
+    apply(
+        sm,
+        index,
+        vec![work.command(), QueueDecl::new("dead").command()],
+    );
+    for n in 0..40u64 {
+        index += 1;
+        apply(
+            sm,
+            index,
+            vec![publish("work", body(n, (n as usize) * 997))],
+        );
+    }
+    let get = |no_ack| Command::Get {
+        queue: "work".into(),
+        holder: holder(),
+        no_ack,
+    };
+    index += 1;
+    let replies = apply(
+        sm,
+        index,
+        vec![get(true), get(false), get(false), get(false)],
+    );
+    let Reply::Got {
+        content, msg_id, ..
+    } = &replies[0]
+    else {
+        panic!("get: {:?}", replies[0]);
+    };
+    assert_eq!(
+        content.body,
+        body(0, 0),
+        "basic.get gets the body back, byte-exact"
+    );
+    let rejected: Vec<u64> = replies[1..]
+        .iter()
+        .map(|r| match r {
+            Reply::Got { msg_id, .. } => *msg_id,
+            other => panic!("get: {other:?}"),
+        })
+        .collect();
+    assert_eq!(*msg_id, 1);
+    index += 1;
+    let reject = Command::Reject {
+        queue: "work".into(),
+        msg_ids: rejected,
+        conn: 1,
+        channel: 1,
+    };
+    apply(sm, index, vec![reject, get(false)]);
+    index
+}
+
+fn more(sm: &BrokerStateMachine, first_index: u64) {
+    for n in 0..5u64 {
+        apply(
+            sm,
+            first_index + n,
+            vec![publish("work", body(100 + n, 5_000))],
+        );
+    }
+    let get_dead = Command::Get {
+        queue: "dead".into(),
+        holder: holder(),
+        no_ack: true,
+    };
+    let replies = apply(sm, first_index + 5, vec![get_dead]);
+    let Reply::Got { content, .. } = &replies[0] else {
+        panic!("get from dead: {:?}", replies[0]);
+    };
+    assert_eq!(
+        content.body,
+        body(1, 997),
+        "a dead-lettered copy keeps its body"
+    );
+}
+
+#[test]
+fn disk_and_ram_nodes_agree_and_a_snapshot_carries_the_bodies_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = BrokerStateMachine::open(dir.path()).expect("open");
+    let ram = BrokerStateMachine::in_memory();
+    let last = workload(&disk, 1);
+    assert_eq!(workload(&ram, 1), last);
+    let n_messages = disk.with_broker(|b| b.messages.len());
+    assert_eq!(
+        n_messages, 39,
+        "40 published, 1 got no_ack; 3 copies, 3 originals gone"
+    );
+    assert_eq!(disk.n_stored_bodies(), Some(n_messages));
+    assert!(
+        disk.with_broker(|b| b.messages.values().all(|m| m.content.body.is_empty())),
+        "a disk node keeps no body in memory"
+    );
+    let at_snapshot = disk.digest();
+    assert_eq!(ram.digest(), at_snapshot, "disk and RAM node digests");
+    assert_eq!(
+        disk.with_broker(|b| b.clone()),
+        ram.with_broker(|b| b.clone()),
+        "disk and RAM node states compare equal, wherever their bodies are"
+    );
+
+    tracing::info!("--- snapshot the disk node, apply more, restart it from the snapshot");
+    let snap = disk.build_and_write().expect("build snapshot");
+    assert_eq!(snap.meta.last_log_id, Some(log_id(last)));
+    let bytes = disk
+        .read_current()
+        .expect("read")
+        .expect("a snapshot")
+        .snapshot;
+    more(&disk, last + 1);
+    more(&ram, last + 1);
+    let after = ram.digest();
+    assert_eq!(disk.digest(), after);
+    drop(disk);
+    let disk = BrokerStateMachine::open(dir.path()).expect("reopen");
+    assert_eq!(
+        disk.digest(),
+        at_snapshot,
+        "the snapshot restores the state at its index"
+    );
+    assert_eq!(disk.n_stored_bodies(), Some(n_messages));
+    more(&disk, last + 1);
+    assert_eq!(disk.digest(), after, "replay after the snapshot");
+
+    tracing::info!("--- a RAM node installs the disk node's snapshot");
+    let fresh = BrokerStateMachine::in_memory();
+    let meta = snap.meta.clone();
+    fresh.install_received(&meta, bytes).expect("install");
+    assert_eq!(fresh.digest(), at_snapshot);
+    let bodies_inline = fresh.with_broker(|b| {
+        b.messages
+            .values()
+            .all(|m| m.body_at.is_none() && m.content.body.len() as u64 == m.body_len())
+    });
+    assert!(bodies_inline, "a RAM node holds its bodies in memory");
+}
+
+#[test]
+fn a_snapshot_built_while_applies_go_on_is_the_state_at_its_index() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sm = BrokerStateMachine::open(dir.path()).expect("open");
+    let n_messages = 400u64;
+    apply(&sm, 1, vec![QueueDecl::new("q").command()]);
+    for n in 0..n_messages {
+        apply(&sm, 2 + n, vec![publish("q", body(n, 32 * 1024))]);
+    }
+    let consume = Command::Consume {
+        queue: "q".into(),
+        consumer: ConsumerKey {
+            conn: 1,
+            channel: 1,
+            tag: "c".into(),
+        },
+        prefetch: 0,
+        no_ack: false,
+        exclusive: false,
+    };
+    let mut index = 2 + n_messages;
+    apply(&sm, index, vec![consume]);
+    let mut digests = BTreeMap::new();
+    digests.insert(index, sm.digest().1);
+
+    tracing::info!("--- copy the state for a build, settle every message, then write");
+    // The two halves of `build_and_write`, with applies in between: deterministic.
+    let copy = sm.copy_for_build();
+    for msg_id in 1..=n_messages {
+        index += 1;
+        let settle = Command::Settle {
+            queue: "q".into(),
+            msg_ids: vec![msg_id],
+            conn: 1,
+            channel: 1,
+        };
+        apply(
+            &sm,
+            index,
+            vec![settle, publish("q", body(1_000 + msg_id, 1_000))],
+        );
+        if msg_id % 50 == 0 {
+            digests.insert(index, sm.digest().1);
+        }
+    }
+    let snap = sm.write_copy(copy).expect("write the snapshot");
+    let at = snap.meta.last_log_id.expect("index").index;
+    assert_eq!(
+        sm.n_stored_bodies(),
+        Some(sm.with_broker(|b| b.messages.len())),
+        "deletions held during the build happen after it"
+    );
+
+    tracing::info!("--- the snapshot file restores the digest of its index");
+    let copy = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        dir.path().join(SNAPSHOT_FILE),
+        copy.path().join(SNAPSHOT_FILE),
+    )
+    .expect("copy snapshot");
+    let restored = BrokerStateMachine::open(copy.path()).expect("open copy");
+    assert_eq!(restored.digest(), (Some(at), digests[&at].clone()));
+}
