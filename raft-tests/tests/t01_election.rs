@@ -110,11 +110,11 @@ async fn t02_minority_leader_never_commits() {
     );
     for id in c.members.keys() {
         let body = format!("m{ORPHAN}");
-        let held = c.node(*id).state_machine.with_broker(|b| {
-            b.messages
-                .values()
-                .any(|m| m.content.body == body.as_bytes())
-        });
+        let messages = c.node(*id).state_machine.messages_with_bodies();
+        let held = messages
+            .expect("read the bodies")
+            .iter()
+            .any(|m| m.content.body == body.as_bytes());
         assert!(!held, "node {id} applied the uncommitted publish");
     }
 

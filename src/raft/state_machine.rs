@@ -195,6 +195,20 @@ impl BrokerStateMachine {
         f(&self.lock().body.broker)
     }
 
+    /// Every stored message with its body in place, wherever the body lives. It reads every
+    /// body: for checks and tests.
+    pub fn messages_with_bodies(&self) -> io::Result<Vec<StoredMessage>> {
+        let inner = self.lock();
+        let bodies = &inner.bodies;
+        inner
+            .body
+            .broker
+            .messages
+            .values()
+            .map(|m| bodies.with_body(m))
+            .collect()
+    }
+
     /// How many bodies the body store holds (`None` on a RAM node); a full scan, for tests.
     pub fn n_stored_bodies(&self) -> Option<usize> {
         self.lock().bodies.store().map(|s| s.len())
