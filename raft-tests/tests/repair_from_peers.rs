@@ -11,87 +11,52 @@
 //! What this test checks: after the wipe and restart the node applies everything the leader
 //! committed, and once promoted again it holds the same broker state.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::time::Duration;
 
-use openraft::{BasicNode, ChangeMembers};
-use tokio::net::TcpListener;
+use openraft::ChangeMembers;
 
-use raft_tests::{assert_converged, declare, publish, wait_for_leader, Member, WAIT};
-use warren::cluster::cookie::Cookie;
-use warren::raft::types::NodeId;
+use raft_tests::cluster::{Cluster, Kind};
+use raft_tests::invariants::check_invariants;
+use raft_tests::WAIT;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_and_demoted_node_catches_up_from_the_leader() {
-    let cookie = Cookie::generate().expect("cookie");
-    let dirs: BTreeMap<NodeId, tempfile::TempDir> = (1..=3)
-        .map(|id| (id, tempfile::tempdir().expect("tempdir")))
-        .collect();
-    let mut listeners = BTreeMap::new();
-    let mut nodes = BTreeMap::new();
-    for id in 1..=3 {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        nodes.insert(
-            id,
-            BasicNode::new(listener.local_addr().expect("addr").to_string()),
-        );
-        listeners.insert(id, listener);
-    }
-    let mut members = BTreeMap::new();
-    for (id, listener) in listeners {
-        members.insert(
-            id,
-            Member::start(dirs[&id].path(), id, listener, &nodes, &cookie).await,
-        );
-    }
-    let leader = wait_for_leader(&members).await;
+    let mut c = Cluster::start(&[Kind::Disk, Kind::Disk, Kind::Disk], 3, 701).await;
+    let leader = c.leader().await;
     let victim = (1..=3).find(|id| *id != leader).expect("a follower");
-    members[&leader]
-        .node
-        .propose(&[declare(), publish(1), publish(2)])
-        .await
-        .expect("commit");
-    let index = members[&leader].settled_index().await;
-    assert_converged(&members, index).await;
+    c.publish_confirmed(&[leader], 2, 10).await;
 
     // The damaged node stops; it is demoted and wiped while the others commit more.
-    members.remove(&victim).expect("victim").stop().await;
-    let raft = members[&leader].node.raft.clone();
+    c.stop(victim).await;
+    let raft = c.node(leader).raft.clone();
     raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([victim])), true)
         .await
         .expect("demote");
-    members[&leader]
-        .node
-        .propose(&[publish(3)])
+    c.publish(leader, Duration::from_secs(10))
         .await
         .expect("commit without the victim");
-    let dir = dirs[&victim].path();
-    std::fs::remove_dir_all(dir).expect("wipe");
-    std::fs::create_dir_all(dir).expect("mkdir");
+    let dir = c
+        .data_dir(c.host_of(victim))
+        .expect("a disk node")
+        .to_path_buf();
+    std::fs::remove_dir_all(&dir).expect("wipe");
+    std::fs::create_dir_all(&dir).expect("mkdir");
 
     // Started empty. (Were it node 1, the lowest id, it would initialise: that writes the
     // same first membership entry, with the same log id, that the cluster began with.)
-    let listener = TcpListener::bind(nodes[&victim].addr.as_str())
-        .await
-        .expect("rebind");
-    let restarted = Member::start(dir, victim, listener, &nodes, &cookie).await;
-    let index = members[&leader].settled_index().await;
-    restarted
-        .node
+    c.start_node(c.host_of(victim), victim).await;
+    let index = c.members[&leader].settled_index().await;
+    c.node(victim)
         .raft
         .wait(WAIT)
         .applied_index_at_least(Some(index), "the wiped node catches up")
         .await
         .expect("the repaired node caught up (stuck without allow_log_reversion)");
-    members.insert(victim, restarted);
 
     raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([victim])), true)
         .await
         .expect("promote");
-    let leader = wait_for_leader(&members).await;
-    let index = members[&leader].settled_index().await;
-    let state = assert_converged(&members, index).await;
-    assert_eq!(state.queues["q"].queue.n_ready(), 3);
-    for (_, member) in members {
-        member.stop().await;
-    }
+    check_invariants(&c).await;
+    c.shutdown().await;
 }

@@ -210,6 +210,20 @@ impl PeerNetwork {
         }
     }
 
+    /// A vote or pre-vote request on the vote link; both are answered with a vote response.
+    async fn ask_vote(
+        &self,
+        request: PeerRequest,
+        option: &RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let timeout = deadline(option, CLUSTER_RPC_TIMEOUT_MIN_MS);
+        let link = &self.links.vote;
+        match self.call(link, request, RPCTypes::Vote, timeout).await? {
+            PeerResponse::Vote(response) => Ok(response),
+            other => Err(self.unexpected(RPCTypes::Vote, other)),
+        }
+    }
+
     fn unexpected(&self, action: RPCTypes, response: PeerResponse) -> RPCError<TypeConfig> {
         // A peer answering another question is a bug or a version mismatch; a retry after a
         // reconnect is the best openraft can do.
@@ -246,15 +260,7 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let timeout = deadline(&option, CLUSTER_RPC_TIMEOUT_MIN_MS);
-        let link = &self.links.vote;
-        match self
-            .call(link, PeerRequest::Vote(rpc), RPCTypes::Vote, timeout)
-            .await?
-        {
-            PeerResponse::Vote(response) => Ok(response),
-            other => Err(self.unexpected(RPCTypes::Vote, other)),
-        }
+        self.ask_vote(PeerRequest::Vote(rpc), &option).await
     }
 
     /// Pre-Vote (openraft `enable_pre_vote`): a node whose election timer fired asks first
@@ -265,15 +271,7 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let timeout = deadline(&option, CLUSTER_RPC_TIMEOUT_MIN_MS);
-        let link = &self.links.vote;
-        match self
-            .call(link, PeerRequest::PreVote(rpc), RPCTypes::Vote, timeout)
-            .await?
-        {
-            PeerResponse::Vote(response) => Ok(response),
-            other => Err(self.unexpected(RPCTypes::Vote, other)),
-        }
+        self.ask_vote(PeerRequest::PreVote(rpc), &option).await
     }
 
     async fn full_snapshot(

@@ -30,17 +30,7 @@ pub async fn truncate_tail(ctx: &mut Ctx<'_>, hold: Duration) -> anyhow::Result<
     );
     node.mark(&format!("truncate-tail {what}"));
     target::sleep(hold).await;
-    let after = match repair::start_damaged(ctx, idx, "truncate-tail").await? {
-        Started::Refused(line) => {
-            let repaired = repair::repair(ctx, idx).await?;
-            format!("refused ({line}); {repaired}")
-        }
-        Started::Running => {
-            ctx.cluster.set_down(idx, false);
-            "started (only an unacknowledged batch was cut)".to_string()
-        }
-        Started::Other(what) => finding_then_repair(ctx, idx, "truncate-tail", &what).await?,
-    };
+    let after = start_and_judge(ctx, idx, "truncate-tail", Expect::RefuseOrRun).await?;
     Ok(Outcome {
         targets: ctx.cluster.names(&[idx]),
         detail: format!("kill -9; {what}; down {}; {after}", secs(hold)),
@@ -64,14 +54,7 @@ pub async fn torn_tail(ctx: &mut Ctx<'_>, hold: Duration) -> anyhow::Result<Outc
     );
     node.mark(&format!("torn-tail {what}"));
     target::sleep(hold).await;
-    let after = match repair::start_damaged(ctx, idx, "torn-tail").await? {
-        Started::Running => {
-            ctx.cluster.set_down(idx, false);
-            "cut the torn record and started".to_string()
-        }
-        Started::Refused(line) => finding_then_repair(ctx, idx, "torn-tail", &line).await?,
-        Started::Other(what) => finding_then_repair(ctx, idx, "torn-tail", &what).await?,
-    };
+    let after = start_and_judge(ctx, idx, "torn-tail", Expect::Run).await?;
     Ok(Outcome {
         targets: ctx.cluster.names(&[idx]),
         detail: format!("kill -9; {what}; down {}; {after}", secs(hold)),
@@ -94,18 +77,46 @@ pub async fn bitflip(ctx: &mut Ctx<'_>, hold: Duration) -> anyhow::Result<Outcom
     );
     node.mark(&format!("bitflip {what}"));
     target::sleep(hold).await;
-    let after = match repair::start_damaged(ctx, idx, "bitflip").await? {
-        Started::Refused(line) => {
-            let repaired = repair::repair(ctx, idx).await?;
-            format!("refused ({line}); {repaired}")
-        }
-        Started::Running => finding_then_repair(ctx, idx, "bitflip", "it started").await?,
-        Started::Other(what) => finding_then_repair(ctx, idx, "bitflip", &what).await?,
-    };
+    let after = start_and_judge(ctx, idx, "bitflip", Expect::Refuse).await?;
     Ok(Outcome {
         targets: ctx.cluster.names(&[idx]),
         detail: format!("kill -9; flipped {what}; down {}; {after}", secs(hold)),
     })
+}
+
+/// What a node started on a damaged log must do.
+#[derive(Clone, Copy)]
+enum Expect {
+    /// Acknowledged records are damaged: refuse to start.
+    Refuse,
+    /// Only an unacknowledged record is damaged: cut it and run.
+    Run,
+    /// Either (a cut may or may not reach below the tail mark).
+    RefuseOrRun,
+}
+
+/// Starts node `idx` after `fault`; a refusal is followed by the repair from its peers, and
+/// anything `expect` rules out is a finding (then the node is repaired too).
+async fn start_and_judge(
+    ctx: &Ctx<'_>,
+    idx: usize,
+    fault: &str,
+    expect: Expect,
+) -> anyhow::Result<String> {
+    use Expect::*;
+    match (repair::start_damaged(ctx, idx, fault).await?, expect) {
+        (Started::Refused(line), Refuse | RefuseOrRun) => {
+            let repaired = repair::repair(ctx, idx).await?;
+            Ok(format!("refused ({line}); {repaired}"))
+        }
+        (Started::Running, Run | RefuseOrRun) => {
+            ctx.cluster.set_down(idx, false);
+            Ok("started".to_string())
+        }
+        (Started::Refused(line), Run) => finding_then_repair(ctx, idx, fault, &line).await,
+        (Started::Running, Refuse) => finding_then_repair(ctx, idx, fault, "it started").await,
+        (Started::Other(what), _) => finding_then_repair(ctx, idx, fault, &what).await,
+    }
 }
 
 /// A damaged log was not handled as it must be: report it, stop the node, repair it.

@@ -60,34 +60,21 @@ fn start_proxy(ns: &str, delay_ms: u64) -> anyhow::Result<std::process::Child> {
         .context("start the delay proxy")
 }
 
-/// New connections to a peer's cluster port go to the proxy (its own, marked, do not).
+/// iptables matches for the node's own packets to a peer's cluster port (the proxy's own
+/// connections carry `MARK` and do not match).
+fn to_peers(mark: &str) -> Vec<&str> {
+    vec![
+        "-p", "tcp", "--dport", "25672", "-m", "mark", "!", "--mark", mark,
+    ]
+}
+
+/// New connections to a peer's cluster port go to the proxy.
 async fn redirect(ns: &str) -> anyhow::Result<()> {
     let mark = format!("{MARK:#x}");
-    exec::in_netns(
-        ns,
-        &[
-            "iptables",
-            "-w",
-            "-t",
-            "nat",
-            "-A",
-            "OUTPUT",
-            "-p",
-            "tcp",
-            "--dport",
-            "25672",
-            "-m",
-            "mark",
-            "!",
-            "--mark",
-            &mark,
-            "-j",
-            "REDIRECT",
-            "--to-ports",
-            PROXY_PORT,
-        ],
-    )
-    .await?;
+    let mut args = vec!["iptables", "-w", "-t", "nat", "-A", "OUTPUT"];
+    args.extend(to_peers(&mark));
+    args.extend(["-j", "REDIRECT", "--to-ports", PROXY_PORT]);
+    exec::in_netns(ns, &args).await?;
     Ok(())
 }
 
@@ -95,33 +82,14 @@ async fn redirect(ns: &str) -> anyhow::Result<()> {
 /// packet each sends is answered with a TCP reset) so they reconnect through the proxy.
 async fn reset_established(ns: &str) -> anyhow::Result<()> {
     let mark = format!("{MARK:#x}");
-    let rule = [
-        "OUTPUT",
-        "-p",
-        "tcp",
-        "--dport",
-        "25672",
-        "-m",
-        "mark",
-        "!",
-        "--mark",
-        &mark,
-        "-m",
-        "conntrack",
-        "--ctstate",
-        "ESTABLISHED",
-        "-j",
-        "REJECT",
-        "--reject-with",
-        "tcp-reset",
-    ];
-    let mut add = vec!["iptables", "-w", "-I"];
-    add.extend_from_slice(&rule);
-    exec::in_netns(ns, &add).await?;
+    let mut rule = vec!["OUTPUT"];
+    rule.extend(to_peers(&mark));
+    rule.extend(["-m", "conntrack", "--ctstate", "ESTABLISHED"]);
+    rule.extend(["-j", "REJECT", "--reject-with", "tcp-reset"]);
+    let edit = |op: &'static str| [vec!["iptables", "-w", op], rule.clone()].concat();
+    exec::in_netns(ns, &edit("-I")).await?;
     // Heartbeats go every 100 ms: a few of them meet the rule.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let mut del = vec!["iptables", "-w", "-D"];
-    del.extend_from_slice(&rule);
-    exec::in_netns(ns, &del).await?;
+    exec::in_netns(ns, &edit("-D")).await?;
     Ok(())
 }
