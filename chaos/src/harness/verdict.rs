@@ -18,8 +18,13 @@ pub fn judge(
     let history = args.out.join("history.jsonl");
     let report = checker::check_file(&history, &CheckOptions::default())
         .with_context(|| format!("check {}", history.display()))?;
-    let verdict = report.verdict();
     let findings = cluster.findings();
+    // A finding is Warren misbehaving where the history cannot show it (a node that did not
+    // fail-stop on EIO, started on a corrupt log, died on its own): the run is not valid.
+    let verdict = match report.verdict() {
+        Verdict::Valid if !findings.is_empty() => Verdict::Invalid,
+        other => other,
+    };
     let mut text = format!(
         "chaos run: seed {} duration {} s nemesis {} nodes {} ram-nodes {} control {}\n\
          workload: attempts {} confirmed {} nacked {} returned {} unknown {} delivered {} \
