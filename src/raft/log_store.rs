@@ -793,8 +793,9 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn crc_mismatch_in_middle_refuses_to_open() {
+    /// Writes two durable batches, flips `mask` into byte `offset` of the segment, and
+    /// returns what opening the store then says (it must refuse, with `InvalidData`).
+    async fn open_error_after_flip(offset: usize, mask: u8) -> io::Error {
         let dir = TempDir::new().expect("tempdir");
         {
             let mut s = SegmentLogStore::open(dir.path()).expect("open");
@@ -803,11 +804,18 @@ mod tests {
         }
         let path = segment_path(dir.path());
         let mut bytes = fs::read(&path).expect("read");
-        // Flip a payload bit in the first record.
-        bytes[record::HEADER_LEN + 2] ^= 0x10;
+        bytes[offset] ^= mask;
         fs::write(&path, &bytes).expect("write");
         let err = SegmentLogStore::open(dir.path()).expect_err("must refuse corrupt log");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(fs::read(&path).expect("reread"), bytes, "nothing was cut");
+        err
+    }
+
+    #[tokio::test]
+    async fn crc_mismatch_in_middle_refuses_to_open() {
+        // Flip a payload bit in the first record.
+        let err = open_error_after_flip(record::HEADER_LEN + 2, 0x10).await;
         assert!(err.to_string().contains("crc"), "{err}");
     }
 
@@ -844,21 +852,9 @@ mod tests {
     /// The header crc makes it corruption.
     #[tokio::test]
     async fn a_flipped_length_is_corruption_not_a_torn_tail() {
-        let dir = TempDir::new().expect("tempdir");
-        {
-            let mut s = SegmentLogStore::open(dir.path()).expect("open");
-            append_durably(&mut s, entries(1, 1..=3)).await;
-            append_durably(&mut s, entries(1, 4..=6)).await;
-        }
-        let path = segment_path(dir.path());
-        let mut bytes = fs::read(&path).expect("read");
         // The length's third byte: the first record now claims 64 KiB more than the file holds.
-        bytes[3] ^= 0x01;
-        fs::write(&path, &bytes).expect("write");
-        let err = SegmentLogStore::open(dir.path()).expect_err("must refuse corrupt log");
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let err = open_error_after_flip(3, 0x01).await;
         assert!(err.to_string().contains("header crc"), "{err}");
-        assert_eq!(fs::read(&path).expect("reread"), bytes, "nothing was cut");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

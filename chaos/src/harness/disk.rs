@@ -92,11 +92,10 @@ fn fill_file(node: &ChaosNode) -> PathBuf {
     node.mount.join("fill")
 }
 
-/// The newest segment of the node's Raft log (`data/raft-log/NNNNNNNN.log`,
-/// src/raft/log_store.rs): the one appends go to.
-pub fn newest_segment(node: &ChaosNode) -> anyhow::Result<PathBuf> {
+/// The node's log segments (`raft-log/NNNNNNNN.log`): number, path and length.
+fn segments(node: &ChaosNode) -> anyhow::Result<Vec<(u64, PathBuf, u64)>> {
     let dir = node.data_dir().join("raft-log");
-    let mut newest: Option<(u64, PathBuf)> = None;
+    let mut out = Vec::new();
     for entry in std::fs::read_dir(&dir).with_context(|| format!("list {}", dir.display()))? {
         let entry = entry?;
         let name = entry.file_name();
@@ -107,13 +106,23 @@ pub fn newest_segment(node: &ChaosNode) -> anyhow::Result<PathBuf> {
         else {
             continue;
         };
-        if newest.as_ref().is_none_or(|(m, _)| n > *m) {
-            newest = Some((n, entry.path()));
-        }
+        out.push((n, entry.path(), entry.metadata()?.len()));
     }
-    newest
-        .map(|(_, p)| p)
-        .with_context(|| format!("no segment in {}", dir.display()))
+    Ok(out)
+}
+
+/// The node's newest log segment: where its log's tail is.
+pub fn newest_segment(node: &ChaosNode) -> anyhow::Result<PathBuf> {
+    segments(node)?
+        .into_iter()
+        .max_by_key(|(n, _, _)| *n)
+        .map(|(_, p, _)| p)
+        .with_context(|| {
+            format!(
+                "no segment in {}",
+                node.data_dir().join("raft-log").display()
+            )
+        })
 }
 
 /// Cuts `bytes` (at most half the file, so a tail is left to find) off the end of `file`;
@@ -132,23 +141,17 @@ pub fn truncate_tail(file: &Path, bytes: u64) -> anyhow::Result<(u64, u64)> {
 
 /// The node's largest log segment: where a flipped bit most likely hits acknowledged records.
 pub fn largest_segment(node: &ChaosNode) -> anyhow::Result<PathBuf> {
-    let dir = node.data_dir().join("raft-log");
-    let mut largest: Option<(u64, PathBuf)> = None;
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("list {}", dir.display()))? {
-        let entry = entry?;
-        let is_segment = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.ends_with(".log"));
-        let len = entry.metadata()?.len();
-        if is_segment && largest.as_ref().is_none_or(|(l, _)| len > *l) {
-            largest = Some((len, entry.path()));
-        }
-    }
-    largest
-        .filter(|(len, _)| *len > 0)
-        .map(|(_, p)| p)
-        .with_context(|| format!("no non-empty segment in {}", dir.display()))
+    segments(node)?
+        .into_iter()
+        .filter(|(_, _, len)| *len > 0)
+        .max_by_key(|(_, _, len)| *len)
+        .map(|(_, p, _)| p)
+        .with_context(|| {
+            format!(
+                "no non-empty segment in {}",
+                node.data_dir().join("raft-log").display()
+            )
+        })
 }
 
 /// Flips bit `bit` of the byte at `offset` in `file`, in place and synced; returns the old
@@ -213,6 +216,8 @@ mod tests {
         }
         let newest = newest_segment(&node).expect("newest");
         assert_eq!(newest, log_dir.join("00000010.log"));
+        let largest = largest_segment(&node).expect("largest");
+        assert_eq!(largest, log_dir.join("00000010.log"));
         assert_eq!(truncate_tail(&newest, 10).expect("cut"), (1000, 10));
         assert_eq!(truncate_tail(&newest, 5000).expect("cut"), (990, 495));
         assert_eq!(std::fs::metadata(&newest).expect("stat").len(), 495);
