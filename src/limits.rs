@@ -16,6 +16,9 @@ pub const PROPOSE_QUEUE_MAX: usize = 4096;
 /// Raft entries handed to openraft and not yet applied. While they commit, submissions queue
 /// up for the next entry: this pipeline depth is the proposer's linger.
 pub const PROPOSE_ENTRIES_IN_FLIGHT_MAX: usize = 8;
+/// Requests a peer connection has started and not yet answered; a follower forwards at most
+/// [`PROPOSE_ENTRIES_IN_FLIGHT_MAX`] batches at once, so it never waits on this.
+pub const PEER_PIPELINE_DEPTH: usize = PROPOSE_ENTRIES_IN_FLIGHT_MAX;
 /// Commands in one Raft entry built by the proposer.
 pub const PROPOSE_BATCH_COMMANDS_MAX: usize = 2048;
 /// Byte budget (message content) of one Raft entry built by the proposer; one larger

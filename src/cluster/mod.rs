@@ -14,6 +14,7 @@
 pub mod cookie;
 pub mod handshake;
 pub mod network;
+pub mod pipeline;
 pub mod transport;
 pub mod wire;
 
@@ -123,10 +124,31 @@ pub struct StateDigest {
     pub hash: String,
 }
 
+/// A response still on its way (see [`PeerHandler::start`]).
+pub type PendingResponse<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = PeerResponse> + Send + 'a>>;
+
 /// What a node does with the requests it receives from peers.
 pub trait PeerHandler: Send + Sync + 'static {
     fn handle(
         &self,
         request: PeerRequest,
     ) -> impl std::future::Future<Output = PeerResponse> + Send;
+
+    /// Starts `request` and returns what finishes it. A connection starts its requests one
+    /// at a time, in the order they arrive, and writes their responses in that order; a
+    /// request whose start returns early lets the next one start while it finishes (a
+    /// forwarded batch is appended to the log, then waits for its commit). By default a
+    /// request is handled whole before the next starts.
+    fn start(
+        &self,
+        request: PeerRequest,
+    ) -> impl std::future::Future<Output = PendingResponse<'_>> + Send {
+        // Two stages by design: the outer future starts, the inner one finishes.
+        #[allow(clippy::async_yields_async)]
+        async move {
+            let response = self.handle(request).await;
+            Box::pin(std::future::ready(response)) as PendingResponse<'_>
+        }
+    }
 }

@@ -1,13 +1,16 @@
 //! The cluster transport: TCP connections between nodes, opened by the cookie handshake, then
-//! carrying one request and its response at a time.
+//! carrying requests and their responses in order.
 //!
 //! * [`PeerServer`] accepts connections on the node's cluster address and hands each request
-//!   to the node's [`PeerHandler`]. A connection is sequential: the next request is read only
-//!   after the response to the previous one was written. Parallelism comes from using several
-//!   connections (the Raft network keeps one per kind of traffic), not from multiplexing.
-//! * [`PeerClient`] is one lazily opened connection to one node. An error or a timeout drops
-//!   the connection, and the next call opens a new one: a half-finished exchange would leave
-//!   the next response out of step with its request.
+//!   to the node's [`PeerHandler`]. A connection starts its requests one at a time and
+//!   answers them in order; a handler may let a started request finish while the next ones
+//!   start ([`PeerHandler::start`]: forwarded batches). Other parallelism comes from using
+//!   several connections (the Raft network keeps one per kind of traffic).
+//! * [`PeerClient`] is one lazily opened connection to one node, one call at a time. An error
+//!   or a timeout drops the connection, and the next call opens a new one: a half-finished
+//!   exchange would leave the next response out of step with its request.
+//! * [`super::pipeline::PeerPipeline`] sends requests without waiting for the responses to
+//!   earlier ones (a follower's batches on their way to the leader).
 //!
 //! Neither side ever panics on what it reads: every bad frame closes the connection.
 
@@ -19,17 +22,17 @@ use anyhow::Context;
 use tokio::io::BufReader;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::cookie::Cookie;
 use super::handshake;
 use super::wire::{read_frame, write_frame, WireError};
-use super::{PeerHandler, PeerRequest, PeerResponse};
+use super::{PeerHandler, PeerRequest, PeerResponse, PendingResponse};
 use crate::limits::{
     CLUSTER_CALL_TIMEOUT_MS, CLUSTER_CONNECTIONS_MAX, CLUSTER_CONNECT_TIMEOUT_MS,
-    CLUSTER_FRAME_MAX, CLUSTER_HANDSHAKE_TIMEOUT_MS,
+    CLUSTER_FRAME_MAX, CLUSTER_HANDSHAKE_TIMEOUT_MS, PEER_PIPELINE_DEPTH,
 };
 use crate::raft::types::NodeId;
 
@@ -146,23 +149,40 @@ async fn serve_connection<H: PeerHandler>(
         Err(_) => return tracing::warn!(peer = %addr, "peer handshake timed out"),
     };
     tracing::debug!(from, "peer connected");
-    loop {
-        let request: PeerRequest = match read_frame(&mut rd, CLUSTER_FRAME_MAX).await {
-            Ok(request) => request,
-            Err(WireError::Closed) => return tracing::debug!(from, "peer disconnected"),
-            Err(e) => return tracing::warn!(from, error = %e, "bad request from peer; closing"),
-        };
-        let response = handler.handle(request).await;
-        if let Err(e) = write_frame(&mut wr, &response).await {
-            return tracing::debug!(from, error = %e, "write response to peer");
+    // Requests start in arrival order; their responses are written in the same order while
+    // later requests start (a pipelining client matches them by position).
+    let (started, mut finishing) = mpsc::channel::<PendingResponse<'_>>(PEER_PIPELINE_DEPTH);
+    let start_requests = async move {
+        loop {
+            let request: PeerRequest = match read_frame(&mut rd, CLUSTER_FRAME_MAX).await {
+                Ok(request) => request,
+                Err(WireError::Closed) => return tracing::debug!(from, "peer disconnected"),
+                Err(e) => return tracing::warn!(from, error = %e, "bad request from peer"),
+            };
+            if started.send(handler.start(request).await).await.is_err() {
+                return;
+            }
         }
+    };
+    let write_responses = async move {
+        while let Some(pending) = finishing.recv().await {
+            if let Err(e) = write_frame(&mut wr, &pending.await).await {
+                return tracing::debug!(from, error = %e, "write response to peer");
+            }
+        }
+    };
+    // Either side ending ends the connection: a closed or bad request stream leaves no one
+    // to answer, and a failed write leaves responses out of step.
+    tokio::select! {
+        _ = start_requests => {}
+        _ = write_responses => {}
     }
 }
 
 /// An open, authenticated connection.
-struct Connection {
-    rd: BufReader<OwnedReadHalf>,
-    wr: OwnedWriteHalf,
+pub(super) struct Connection {
+    pub(super) rd: BufReader<OwnedReadHalf>,
+    pub(super) wr: OwnedWriteHalf,
 }
 
 /// One connection from this node (`from`) to node `to` at `addr`, opened on first use.
@@ -201,6 +221,11 @@ impl PeerClient {
 
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// The node this client calls.
+    pub fn to(&self) -> NodeId {
+        self.to
     }
 
     /// Opens the connection now (if it is not open) instead of on the next call.
@@ -254,7 +279,7 @@ impl PeerClient {
         Ok(response)
     }
 
-    async fn open(&self) -> anyhow::Result<Connection> {
+    pub(super) async fn open(&self) -> anyhow::Result<Connection> {
         let connect = TcpStream::connect(self.addr.as_str());
         let connect_timeout = Duration::from_millis(CLUSTER_CONNECT_TIMEOUT_MS);
         let stream = tokio::time::timeout(connect_timeout, connect)

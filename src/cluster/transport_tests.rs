@@ -143,3 +143,89 @@ async fn the_handshake_refuses_a_request_for_another_node_id() {
         "{client}"
     );
 }
+
+/// Starts every `Propose` at once and finishes it only when `wanted` have started, answering
+/// with the batch's `time_ms`: a server that waited for each response before reading the next
+/// request would never answer.
+struct Gate {
+    started: tokio::sync::watch::Sender<usize>,
+    wanted: usize,
+}
+
+impl PeerHandler for Gate {
+    async fn handle(&self, _: PeerRequest) -> PeerResponse {
+        PeerResponse::Error("gate only starts requests".to_string())
+    }
+
+    async fn start(&self, request: PeerRequest) -> PendingResponse<'_> {
+        let PeerRequest::Propose(batch) = request else {
+            return Box::pin(std::future::ready(PeerResponse::Error(
+                "not a batch".into(),
+            )));
+        };
+        self.started.send_modify(|n| *n += 1);
+        let mut started = self.started.subscribe();
+        let wanted = self.wanted;
+        Box::pin(async move {
+            started
+                .wait_for(|n| *n >= wanted)
+                .await
+                .expect("gate alive");
+            PeerResponse::Done(batch.time_ms.to_string())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_pipeline_has_several_requests_started_and_answers_them_in_order() {
+    let gate = Arc::new(Gate {
+        started: tokio::sync::watch::channel(0).0,
+        wanted: 3,
+    });
+    let secret = cookie("the-cluster-cookie");
+    let server = PeerServer::bind("127.0.0.1:0", 2, secret.clone(), gate)
+        .await
+        .expect("bind");
+    let client = PeerClient::new(server.local_addr().to_string(), 1, 2, secret);
+    let mut pipeline = crate::cluster::pipeline::PeerPipeline::open(&client)
+        .await
+        .expect("open");
+    let mut answers = Vec::new();
+    for time_ms in [11, 22, 33] {
+        let batch = crate::raft::state_machine::Batch {
+            time_ms,
+            ..Default::default()
+        };
+        let request = PeerRequest::Propose(batch);
+        answers.push(
+            pipeline
+                .send(&request, Duration::from_secs(5))
+                .await
+                .expect("send"),
+        );
+    }
+    for (answer, time_ms) in answers.into_iter().zip([11, 22, 33]) {
+        let response = tokio::time::timeout(Duration::from_secs(10), answer)
+            .await
+            .expect("answered while the others were started")
+            .expect("pipeline alive")
+            .expect("a response");
+        assert!(
+            matches!(&response, PeerResponse::Done(t) if *t == time_ms.to_string()),
+            "{response:?} for {time_ms}"
+        );
+    }
+
+    tracing::info!("--- the server goes: a request still waiting fails instead of hanging");
+    server.stop().await;
+    let waiting = match pipeline
+        .send(&PeerRequest::Status, Duration::from_secs(5))
+        .await
+    {
+        Ok(answer) => tokio::time::timeout(Duration::from_secs(10), answer)
+            .await
+            .expect("the broken pipeline answers"),
+        Err(e) => Ok(Err(e)),
+    };
+    assert!(!matches!(waiting, Ok(Ok(_))), "{waiting:?}");
+}

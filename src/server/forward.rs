@@ -1,11 +1,14 @@
 //! One attempt to commit a sequenced batch: on this node when it leads, otherwise forwarded
-//! to the leader over the cluster transport. Deliveries need no forwarding: every node
+//! to the leader over a pipelined cluster connection. Deliveries need no forwarding: every node
 //! applies the entry and the node holding each consumer's channel delivers.
 //!
 //! Every failure is an `Attempt::Retry`: the batch carries its proposer's sequence number,
 //! so resending it can neither apply it twice nor out of order (`crate::raft::sessions`).
 //! The sequencer (`super::sequencer`) decides when to give up.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,8 +16,10 @@ use openraft::async_runtime::WatchReceiver;
 
 use crate::broker::command::{Refusal, Reply};
 use crate::cluster::cookie::Cookie;
+use crate::cluster::pipeline::{Answer, PeerPipeline};
 use crate::cluster::transport::PeerClient;
 use crate::cluster::{PeerRequest, PeerResponse};
+use crate::limits::CLUSTER_CALL_TIMEOUT_MS;
 use crate::raft::node::RaftNode;
 use crate::raft::sessions::Sequenced;
 use crate::raft::state_machine::Batch;
@@ -45,73 +50,100 @@ impl Attempt {
     }
 }
 
-/// Appends `batch` on this node (the leader) and waits for its outcome.
-pub async fn commit_here(node: &RaftNode, batch: &Batch) -> Attempt {
-    let committed = match node.submit(batch).await {
-        Ok(response) => response.await,
-        Err(e) => Err(e),
-    };
-    match committed {
-        Ok(response) => Attempt::from_response(response),
-        Err(e) => Attempt::Retry(format!("{e:#}")),
+/// Appends `batch` on this node (the leader) and returns what waits for its outcome.
+pub async fn submit_here(node: &RaftNode, batch: &Batch) -> AttemptFuture {
+    match node.submit(batch).await {
+        Ok(committed) => Box::pin(async move {
+            match committed.await {
+                Ok(response) => Attempt::from_response(response),
+                Err(e) => Attempt::Retry(format!("{e:#}")),
+            }
+        }),
+        Err(e) => Box::pin(std::future::ready(Attempt::Retry(format!("{e:#}")))),
     }
 }
 
-/// The connection to the leader, kept between attempts while the leader stays the same.
-pub type LeaderLink = Option<(NodeId, PeerClient)>;
+/// The pipeline to the leader, kept while that node leads and nothing on it failed.
+pub type LeaderLink = Option<PeerPipeline>;
 
-/// Sends `batch` to the leader and waits for its outcome.
-pub async fn commit_at_leader(
+/// What an attempt waits on once started.
+pub type AttemptFuture = Pin<Box<dyn Future<Output = Attempt> + Send>>;
+
+/// Sends `batch` to `leader` on `link` (opened first when it leads elsewhere or broke) and
+/// returns what waits for its outcome (with no leader known, a wait for one, then a retry). Batches sent on one link reach the leader in the
+/// order sent, and it appends them in that order, so several can be on their way at once.
+pub async fn forward(
+    node: &Arc<RaftNode>,
+    cookie: &Cookie,
+    link: &mut LeaderLink,
+    leader: Option<NodeId>,
+    batch: &Batch,
+) -> AttemptFuture {
+    let Some(leader) = leader else {
+        let node = Arc::clone(node);
+        return Box::pin(async move {
+            match wait_for_leader(&node).await {
+                Ok(leader) => Attempt::Retry(format!("node {leader} leads now")),
+                Err(e) => Attempt::Retry(format!("{e:#}")),
+            }
+        });
+    };
+    let answer = match send(node, cookie, link, leader, batch).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            *link = None;
+            return Box::pin(std::future::ready(Attempt::Retry(format!("{e:#}"))));
+        }
+    };
+    // A paused or cut-off leader may hold the answer until the timeout; once another node
+    // leads, the batch is better sent there (the sessions make the resend safe).
+    let waiter = node.raft.wait(None);
+    Box::pin(async move {
+        let replaced = waiter.metrics(
+            |m| m.current_leader.is_some() && m.current_leader != Some(leader),
+            "leader replaced",
+        );
+        let timeout = Duration::from_millis(CLUSTER_CALL_TIMEOUT_MS);
+        tokio::select! {
+            answer = tokio::time::timeout(timeout, answer) => match answer {
+                Ok(Ok(Ok(response))) => from_leader(leader, response),
+                Ok(Ok(Err(e))) => Attempt::Retry(format!("forward to leader {leader}: {e:#}")),
+                Ok(Err(_)) => Attempt::Retry(format!("forward to leader {leader}: link broke")),
+                Err(_) => Attempt::Retry(format!("forward to leader {leader}: no answer in {timeout:?}")),
+            },
+            _ = replaced => Attempt::Retry(format!("leader {leader} replaced")),
+        }
+    })
+}
+
+async fn send(
     node: &RaftNode,
     cookie: &Cookie,
     link: &mut LeaderLink,
+    leader: NodeId,
     batch: &Batch,
-) -> Attempt {
-    let leader = match wait_for_leader(node).await {
-        Ok(leader) => leader,
-        Err(e) => return Attempt::Retry(format!("{e:#}")),
-    };
-    if leader == node.id {
-        return commit_here(node, batch).await;
+) -> anyhow::Result<Answer> {
+    if link
+        .as_ref()
+        .is_none_or(|l| l.to() != leader || l.is_broken())
+    {
+        let client = PeerClient::new(leader_addr(node, leader)?, node.id, leader, cookie.clone());
+        *link = Some(PeerPipeline::open(&client).await?);
     }
-    if link.as_ref().is_none_or(|(id, _)| *id != leader) {
-        let addr = match leader_addr(node, leader) {
-            Ok(addr) => addr,
-            Err(e) => return Attempt::Retry(format!("{e:#}")),
-        };
-        *link = Some((
-            leader,
-            PeerClient::new(addr, node.id, leader, cookie.clone()),
-        ));
-    }
-    let Some((_, peer)) = link.as_mut() else {
-        return Attempt::Retry("no link to the leader".to_string());
+    let Some(pipeline) = link.as_mut() else {
+        anyhow::bail!("no link to leader {leader}");
     };
-    // A paused or cut-off leader may hold the call until its timeout; once another node
-    // leads, the batch is better sent there (the sessions make the resend safe).
-    let waiter = node.raft.wait(None);
-    let replaced = waiter.metrics(
-        |m| m.current_leader.is_some() && m.current_leader != Some(leader),
-        "leader replaced",
-    );
-    let answer = tokio::select! {
-        answer = peer.call(PeerRequest::Propose(batch.clone())) => answer,
-        _ = replaced => {
-            *link = None;
-            return Attempt::Retry(format!("leader {leader} replaced"));
-        }
-    };
-    match answer {
-        Ok(PeerResponse::Replies(replies)) => Attempt::Committed(replies),
-        Ok(PeerResponse::NotCommitted { reason, .. }) if reason == "expired" => Attempt::Expired,
-        Ok(other) => {
-            *link = None;
-            Attempt::Retry(format!("leader {leader}: {other:?}"))
-        }
-        Err(e) => {
-            *link = None;
-            Attempt::Retry(format!("forward to leader {leader}: {e:#}"))
-        }
+    let timeout = Duration::from_millis(CLUSTER_CALL_TIMEOUT_MS);
+    pipeline
+        .send(&PeerRequest::Propose(batch.clone()), timeout)
+        .await
+}
+
+fn from_leader(leader: NodeId, response: PeerResponse) -> Attempt {
+    match response {
+        PeerResponse::Replies(replies) => Attempt::Committed(replies),
+        PeerResponse::NotCommitted { reason, .. } if reason == "expired" => Attempt::Expired,
+        other => Attempt::Retry(format!("leader {leader}: {other:?}")),
     }
 }
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use openraft::async_runtime::WatchReceiver;
 
 use super::forward::Attempt;
-use crate::cluster::{NodeStatus, PeerHandler, PeerRequest, PeerResponse, StateDigest};
+use crate::cluster::{
+    NodeStatus, PeerHandler, PeerRequest, PeerResponse, PendingResponse, StateDigest,
+};
 use crate::config::NodeConfig;
 use crate::raft::node::RaftNode;
 
@@ -18,9 +20,16 @@ pub struct NodeHandler {
 }
 
 impl PeerHandler for NodeHandler {
+    async fn start(&self, request: PeerRequest) -> PendingResponse<'_> {
+        match request {
+            PeerRequest::Propose(batch) => self.append_forwarded(batch).await,
+            other => Box::pin(std::future::ready(self.handle(other).await)),
+        }
+    }
+
     async fn handle(&self, request: PeerRequest) -> PeerResponse {
         match request {
-            PeerRequest::Propose(batch) => self.commit_forwarded(batch).await,
+            PeerRequest::Propose(batch) => self.append_forwarded(batch).await.await,
             PeerRequest::Status => PeerResponse::Status(status(&self.node, &self.config)),
             PeerRequest::Digest => {
                 let (applied_index, hash) = self.node.state_machine.digest();
@@ -45,29 +54,33 @@ impl PeerHandler for NodeHandler {
 }
 
 impl NodeHandler {
-    /// Commits a follower's batch as one entry, if this node leads.
-    async fn commit_forwarded(&self, mut batch: crate::raft::state_machine::Batch) -> PeerResponse {
+    /// Appends a follower's batch as one entry, if this node leads, and returns what waits
+    /// for its commit: the follower's next batches are appended meanwhile, in order.
+    async fn append_forwarded(
+        &self,
+        mut batch: crate::raft::state_machine::Batch,
+    ) -> PendingResponse<'_> {
         // Entries carry the leader's clock.
         batch.time_ms = crate::raft::node::wall_clock_ms();
-        let leader = self.node.raft.metrics().borrow_watched().current_leader;
-        if leader != Some(self.node.id) {
-            return PeerResponse::NotCommitted {
-                leader,
-                reason: "not the leader".to_string(),
-            };
-        }
         let leader = || self.node.raft.metrics().borrow_watched().current_leader;
-        match super::forward::commit_here(&self.node, &batch).await {
-            Attempt::Committed(replies) => PeerResponse::Replies(replies),
-            Attempt::Expired => PeerResponse::NotCommitted {
+        if leader() != Some(self.node.id) {
+            return Box::pin(std::future::ready(PeerResponse::NotCommitted {
                 leader: leader(),
-                reason: "expired".to_string(),
-            },
-            Attempt::Retry(reason) => PeerResponse::NotCommitted {
+                reason: "not the leader".to_string(),
+            }));
+        }
+        let attempt = super::forward::submit_here(&self.node, &batch).await;
+        Box::pin(async move {
+            let reason = match attempt.await {
+                Attempt::Committed(replies) => return PeerResponse::Replies(replies),
+                Attempt::Expired => "expired".to_string(),
+                Attempt::Retry(reason) => reason,
+            };
+            PeerResponse::NotCommitted {
                 leader: leader(),
                 reason,
-            },
-        }
+            }
+        })
     }
 }
 

@@ -1,8 +1,9 @@
 //! The sequencer: the one task that takes this node's entries to a commit, in order.
 //!
 //! It numbers every entry (its proposer id and sequence number, `crate::raft::sessions`),
-//! keeps a window of entries whose outcome it has not seen, and sends them: all at once
-//! (pipelined) when this node leads, one at a time through the leader otherwise. Outcomes
+//! keeps a window of entries whose outcome it has not seen, and sends them all at once
+//! (pipelined): appended here when this node leads, down one connection to the leader
+//! otherwise. Outcomes
 //! are taken in sequence order. When one fails (a leader deposed mid-commit, a lost
 //! connection, a gap), the attempts behind it are dropped and the window is sent again from
 //! that entry, to whichever node leads now: the state machine applies each number once and
@@ -12,8 +13,6 @@
 //! proposer id.
 
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +21,7 @@ use futures::StreamExt;
 use openraft::async_runtime::WatchReceiver;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
-use super::forward::{commit_at_leader, Attempt, LeaderLink};
+use super::forward::{forward, submit_here, Attempt, AttemptFuture, LeaderLink};
 use super::proposer::SubmitReplies;
 use crate::cluster::cookie::Cookie;
 use crate::limits::PROPOSE_ENTRIES_IN_FLIGHT_MAX;
@@ -44,8 +43,6 @@ pub struct Pending {
     pub waiters: Waiters,
     pub permit: OwnedSemaphorePermit,
 }
-
-type AttemptFuture = Pin<Box<dyn Future<Output = (Attempt, Option<LeaderLink>)> + Send>>;
 
 pub struct Sequencer {
     node: Arc<RaftNode>,
@@ -91,12 +88,7 @@ impl Sequencer {
             self.send_more().await;
             let has_room = self.window.len() < PROPOSE_ENTRIES_IN_FLIGHT_MAX;
             tokio::select! {
-                Some((attempt, link)) = self.in_flight.next() => {
-                    if let Some(link) = link {
-                        self.link = link;
-                    }
-                    self.settle(attempt).await;
-                }
+                Some(attempt) = self.in_flight.next() => self.settle(attempt).await,
                 Some(pending) = entries.recv(), if has_room => self.admit(pending),
                 else => return,
             }
@@ -113,38 +105,24 @@ impl Sequencer {
         self.window.push_back(pending);
     }
 
-    /// Starts attempts for the window's entries not being tried: all of them when this node
-    /// leads (appended here in sequence order before any is awaited), one otherwise.
+    /// Starts attempts for the window's entries not being tried, in sequence order: appended
+    /// here when this node leads, sent down one pipeline to the leader otherwise (both
+    /// append in the order sent). Only one waits for a leader when none is known.
     async fn send_more(&mut self) {
-        let local = self.cookie.is_none() || self.node.is_leader();
-        let limit = if local {
+        let leader = self.node.raft.metrics().borrow_watched().current_leader;
+        let local = self.cookie.is_none() || leader == Some(self.node.id);
+        let limit = if local || leader.is_some() {
             PROPOSE_ENTRIES_IN_FLIGHT_MAX
         } else {
             1
         };
         while self.in_flight.len() < self.window.len().min(limit) {
-            let batch = self.window[self.in_flight.len()].batch.clone();
-            let attempt: AttemptFuture = match (&self.cookie, local) {
-                (Some(cookie), false) => {
-                    let (node, cookie) = (Arc::clone(&self.node), cookie.clone());
-                    let mut link = self.link.take();
-                    Box::pin(async move {
-                        let attempt = commit_at_leader(&node, &cookie, &mut link, &batch).await;
-                        (attempt, Some(link))
-                    })
+            let batch = &self.window[self.in_flight.len()].batch;
+            let attempt = match &self.cookie {
+                Some(cookie) if !local => {
+                    forward(&self.node, cookie, &mut self.link, leader, batch).await
                 }
-                _ => match self.node.submit(&batch).await {
-                    Ok(committed) => Box::pin(async move {
-                        let attempt = match committed.await {
-                            Ok(response) => Attempt::from_response(response),
-                            Err(e) => Attempt::Retry(format!("{e:#}")),
-                        };
-                        (attempt, None)
-                    }),
-                    Err(e) => {
-                        Box::pin(std::future::ready((Attempt::Retry(format!("{e:#}")), None)))
-                    }
-                },
+                _ => submit_here(&self.node, batch).await,
             };
             self.in_flight.push_back(attempt);
         }
@@ -156,8 +134,10 @@ impl Sequencer {
             Attempt::Committed(replies) => self.answer_front(Ok(replies)),
             Attempt::Expired => self.answer_front(Err(anyhow::anyhow!("replies expired"))),
             Attempt::Retry(why) => {
-                // What was sent behind it is sent again too; the sessions sort it out.
+                // What was sent behind it is sent again too, on a new link (late answers
+                // on the old one would be out of step); the sessions sort it out.
                 self.in_flight = FuturesOrdered::new();
+                self.link = None;
                 let since = *self.front_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= GIVE_UP_AFTER {
                     tracing::error!(%why, n = self.window.len(), "outcome unknown; giving up");
