@@ -295,6 +295,82 @@ async fn consumer_on_a_lost_node_gets_its_messages_redelivered_elsewhere() {
     .await;
 }
 
+/// Chaos finding 2 (docs/chaos.md), the stale-delivery fence: a node the cluster gave up on
+/// must not make, on its return, the deliveries it applies late. Consumer A on a follower
+/// with room for every message; the follower is paused (SIGSTOP) and N messages published
+/// through the leader: the state checks them out to A while A's node applies nothing. After
+/// the node-down delay the leader returns them and consumer B on the other follower gets
+/// every one, redelivered, and acks it. Then the paused node resumes and applies the old
+/// entries: A must receive none of them (without the fence it got all N again, with
+/// `redelivered=false`: the checker's `bad_redelivered_flag`), and its connection is closed
+/// with 320 CONNECTION_FORCED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_node_does_not_deliver_what_the_cluster_gave_back() {
+    const QUEUE: &str = "fence-q";
+    const N: u32 = 10;
+    bounded(async {
+        let cluster = Cluster::start().await;
+        let leader = cluster.wait_for_leader().await;
+        let others = cluster.others(leader);
+        let (paused, survivor) = (others[0], others[1]);
+
+        tracing::info!("--- consumer A on node {paused}, then node {paused} paused");
+        let (_conn_a, channel_a) = open_channel(&[cluster.amqp(paused)], QUEUE).await;
+        channel_a
+            .basic_qos(N as u16, BasicQosOptions::default())
+            .await
+            .expect("basic.qos");
+        let options = BasicConsumeOptions::default();
+        let mut consumer_a = channel_a
+            .basic_consume(QUEUE, "a", options, FieldTable::default())
+            .await
+            .expect("basic.consume A");
+        cluster.pause(paused);
+        let paused_at = Instant::now();
+        publish_n(cluster.amqp(leader), QUEUE, N).await;
+
+        tracing::info!("--- node-down gives A's messages back: B on node {survivor} gets them");
+        let (_conn_b, channel_b) = open_channel(&[cluster.amqp(survivor)], QUEUE).await;
+        let mut consumer_b = channel_b
+            .basic_consume(QUEUE, "b", options, FieldTable::default())
+            .await
+            .expect("basic.consume B");
+        let mut given_back = BTreeSet::new();
+        while given_back.len() < N as usize {
+            let bound = NODE_DOWN_AFTER + Duration::from_secs(10);
+            let delivery = tokio::time::timeout(bound, consumer_b.next())
+                .await
+                .unwrap_or_else(|_| panic!("B got {given_back:?} of {N} within {bound:?}"))
+                .expect("consumer B open")
+                .expect("delivery");
+            let seq = seq_of(&delivery.data);
+            assert!(delivery.redelivered, "message {seq} not marked redelivered");
+            assert!(given_back.insert(seq), "message {seq} delivered twice to B");
+            delivery
+                .ack(BasicAckOptions::default())
+                .await
+                .expect("basic.ack");
+        }
+        assert_eq!(given_back, (0..N).collect::<BTreeSet<u32>>());
+
+        tracing::info!("--- node {paused} resumes after {:?}", paused_at.elapsed());
+        cluster.resume(paused);
+        let first = tokio::time::timeout(common::EVENT_TIMEOUT, consumer_a.next())
+            .await
+            .expect("A's connection neither closed nor delivered after the resume");
+        match first {
+            Some(Ok(delivery)) => panic!(
+                "the returning node delivered message {} (redelivered={}), which B already had",
+                seq_of(&delivery.data),
+                delivery.redelivered
+            ),
+            Some(Err(e)) => assert_eq!(common::reply_code(&e), 320, "{e:?}"),
+            None => panic!("A's consumer ended without the connection's 320"),
+        }
+    })
+    .await;
+}
+
 /// The cookie keeps strangers out: a process configured as node 3 (its ports, its peers)
 /// but with another cookie is refused by the members, logged on both sides, and never
 /// counted: cluster-status still shows node 3 unreachable, and the stranger applied nothing.

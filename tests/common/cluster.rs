@@ -256,6 +256,23 @@ impl Cluster {
         warren.kill();
     }
 
+    /// SIGSTOP node `id`: it stops answering anyone, peers and clients, until [`Self::resume`].
+    pub fn pause(&self, id: u64) {
+        self.running(id).signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT node `id` after [`Self::pause`].
+    pub fn resume(&self, id: u64) {
+        self.running(id).signal(libc::SIGCONT);
+    }
+
+    fn running(&self, id: u64) -> &Warren {
+        let node = self.node(id);
+        node.warren
+            .as_ref()
+            .unwrap_or_else(|| panic!("node {id} does not run"))
+    }
+
     /// Starts node `id` again on its data directory and ports.
     pub fn restart(&mut self, id: u64) {
         let node = &mut self.nodes[(id - 1) as usize];
