@@ -1,7 +1,6 @@
 //! Process tests of membership and node operations, with the `warren` commands an operator
 //! runs: `join`, `forget`, `promote`, `demote`, `stop`, and `server --detach`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,7 +11,7 @@ use tokio::sync::watch;
 
 mod common;
 
-use common::clients::{consume, publish_while, wait_all_seen};
+use common::clients::{consume, publish_while, wait_all_seen, Seen};
 use common::cluster::{self, Cluster, ClusterView};
 
 /// The bound on a whole test: a hung cluster fails instead of hanging CI.
@@ -120,7 +119,7 @@ async fn nodes_join_and_leave_while_clients_publish() {
         let published = publisher.await.expect("publisher task");
 
         tracing::info!("--- every confirmed message is consumed through node 4");
-        let (seen_tx, seen) = watch::channel(BTreeMap::new());
+        let (seen_tx, seen) = watch::channel(Seen::default());
         let consumer = tokio::spawn(consume(vec![cluster.amqp(joiner)], QUEUE, seen_tx));
         wait_all_seen(&published.confirmed, &seen, Duration::from_secs(30)).await;
         consumer.abort();

@@ -2,14 +2,13 @@
 //! one is a new Raft member (a new id that joins as a learner, catches up, and replaces the
 //! dead one as a voter), never the voter it was.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 mod common;
 
-use common::clients::{consume, publish_while, wait_all_seen};
+use common::clients::{consume, publish_while, wait_all_seen, Seen};
 use common::cluster::{Cluster, ClusterView};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -77,7 +76,7 @@ async fn a_restarted_ram_node_rejoins_under_a_new_id() {
 
         tracing::info!("--- everything confirmed is consumed through the RAM node");
         for (queue, published) in [(BEFORE, before), (AFTER, after)] {
-            let (seen_tx, seen) = watch::channel(BTreeMap::new());
+            let (seen_tx, seen) = watch::channel(Seen::default());
             let consumer = tokio::spawn(consume(vec![cluster.amqp(3)], queue, seen_tx));
             wait_all_seen(&published.confirmed, &seen, Duration::from_secs(30)).await;
             consumer.abort();

@@ -1,6 +1,7 @@
 //! Clients for the cluster tests: connections that retry over the nodes, a publisher that
 //! keeps a window of publishes awaiting confirms and republishes whatever it lost, and a
-//! consumer that counts what it receives. Bodies are the decimal sequence number.
+//! consumer that counts what it receives and checks its order. Bodies are the decimal
+//! sequence number.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddr;
@@ -179,13 +180,36 @@ pub async fn publish_while(
     }
 }
 
-/// Consumes `queue` with manual acks forever, reconnecting on any error; counts every
-/// sequence number received in `seen` (a count above 1 is a duplicate).
-pub async fn consume(
-    addrs: Vec<SocketAddr>,
-    queue: &'static str,
-    seen: watch::Sender<BTreeMap<u32, u32>>,
-) {
+/// What a consumer received.
+#[derive(Clone, Debug, Default)]
+pub struct Seen {
+    /// How often each sequence number was delivered (above 1: a duplicate).
+    pub counts: BTreeMap<u32, u32>,
+    /// First deliveries not marked redelivered that came after a higher sequence number's:
+    /// (the higher, the lower). One publisher publishes in sequence order and republishes
+    /// what it lost lowest first, so a queue that keeps each channel's order (chaos finding
+    /// 1: proposer sessions) delivers these in increasing order.
+    pub inversions: Vec<(u32, u32)>,
+    highest_first: Option<u32>,
+}
+
+impl Seen {
+    fn record(&mut self, seq: u32, redelivered: bool) {
+        let count = self.counts.entry(seq).or_default();
+        *count += 1;
+        if *count > 1 || redelivered {
+            return;
+        }
+        match self.highest_first {
+            Some(highest) if highest > seq => self.inversions.push((highest, seq)),
+            _ => self.highest_first = Some(seq),
+        }
+    }
+}
+
+/// Consumes `queue` with manual acks forever, reconnecting on any error; records every
+/// sequence number received in `seen`.
+pub async fn consume(addrs: Vec<SocketAddr>, queue: &'static str, seen: watch::Sender<Seen>) {
     loop {
         let (_conn, channel) = open_channel(&addrs, queue).await;
         let consumer = async {
@@ -202,7 +226,7 @@ pub async fn consume(
         };
         while let Some(Ok(delivery)) = consumer.next().await {
             let seq = seq_of(&delivery.data);
-            seen.send_modify(|seen| *seen.entry(seq).or_default() += 1);
+            seen.send_modify(|seen| seen.record(seq, delivery.redelivered));
             if delivery.ack(BasicAckOptions::default()).await.is_err() {
                 break;
             }
@@ -214,14 +238,17 @@ pub async fn consume(
 /// panics naming the missing ones.
 pub async fn wait_all_seen(
     confirmed: &BTreeSet<u32>,
-    seen: &watch::Receiver<BTreeMap<u32, u32>>,
+    seen: &watch::Receiver<Seen>,
     bound: Duration,
 ) {
     let mut waiter = seen.clone();
-    let all_seen = waiter.wait_for(|seen| confirmed.iter().all(|s| seen.contains_key(s)));
+    let all_seen = waiter.wait_for(|seen| confirmed.iter().all(|s| seen.counts.contains_key(s)));
     if tokio::time::timeout(bound, all_seen).await.is_err() {
         let seen = seen.borrow();
-        let missing: Vec<&u32> = confirmed.iter().filter(|s| !seen.contains_key(s)).collect();
+        let missing: Vec<&u32> = confirmed
+            .iter()
+            .filter(|s| !seen.counts.contains_key(s))
+            .collect();
         panic!(
             "{} confirmed messages never delivered, e.g. {:?}",
             missing.len(),
