@@ -1,6 +1,6 @@
-//! A disk node's bodies live in its body store: the digest does not see where, a snapshot
-//! carries them (to a restart or to a RAM node) byte-exact, and a snapshot built while
-//! applies go on is the state at its own index.
+//! A disk node's stored messages live in its message store: the digest does not see where, a
+//! snapshot carries them (to a restart or to a RAM node) byte-exact, and a snapshot built
+//! while applies go on is the state at its own index.
 
 use std::collections::BTreeMap;
 
@@ -172,12 +172,14 @@ fn disk_and_ram_nodes_agree_and_a_snapshot_carries_the_bodies_across_a_restart()
         n_messages, 39,
         "40 published, 1 got no_ack; 3 copies, 3 originals gone"
     );
-    assert_eq!(disk.n_stored_bodies(), Some(n_messages));
-    assert!(
-        disk.with_broker(|b| b.messages.values().all(|m| m.content.body.is_empty())),
-        "a disk node keeps no body in memory"
+    assert_eq!(disk.n_stored_messages(), Some(n_messages));
+    assert_eq!(
+        disk.with_broker(|b| (b.messages.n_hot(), b.messages.n_shared())),
+        (0, 0),
+        "a disk node keeps no stored message in memory"
     );
     let at_snapshot = disk.digest();
+    let disk_at_snapshot = disk.messages_with_bodies().expect("read the store");
     assert_eq!(ram.digest(), at_snapshot, "disk and RAM node digests");
     assert_eq!(
         disk.with_broker(|b| b.clone()),
@@ -204,7 +206,7 @@ fn disk_and_ram_nodes_agree_and_a_snapshot_carries_the_bodies_across_a_restart()
         at_snapshot,
         "the snapshot restores the state at its index"
     );
-    assert_eq!(disk.n_stored_bodies(), Some(n_messages));
+    assert_eq!(disk.n_stored_messages(), Some(n_messages));
     more(&disk, last + 1);
     assert_eq!(disk.digest(), after, "replay after the snapshot");
 
@@ -213,12 +215,13 @@ fn disk_and_ram_nodes_agree_and_a_snapshot_carries_the_bodies_across_a_restart()
     let meta = snap.meta.clone();
     fresh.install_received(&meta, bytes).expect("install");
     assert_eq!(fresh.digest(), at_snapshot);
-    let bodies_inline = fresh.with_broker(|b| {
-        b.messages
-            .values()
-            .all(|m| m.body_at.is_none() && m.content.body.len() as u64 == m.body_len())
-    });
-    assert!(bodies_inline, "a RAM node holds its bodies in memory");
+    let in_memory = fresh.with_broker(|b| b.messages.n_hot() == b.messages.len());
+    assert!(in_memory, "a RAM node holds its messages in memory");
+    assert_eq!(
+        fresh.messages_with_bodies().expect("in memory"),
+        disk_at_snapshot,
+        "every message byte-exact"
+    );
 }
 
 #[test]
@@ -269,7 +272,7 @@ fn a_snapshot_built_while_applies_go_on_is_the_state_at_its_index() {
     let snap = sm.write_copy(copy).expect("write the snapshot");
     let at = snap.meta.last_log_id.expect("index").index;
     assert_eq!(
-        sm.n_stored_bodies(),
+        sm.n_stored_messages(),
         Some(sm.with_broker(|b| b.messages.len())),
         "deletions held during the build happen after it"
     );
