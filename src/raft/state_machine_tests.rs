@@ -9,8 +9,9 @@ use openraft::vote::RaftLeaderIdExt;
 
 use super::*;
 use crate::broker::command::{Content, Reply};
+use crate::broker::exchange::ExchangeKind;
 use crate::broker::queue::ConsumerKey;
-use crate::broker::test_support::{arg, str_value, QueueDecl};
+use crate::broker::test_support::{arg, exchange_declare, str_value, QueueDecl};
 
 fn log_id(index: u64) -> LogIdOf<TypeConfig> {
     crate::raft::types::LogId::new(
@@ -49,9 +50,13 @@ fn body(n: u64, len: usize) -> Bytes {
 }
 
 fn publish(queue: &str, body: Bytes) -> Command {
+    publish_via("", queue, body)
+}
+
+fn publish_via(exchange: &str, routing_key: &str, body: Bytes) -> Command {
     Command::Publish {
-        exchange: String::new(),
-        routing_key: queue.into(),
+        exchange: exchange.into(),
+        routing_key: routing_key.into(),
         mandatory: false,
         headers: Vec::new(),
         content: Content {
@@ -286,4 +291,104 @@ fn a_snapshot_built_while_applies_go_on_is_the_state_at_its_index() {
     .expect("copy snapshot");
     let restored = BrokerStateMachine::open(copy.path()).expect("open copy");
     assert_eq!(restored.digest(), (Some(at), digests[&at].clone()));
+}
+
+#[test]
+fn a_message_two_queues_hold_keeps_its_count_across_a_snapshot_and_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = BrokerStateMachine::open(dir.path()).expect("open");
+    let ram = BrokerStateMachine::in_memory();
+    let bind = |queue: &str| Command::QueueBind {
+        queue: queue.into(),
+        exchange: "fan".into(),
+        routing_key: String::new(),
+        arguments: Vec::new(),
+        conn: 1,
+    };
+    let setup = vec![
+        exchange_declare("fan", ExchangeKind::Fanout),
+        QueueDecl::new("a").command(),
+        QueueDecl::new("b").command(),
+        bind("a"),
+        bind("b"),
+    ];
+    let get = |queue: &str| Command::Get {
+        queue: queue.into(),
+        holder: holder(),
+        no_ack: true,
+    };
+    let counts = |sm: &BrokerStateMachine| {
+        let in_memory = sm.with_broker(|b| (b.messages.len(), b.messages.n_shared()));
+        (in_memory, sm.n_stored_messages())
+    };
+    for sm in [&disk, &ram] {
+        apply(sm, 1, setup.clone());
+        apply(sm, 2, vec![publish_via("fan", "", body(1, 3_000))]);
+    }
+    assert_eq!(
+        counts(&disk),
+        ((1, 1), Some(1)),
+        "one record, its count in memory"
+    );
+    assert_eq!(disk.digest(), ram.digest());
+
+    tracing::info!("--- snapshot, restart: the count comes back from the snapshot");
+    disk.build_and_write().expect("build snapshot");
+    drop(disk);
+    let disk = BrokerStateMachine::open(dir.path()).expect("reopen");
+    assert_eq!(counts(&disk), ((1, 1), Some(1)));
+    assert_eq!(disk.digest(), ram.digest());
+
+    tracing::info!("--- each queue takes it; the record goes with the last");
+    for (index, queue) in [(3, "a"), (4, "b")] {
+        for sm in [&disk, &ram] {
+            let replies = apply(sm, index, vec![get(queue)]);
+            let Reply::Got { content, .. } = &replies[0] else {
+                panic!("get from {queue}: {:?}", replies[0]);
+            };
+            assert_eq!(
+                content.body,
+                body(1, 3_000),
+                "read from the store, byte-exact"
+            );
+        }
+        assert_eq!(disk.digest(), ram.digest(), "after the get from {queue}");
+    }
+    assert_eq!(counts(&disk), ((0, 0), Some(0)));
+}
+
+#[test]
+fn a_failed_read_of_the_message_store_fails_the_entry() {
+    let sm = BrokerStateMachine::in_memory();
+    let (cold, cold_state) = crate::broker::test_support::MemCold::state();
+    sm.lock().body.broker = cold_state;
+    apply(
+        &sm,
+        1,
+        vec![QueueDecl::new("q").command(), publish("q", body(1, 10))],
+    );
+    cold.after_entry(&mut sm.lock().body.broker.messages, false);
+
+    tracing::info!("--- the store fails: a basic.get must not answer get-empty");
+    cold.fail_reads
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let get = Command::Get {
+        queue: "q".into(),
+        holder: holder(),
+        no_ack: false,
+    };
+    let request = Batch {
+        time_ms: 1_000,
+        commands: vec![get],
+        origin: None,
+    }
+    .to_request();
+    let error = sm
+        .lock()
+        .apply_batch(2, &request)
+        .expect_err("the entry fails");
+    assert!(
+        error.to_string().contains("read a stored message"),
+        "{error}"
+    );
 }
