@@ -1,8 +1,9 @@
 //! A backlog bigger than the snapshot threshold survives kill -9 byte-exact: publish more
 //! than `SNAPSHOT_AFTER_LOG_BYTES` of bodies with confirms (so a snapshot file with the
-//! bodies from the node's body store is written and the log purged behind it), publish some
-//! more (log only), kill -9, restart on the same directory (the body store is rebuilt from
-//! the snapshot file and the log), and drain: every confirmed body comes back exactly.
+//! messages from the node's message store is written and the log purged behind it), publish
+//! some more (log only), kill -9, restart on the same directory (the message store is
+//! rebuilt from the snapshot file and the log), and drain: every confirmed body comes back
+//! exactly.
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -217,8 +217,10 @@ impl Refusal {
 pub struct Outcome {
     pub reply: Result<Reply, Refusal>,
     pub deliveries: Vec<(String, Delivery)>,
-    /// Messages this command let go of while delivering them (no_ack deliveries): the state
-    /// no longer holds them, so the delivering node takes them here.
+    /// Messages this command let go of while delivering them (no_ack deliveries) that were
+    /// in memory: the state no longer holds them, so the delivering node takes them here. (A
+    /// disk node's cold message is read from its store, where its record stays until after
+    /// the entry.)
     pub released: Vec<(u64, StoredMessage)>,
     /// Consumers removed because their queue went (queue.delete, auto-delete, the exclusive
     /// owner's close): the node holding each sends basic.cancel (consumer_cancel_notify).

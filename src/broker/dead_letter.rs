@@ -138,8 +138,10 @@ impl BrokerState {
     ) -> Option<(StoredMessage, Vec<String>)> {
         let args = &self.queues.get(queue)?.args;
         let dlx = args.dead_letter_exchange.as_ref()?;
-        let Some(message) = self.messages.get(&msg_id) else {
-            debug_assert!(false, "dying message {msg_id} without content");
+        let Some(message) = self.messages.get(msg_id) else {
+            // A bug, or a failed read of a disk node's store (which fails the entry).
+            let read_failed = self.messages.read_failed();
+            debug_assert!(read_failed, "dying message {msg_id} missing");
             return None;
         };
         let routing_key = match &args.dead_letter_routing_key {
@@ -177,7 +179,6 @@ impl BrokerState {
             headers: message.headers.clone(),
             deaths,
             first_death: Some(first_death),
-            body_at: message.body_at,
         };
         Some((copy, targets))
     }

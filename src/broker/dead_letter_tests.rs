@@ -163,9 +163,8 @@ fn an_automatic_expiry_cycle_is_dropped_but_a_retry_loop_with_a_rejection_is_not
         s.apply(now_ms + 10, Command::Tick);
     }
     let id = get_id(&mut s, 300, "work", false).expect("still retrying");
-    let counts: Vec<(&str, DeathReason, u64)> = s
-        .message(id)
-        .expect("copy")
+    let copy = s.message(id).expect("copy");
+    let counts: Vec<(&str, DeathReason, u64)> = copy
         .deaths
         .iter()
         .map(|d| (d.queue.as_str(), d.reason, d.count))
@@ -360,6 +359,11 @@ fn a_dead_letter_chain_longer_than_the_round_bound_is_cut() {
     publish_at(&mut s, 0, "", "q0", Vec::new());
     let last = &s.queues[&format!("q{hops}")].queue;
     assert_eq!(last.n_ready(), 1, "a chain within the bound arrives");
-    let message = s.messages.values().next().expect("arrived");
+    let (_, message) = s
+        .messages
+        .iter()
+        .next()
+        .expect("arrived")
+        .expect("in memory");
     assert_eq!(message.deaths.len(), hops);
 }

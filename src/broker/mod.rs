@@ -2,12 +2,16 @@
 //!
 //! Architecture invariant: nothing in this module does I/O or reads a clock or randomness.
 //! Time, when needed, comes from the leader's timestamp in the Raft entry being applied
-//! (as in RabbitMQ's `rabbit_fifo`). Only the Raft state machine calls into it.
+//! (as in RabbitMQ's `rabbit_fifo`). Only the Raft state machine calls into it. The one
+//! exception is a read: a disk node's stored messages are read from the store its state
+//! machine hands to [`messages::Messages`] (the model never writes it, and a failed read
+//! fails the entry rather than change what it does).
 
 pub mod args;
 pub mod command;
 pub mod dead_letter;
 pub mod exchange;
+pub mod messages;
 pub mod queue;
 pub mod ready;
 pub mod state;

@@ -1,10 +1,12 @@
 //! The broker's replicated state and its pure `apply`.
 //!
 //! Every node applies the same commands in log order and reaches the same state: no clock,
-//! no randomness, no I/O here (architecture invariant 1). Bad input is an outcome with a
-//! reply code, never a panic (STYLE habit 2). A message routed to several queues is stored
-//! once, with a count of the queues still holding it.
+//! no randomness, no I/O here (architecture invariant 1), but for the reads of a disk node's
+//! stored messages behind [`Messages`], which never fail silently. Bad input is an outcome
+//! with a reply code, never a panic (STYLE habit 2). A message routed to several queues is
+//! stored once, with a count of the queues still holding it.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -13,6 +15,7 @@ use super::args::{Arguments, QueueArgs};
 use super::command::{Command, Content, Outcome, Refusal, Reply};
 use super::dead_letter::{Death, DeathReason};
 use super::exchange::{Destination, Exchange, ExchangeKind, HeaderValue};
+use super::messages::Messages;
 use super::queue::{ConsumerKey, Delivery, Queue};
 use super::state_declare::QueueDeclare;
 use super::state_messages::Published;
@@ -31,7 +34,7 @@ pub struct QueueEntry {
 }
 
 /// A message as the state stores it: once, however many queues hold it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StoredMessage {
     pub content: Content,
     /// Where it was published: basic.deliver and basic.get-ok carry both.
@@ -48,68 +51,11 @@ pub struct StoredMessage {
     /// (queue, reason, exchange) of its first death: `x-first-death-queue`, `-reason` and
     /// `-exchange`.
     pub first_death: Option<(String, DeathReason, String)>,
-    /// Where the body is when it is not in `content` (then empty): a disk node's state
-    /// machine moves bodies to its body store. Node-local: the model only copies it (a
-    /// dead-lettered copy shares its original's body); snapshots and the digest leave it out.
-    pub body_at: Option<BodyRef>,
-}
-
-/// A body kept outside the state: its key in the node's body store, its length and CRC32C
-/// (so two states compare equal whatever keeps their bodies).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BodyRef {
-    pub key: u64,
-    pub len_bytes: u64,
-    pub crc32c: u32,
 }
 
 impl StoredMessage {
-    /// The body's length, wherever the body is.
     pub fn body_len(&self) -> u64 {
-        match self.body_at {
-            Some(at) => at.len_bytes,
-            None => self.content.body.len() as u64,
-        }
-    }
-
-    /// The body's length and CRC32C, wherever the body is.
-    fn body_fingerprint(&self) -> (u64, u32) {
-        match self.body_at {
-            Some(at) => (at.len_bytes, at.crc32c),
-            None => (self.body_len(), crc32c::crc32c(&self.content.body)),
-        }
-    }
-}
-
-/// Two stored messages are equal when they mean the same message: where a node keeps the
-/// body (in `content` or its body store, under which key) does not count. Bodies are compared
-/// byte by byte when both are in memory, else by length and CRC32C.
-impl PartialEq for StoredMessage {
-    fn eq(&self, other: &StoredMessage) -> bool {
-        let same_body = match (self.body_at, other.body_at) {
-            (None, None) => self.content.body == other.content.body,
-            _ => self.body_fingerprint() == other.body_fingerprint(),
-        };
-        same_body
-            && self.content.properties == other.content.properties
-            && self.exchange == other.exchange
-            && self.routing_key == other.routing_key
-            && self.n_holders == other.n_holders
-            && self.headers == other.headers
-            && self.deaths == other.deaths
-            && self.first_death == other.first_death
-    }
-}
-
-/// Ids of the messages the state dropped since the state machine last took them
-/// ([`BrokerState::take_removed`]): a disk node deletes their bodies. Bookkeeping for the
-/// node, not replicated state: never serialized, and equal to any other.
-#[derive(Clone, Debug, Default)]
-pub struct RemovedLog(Vec<u64>);
-
-impl PartialEq for RemovedLog {
-    fn eq(&self, _: &RemovedLog) -> bool {
-        true
+        self.content.body.len() as u64
     }
 }
 
@@ -117,12 +63,11 @@ impl PartialEq for RemovedLog {
 pub struct BrokerState {
     pub exchanges: BTreeMap<String, Exchange>,
     pub queues: BTreeMap<String, QueueEntry>,
-    pub messages: BTreeMap<u64, StoredMessage>,
+    /// Stored messages: in memory, or (a disk node) in its cold store (`messages.rs`).
+    pub messages: Messages,
     pub(super) next_msg_id: u64,
     /// The leader timestamp of the latest entry applied (never goes back).
     pub(super) now_ms: u64,
-    #[serde(skip)]
-    removed: RemovedLog,
 }
 
 impl Default for BrokerState {
@@ -142,10 +87,9 @@ impl Default for BrokerState {
         BrokerState {
             exchanges,
             queues: BTreeMap::new(),
-            messages: BTreeMap::new(),
+            messages: Messages::default(),
             next_msg_id: 1,
             now_ms: 0,
-            removed: RemovedLog::default(),
         }
     }
 }
@@ -179,9 +123,11 @@ impl BrokerState {
             .filter(|(_, d)| d.settled)
             .map(|(_, d)| d.msg_id)
             .collect();
+        // A disk node's cold message stays readable until after the entry (its record is
+        // deleted then): only one in memory must travel with the outcome.
         let released = settled
             .iter()
-            .filter_map(|id| Some((*id, self.message(*id)?.clone())))
+            .filter_map(|id| Some((*id, self.messages.get_hot(*id)?.clone())))
             .collect();
         self.release(&settled);
         Outcome {
@@ -353,13 +299,6 @@ impl BrokerState {
         }
     }
 
-    /// The body and properties of a stored message, for the node delivering it.
-    pub fn content(&self, msg_id: u64) -> Option<&Content> {
-        self.messages.get(&msg_id).map(|m| &m.content)
-    }
-
-    /// A stored message with its metadata (exchange, routing key), for the node
-    /// delivering it: basic.deliver needs more than the content.
     /// The earliest time a queue's head message expires: when a `Tick` has work to do.
     pub fn next_expiry(&self) -> Option<u64> {
         self.queues
@@ -379,8 +318,10 @@ impl BrokerState {
         conns
     }
 
-    pub fn message(&self, msg_id: u64) -> Option<&StoredMessage> {
-        self.messages.get(&msg_id)
+    /// A stored message, read from the node's cold store when it is there (a failed read is
+    /// recorded in `messages` and gives `None`).
+    pub fn message(&self, msg_id: u64) -> Option<Cow<'_, StoredMessage>> {
+        self.messages.get(msg_id)
     }
 
     /// The id the next stored message gets: the messages a command stored have ids from
@@ -389,54 +330,26 @@ impl BrokerState {
         self.next_msg_id
     }
 
-    /// The ids of the messages dropped since the last call.
-    pub fn take_removed(&mut self) -> Vec<u64> {
-        std::mem::take(&mut self.removed.0)
+    /// A copy for a snapshot build: everything in memory is copied, a disk node's cold
+    /// messages are not ([`Messages::view`]: the build reads them from the store, which only
+    /// ever gains records with ids from `next_msg_id` on).
+    pub fn copy_for_build(&self) -> BrokerState {
+        BrokerState {
+            exchanges: self.exchanges.clone(),
+            queues: self.queues.clone(),
+            messages: self.messages.view(self.next_msg_id),
+            next_msg_id: self.next_msg_id,
+            now_ms: self.now_ms,
+        }
     }
 
-    /// Records that the body of `msg_id` is now kept at `at` (the state machine moved it),
-    /// and drops the state's copy. The message means the same: this is not a change to the
-    /// replicated state. Returns whether the message exists.
-    pub fn set_body_at(&mut self, msg_id: u64, at: BodyRef) -> bool {
-        let Some(m) = self.messages.get_mut(&msg_id) else {
-            return false;
-        };
-        m.content.body = bytes::Bytes::new();
-        m.body_at = Some(at);
-        true
-    }
-
-    /// Puts the body of `msg_id` back into the state (a snapshot loaded on a RAM node).
-    /// Returns whether the message exists.
-    pub fn restore_body(&mut self, msg_id: u64, body: bytes::Bytes) -> bool {
-        let Some(m) = self.messages.get_mut(&msg_id) else {
-            return false;
-        };
-        m.content.body = body;
-        m.body_at = None;
-        true
-    }
-
-    /// Takes every message's body (or body reference) out, in id order, leaving messages
-    /// as a snapshot's state section holds them.
-    pub fn strip_bodies(&mut self) -> Vec<(u64, Option<BodyRef>, bytes::Bytes)> {
-        self.messages
-            .iter_mut()
-            .map(|(id, m)| (*id, m.body_at.take(), std::mem::take(&mut m.content.body)))
-            .collect()
-    }
-
-    /// Feeds a canonical encoding of the state to `out`, with each message's body as
-    /// `body_of` gives it (wherever the node keeps it): equal states give equal bytes on
-    /// every node, whatever keeps their bodies. Only encodes; `body_of` does any reading.
-    pub fn digest_into(
-        &self,
-        out: &mut impl std::io::Write,
-        mut body_of: impl FnMut(&StoredMessage) -> std::io::Result<bytes::Bytes>,
-    ) -> std::io::Result<()> {
+    /// Feeds a canonical encoding of the state to `out`, every message's body included,
+    /// wherever the node keeps it: equal states give equal bytes on every node.
+    pub fn digest_into(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
         let head = (&self.exchanges, &self.queues, self.next_msg_id, self.now_ms);
         postcard::to_io(&head, &mut *out).map_err(std::io::Error::other)?;
-        for (id, m) in &self.messages {
+        for item in self.messages.iter() {
+            let (id, m) = item?;
             let meta = (
                 id,
                 &m.content.properties,
@@ -449,7 +362,7 @@ impl BrokerState {
                 m.body_len(),
             );
             postcard::to_io(&meta, &mut *out).map_err(std::io::Error::other)?;
-            out.write_all(&body_of(m)?)?;
+            out.write_all(&m.content.body)?;
         }
         Ok(())
     }
@@ -471,13 +384,7 @@ impl BrokerState {
     /// One queue let go of each message; a message no queue holds is dropped.
     pub(super) fn release(&mut self, msg_ids: &[u64]) {
         for id in msg_ids {
-            if let Some(m) = self.messages.get_mut(id) {
-                m.n_holders = m.n_holders.saturating_sub(1);
-                if m.n_holders == 0 {
-                    self.messages.remove(id);
-                    self.removed.0.push(*id);
-                }
-            }
+            self.messages.release(*id);
         }
     }
 }

@@ -4,6 +4,8 @@
 //! A message routed to several queues is stored once with a count of its holders; each
 //! queue only moves ids. Expiry is fixed at enqueue from the entry's time.
 
+use std::borrow::Cow;
+
 use super::command::{Content, Refusal, Reply, VHOST};
 use super::exchange::{route, HeaderValue};
 use super::queue::{ConsumerKey, Offer};
@@ -50,7 +52,6 @@ impl BrokerState {
             headers,
             deaths: Vec::new(),
             first_death: None,
-            body_at: None,
         };
         let n_queues = queues.len() as u32;
         let (msg_id, rejected_by) =
@@ -213,10 +214,12 @@ impl BrokerState {
             return Ok(Reply::GetEmpty);
         };
         let message_count = entry.queue.n_ready() as u32;
-        let Some(message) = self.message(delivery.msg_id).cloned() else {
+        let Some(message) = self.message(delivery.msg_id).map(Cow::into_owned) else {
             // Every queued id has a stored message (release drops one only when no queue
-            // holds it); a miss is a bug, answered as empty rather than a panic in apply.
-            debug_assert!(false, "queued message {} without content", delivery.msg_id);
+            // holds it); a miss is a bug, or a failed read of a disk node's store (which
+            // fails the entry). Answered as empty rather than a panic in apply.
+            let read_failed = self.messages.read_failed();
+            debug_assert!(read_failed, "queued message {} missing", delivery.msg_id);
             return Ok(Reply::GetEmpty);
         };
         if no_ack {

@@ -102,7 +102,7 @@ fn a_message_in_two_queues_lives_until_both_settle() {
             channel: 1,
         },
     );
-    assert!(s.content(1).is_some(), "queue b still holds the message");
+    assert!(s.message(1).is_some(), "queue b still holds the message");
     s.apply(
         0,
         Command::Settle {
@@ -235,7 +235,7 @@ fn get_takes_the_head_with_its_content_and_counts_what_stays() {
         first_death: None,
     };
     assert_eq!(got.reply, Ok(expected));
-    assert!(s.content(1).is_some(), "an unsettled get keeps the message");
+    assert!(s.message(1).is_some(), "an unsettled get keeps the message");
     let got = s.apply(
         0,
         Command::Get {
@@ -253,7 +253,7 @@ fn get_takes_the_head_with_its_content_and_counts_what_stays() {
         })
     ));
     assert!(
-        s.content(2).is_none(),
+        s.message(2).is_none(),
         "a no_ack get lets go of the message"
     );
     let empty = s.apply(

@@ -4,8 +4,9 @@ use bytes::Bytes;
 
 use super::command::{Command, Content, Outcome, Reply};
 use super::exchange::{ExchangeKind, HeaderValue};
+use super::messages::{ColdIter, ColdStore, Messages};
 use super::queue::ConsumerKey;
-use super::state::BrokerState;
+use super::state::{BrokerState, StoredMessage};
 
 pub fn content(body: &'static str) -> Content {
     Content {
@@ -216,5 +217,78 @@ pub fn get_id(s: &mut BrokerState, now_ms: u64, queue: &str, no_ack: bool) -> Op
     match s.apply(now_ms, get).reply {
         Ok(Reply::Got { msg_id, .. }) => Some(msg_id),
         _ => None,
+    }
+}
+
+/// A disk node's message store, in memory: runs the model as a disk node runs it. Records are
+/// kept with a holder count of 0, so a count read back from here would show.
+#[derive(Debug, Default)]
+pub struct MemCold {
+    records: std::sync::Mutex<std::collections::BTreeMap<u64, StoredMessage>>,
+    /// Every read fails while set.
+    pub fail_reads: std::sync::atomic::AtomicBool,
+}
+
+impl MemCold {
+    /// A state whose messages go to a new `MemCold` after each entry ([`MemCold::after_entry`]).
+    pub fn state() -> (std::sync::Arc<MemCold>, BrokerState) {
+        let cold = std::sync::Arc::new(MemCold::default());
+        let s = BrokerState {
+            messages: Messages::cold(cold.clone(), 0, Default::default()),
+            ..BrokerState::default()
+        };
+        (cold, s)
+    }
+
+    /// What a disk node's state machine does after an entry: moves the messages it stored
+    /// here and, unless `deletes_held`, deletes the records of dropped ones.
+    pub fn after_entry(&self, messages: &mut Messages, deletes_held: bool) {
+        let mut records = self.records.lock().expect("lock");
+        let moved = messages.move_cold(|msg_id, message| {
+            let mut record = message.clone();
+            record.n_holders = 0;
+            assert!(
+                records.insert(msg_id, record).is_none(),
+                "{msg_id} rewritten"
+            );
+            Ok(())
+        });
+        moved.expect("move");
+        if !deletes_held {
+            for msg_id in messages.take_doomed() {
+                assert!(records.remove(&msg_id).is_some(), "{msg_id} not stored");
+            }
+        }
+    }
+
+    /// How many records it holds (dropped ones not yet deleted included).
+    pub fn len(&self) -> usize {
+        self.records.lock().expect("lock").len()
+    }
+
+    fn check(&self) -> std::io::Result<()> {
+        match self.fail_reads.load(std::sync::atomic::Ordering::Relaxed) {
+            true => Err(std::io::Error::other("injected read failure")),
+            false => Ok(()),
+        }
+    }
+}
+
+impl ColdStore for MemCold {
+    fn get(&self, msg_id: u64) -> std::io::Result<Option<StoredMessage>> {
+        self.check()?;
+        Ok(self.records.lock().expect("lock").get(&msg_id).cloned())
+    }
+
+    fn range(&self, from: u64, below: u64) -> ColdIter<'_> {
+        if let Err(e) = self.check() {
+            return Box::new(std::iter::once(Err(e)));
+        }
+        let records = self.records.lock().expect("lock");
+        let copied: Vec<_> = records
+            .range(from..below.max(from))
+            .map(|(id, m)| Ok((*id, m.clone())))
+            .collect();
+        Box::new(copied.into_iter())
     }
 }

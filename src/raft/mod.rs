@@ -8,15 +8,17 @@
 //!   records into one write + one fdatasync before acknowledging them to openraft.
 //! * [`mem_log_store`]: `MemLogStore`, a RAM node's log, in memory only.
 //! * [`state_machine`]: `BrokerStateMachine`, the only caller of the broker's `apply`.
-//! * [`bodies`], [`body_store`]: where a node's message bodies live (a disk node's in sled).
+//! * [`cold_messages`], [`message_store`], [`message_record`]: where a node's stored messages
+//!   live between entries (a disk node's in sled), and how one is encoded.
 //! * [`snapshot_file`]: the streamed snapshot format.
 //! * [`network`]: the single-node network (no peers yet).
 //! * [`node`]: `RaftNode`, open a node on a data directory and propose command batches.
 
-pub mod bodies;
-pub mod body_store;
+pub mod cold_messages;
 pub mod log_store;
 pub mod mem_log_store;
+pub mod message_record;
+pub mod message_store;
 pub mod network;
 pub mod node;
 pub mod record;

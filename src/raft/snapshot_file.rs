@@ -1,16 +1,17 @@
 //! The snapshot format: one framed record, written and read as a stream so that neither side
-//! holds a whole snapshot (a backlog's bodies) in one buffer.
+//! holds a whole snapshot (a backlog's messages) in one buffer.
 //!
 //! ```text
-//! header (21 bytes): [version u8 = 3][payload_len u64 LE][state_len u64 LE][crc32c u32 LE]
+//! header (21 bytes): [version u8 = 4][payload_len u64 LE][state_len u64 LE][crc32c u32 LE]
 //! payload:           [state: postcard, state_len bytes]
-//!                    ([msg_id u64 LE][body_len u64 LE][body, body_len bytes])*
+//!                    ([msg_id u64 LE][record_len u64 LE][record]
+//!                     [body_len u64 LE][body])*
 //! ```
 //! The CRC32C covers the payload. The header is written last (the lengths and the checksum
 //! are known only once the payload went through), so a file cut short before its header was
-//! patched has a zero version and is refused. A reader hands bodies to its caller as it
-//! reads them; they are provisional until [`read`] returns `Ok` (checksum and lengths
-//! verified). The format is a compatibility boundary (docs/formats.md): a change bumps
+//! patched has a zero version and is refused. A reader hands each message (record and body)
+//! to its caller as it reads it; they are provisional until [`read`] returns `Ok` (checksum
+//! and lengths verified). What a record holds is the caller's (`message_record.rs`). The format is a compatibility boundary (docs/formats.md): a change bumps
 //! [`SNAPSHOT_FORMAT_VERSION`].
 
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -19,8 +20,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// 2: proposer sessions joined the snapshot. 3: streamed; bodies after the state, one record
-/// each; 64-bit lengths.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 3;
+/// each; 64-bit lengths. 4: whole messages (record and body) after the state, none in it.
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 4;
 const HEADER_LEN: usize = 21;
 /// The size of the write buffer between the encoder and the file.
 const WRITE_BUFFER_BYTES: usize = 256 * 1024;
@@ -48,17 +49,18 @@ fn bad(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("snapshot: {what}"))
 }
 
-/// Writes `state` and then every body of `bodies` (msg id, bytes) to `out` at its current
-/// position, and patches the header in. Returns `out`, positioned at the end; the caller
-/// syncs it.
-pub fn write<W, S, B>(
+/// Writes `state` and then every message of `messages` (msg id, record, body) to `out` at
+/// its current position, and patches the header in. Returns `out`, positioned at the end;
+/// the caller syncs it.
+pub fn write<W, S, R, B>(
     mut out: W,
     state: &S,
-    bodies: impl IntoIterator<Item = io::Result<(u64, B)>>,
+    messages: impl IntoIterator<Item = io::Result<(u64, R, B)>>,
 ) -> io::Result<W>
 where
     W: Write + Seek,
     S: Serialize,
+    R: AsRef<[u8]>,
     B: AsRef<[u8]>,
 {
     let start = out.stream_position()?;
@@ -72,12 +74,13 @@ where
     w = postcard::to_io(state, w).map_err(io::Error::other)?;
     w.flush()?;
     let state_len = w.get_ref().len;
-    for item in bodies {
-        let (msg_id, body) = item?;
-        let body = body.as_ref();
+    for item in messages {
+        let (msg_id, record, body) = item?;
         w.write_all(&msg_id.to_le_bytes())?;
-        w.write_all(&(body.len() as u64).to_le_bytes())?;
-        w.write_all(body)?;
+        for part in [record.as_ref(), body.as_ref()] {
+            w.write_all(&(part.len() as u64).to_le_bytes())?;
+            w.write_all(part)?;
+        }
     }
     let sum = w.into_inner().map_err(|e| e.into_error())?;
     let (mut out, payload_len, crc) = (sum.inner, sum.len, sum.crc);
@@ -93,10 +96,11 @@ where
 }
 
 /// Reads a snapshot from `input`: returns its state once the whole payload was read and its
-/// checksum matched. Every body is handed to `body` as it is read (provisional until `Ok`).
+/// checksum matched. Every message (id, record, body) is handed to `message` as it is read
+/// (provisional until `Ok`).
 pub fn read<R, S>(
     mut input: R,
-    mut body: impl FnMut(u64, Vec<u8>) -> io::Result<()>,
+    mut message: impl FnMut(u64, Vec<u8>, Vec<u8>) -> io::Result<()>,
 ) -> io::Result<S>
 where
     R: Read,
@@ -129,18 +133,10 @@ where
     drop(state_bytes);
     let mut remaining = payload_len - state_len;
     while remaining > 0 {
-        let head = read_n(&mut input, 16.min(remaining), &mut crc)?;
-        let (Some(id), Some(len)) = (head.get(0..8), head.get(8..16)) else {
-            return Err(bad("body record cut short"));
-        };
-        let msg_id = u64::from_le_bytes(id.try_into().map_err(|_| bad("msg id"))?);
-        let len = u64::from_le_bytes(len.try_into().map_err(|_| bad("body length"))?);
-        remaining -= 16;
-        if len > remaining {
-            return Err(bad("body longer than the payload"));
-        }
-        body(msg_id, read_n(&mut input, len, &mut crc)?)?;
-        remaining -= len;
+        let msg_id = read_u64(&mut input, &mut remaining, &mut crc)?;
+        let record = read_part(&mut input, &mut remaining, &mut crc)?;
+        let body = read_part(&mut input, &mut remaining, &mut crc)?;
+        message(msg_id, record, body)?;
     }
     if crc != crc_expected {
         return Err(bad("checksum mismatch"));
@@ -150,6 +146,28 @@ where
         return Err(bad("bytes after the payload"));
     }
     Ok(state)
+}
+
+/// Reads one little-endian u64 of the `remaining` payload.
+fn read_u64(input: &mut impl Read, remaining: &mut u64, crc: &mut u32) -> io::Result<u64> {
+    if *remaining < 8 {
+        return Err(bad("message cut short"));
+    }
+    let bytes = read_n(input, 8, crc)?;
+    *remaining -= 8;
+    let bytes: [u8; 8] = bytes.try_into().map_err(|_| bad("message cut short"))?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+/// Reads one `[len u64 LE][len bytes]` part of a message out of the `remaining` payload.
+fn read_part(input: &mut impl Read, remaining: &mut u64, crc: &mut u32) -> io::Result<Vec<u8>> {
+    let len = read_u64(input, remaining, crc)?;
+    if len > *remaining {
+        return Err(bad("message longer than the payload"));
+    }
+    let part = read_n(input, len, crc)?;
+    *remaining -= len;
+    Ok(part)
 }
 
 /// Reads exactly `n` bytes (growing the buffer as they come, so a corrupt length cannot
@@ -170,32 +188,40 @@ mod tests {
 
     use super::*;
 
-    fn encode(state: &(u64, String), bodies: &[(u64, &[u8])]) -> Vec<u8> {
-        let items = bodies.iter().map(|(id, b)| Ok((*id, *b)));
+    fn encode(state: &(u64, String), messages: &[(u64, &[u8], &[u8])]) -> Vec<u8> {
+        let items = messages.iter().map(|(id, r, b)| Ok((*id, *r, *b)));
         write(Cursor::new(Vec::new()), state, items)
             .expect("write")
             .into_inner()
     }
 
     #[test]
-    fn a_snapshot_round_trips_with_its_bodies_in_order() {
+    fn a_snapshot_round_trips_with_its_messages_in_order() {
         let state = (7u64, "meta".to_string());
-        let bytes = encode(&state, &[(1, b"one"), (5, b""), (9, &[0u8; 70_000])]);
+        let big = [0u8; 70_000];
+        let messages: [(u64, &[u8], &[u8]); 3] =
+            [(1, b"r1", b"one"), (5, b"", b""), (9, b"record", &big)];
+        let bytes = encode(&state, &messages);
         assert_eq!(bytes[0], SNAPSHOT_FORMAT_VERSION);
         let mut seen = Vec::new();
-        let back: (u64, String) = read(Cursor::new(&bytes), |id, b| {
-            seen.push((id, b.len()));
+        let back: (u64, String) = read(Cursor::new(&bytes), |id, r, b| {
+            seen.push((id, r, b.len()));
             Ok(())
         })
         .expect("read");
         assert_eq!(back, state);
-        assert_eq!(seen, vec![(1, 3), (5, 0), (9, 70_000)]);
+        let expected = vec![
+            (1, b"r1".to_vec(), 3),
+            (5, Vec::new(), 0),
+            (9, b"record".to_vec(), 70_000),
+        ];
+        assert_eq!(seen, expected);
     }
 
     #[test]
     fn a_flipped_bit_a_short_file_or_a_trailing_byte_is_refused() {
-        let bytes = encode(&(1, "s".into()), &[(1, b"body")]);
-        let decode = |b: &[u8]| read::<_, (u64, String)>(Cursor::new(b), |_, _| Ok(()));
+        let bytes = encode(&(1, "s".into()), &[(1, b"rec", b"body")]);
+        let decode = |b: &[u8]| read::<_, (u64, String)>(Cursor::new(b), |_, _, _| Ok(()));
         assert!(decode(&bytes).is_ok());
         for i in 0..bytes.len() {
             let mut flipped = bytes.clone();

@@ -10,12 +10,15 @@
 //! the state lock, the registered [`ApplyObserver`] sees every outcome, so deliveries reach
 //! consumers in apply order however many entries are in flight.
 //!
-//! A disk node keeps message bodies out of memory, in its body store (`bodies.rs`); the
-//! observer reads them through [`AppliedState`].
+//! A disk node keeps its stored messages out of memory, in its message store
+//! (`cold_messages.rs`); the observer reads them through [`AppliedState`]. A failed read of
+//! that store while an entry is applied or delivered fails the entry: openraft then stops and
+//! the node with it, rather than go on from a state its peers do not have.
 //!
-//! Snapshots are files (`state_machine/snapshot.rs`): the state, then every body, streamed
-//! to a temporary name, fsync'd, renamed into place, then the directory fsync'd. Only then
-//! does openraft learn of the snapshot and may purge the log behind it (docs/durability.md).
+//! Snapshots are files (`state_machine/snapshot.rs`): the state, then every stored message,
+//! streamed to a temporary name, fsync'd, renamed into place, then the directory fsync'd.
+//! Only then does openraft learn of the snapshot and may purge the log behind it
+//! (docs/durability.md).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -27,8 +30,8 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::bodies::Bodies;
-use super::body_store::BodyStore;
+use super::cold_messages::ColdMessages;
+use super::message_store::MessageStore;
 use super::sessions::{Origin, Sequenced, Sessions};
 use super::types::{Request, Response, TypeConfig};
 use crate::broker::command::{Command, Outcome};
@@ -39,8 +42,10 @@ mod snapshot;
 type Snap = SnapshotOf<TypeConfig, Vec<u8>>;
 
 const SNAPSHOT_FILE: &str = "snapshot.bin";
-/// The body store's directory, beside the snapshot file.
-const BODIES_DIR: &str = "bodies";
+/// The message store's directory, beside the snapshot file.
+const MESSAGES_DIR: &str = "messages";
+/// Where the body store of earlier versions was (removed at open).
+const OLD_BODIES_DIR: &str = "bodies";
 
 /// What a snapshot file holds.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -69,23 +74,26 @@ pub trait ApplyObserver: Send + Sync + 'static {
     fn applied(&self, time_ms: u64, outcomes: &[Outcome], state: &AppliedState<'_>);
 }
 
-/// The state an observer sees: the broker model, and the bodies behind it.
+/// The state an observer sees.
 pub struct AppliedState<'a> {
     pub broker: &'a BrokerState,
-    bodies: &'a Bodies,
 }
 
 impl AppliedState<'_> {
-    /// `message` (from the state or an outcome's `released`) with its body in place,
-    /// wherever the body lives; `None`, logged, if the body store failed.
-    pub fn with_body(&self, message: &StoredMessage) -> Option<StoredMessage> {
-        match self.bodies.with_body(message) {
-            Ok(whole) => Some(whole),
-            Err(error) => {
-                tracing::error!(%error, "read a message body for a delivery");
-                None
-            }
+    /// The message a delivery of `outcome` carries, body included: from the outcome's
+    /// `released` (in memory, dropped by the command), else from the state, else (a disk
+    /// node) its record, which stays in the store until after the entry's deliveries.
+    /// `None` when it is missing (logged) or its read failed (the entry then fails).
+    pub fn delivered(&self, outcome: &Outcome, msg_id: u64) -> Option<StoredMessage> {
+        let released = outcome.released.iter().find(|(id, _)| *id == msg_id);
+        if let Some((_, message)) = released {
+            return Some(message.clone());
         }
+        let message = self.broker.messages.get_for_delivery(msg_id);
+        if message.is_none() && !self.broker.messages.read_failed() {
+            tracing::error!(msg_id, "delivery without message");
+        }
+        message.map(std::borrow::Cow::into_owned)
     }
 }
 
@@ -96,7 +104,7 @@ struct Inner {
     current: Option<SnapshotMetaOf<TypeConfig>>,
     /// A RAM node's newest snapshot, the only copy it has.
     current_bytes: Option<Vec<u8>>,
-    bodies: Bodies,
+    cold: ColdMessages,
     observer: Option<Arc<dyn ApplyObserver>>,
     /// Entry payload bytes applied since the last snapshot build began.
     log_bytes_since_snapshot: u64,
@@ -134,25 +142,33 @@ impl Batch {
 }
 
 impl BrokerStateMachine {
-    /// Opens the state machine in `dir`: the snapshot file there, if any, with its bodies
-    /// put into the (emptied) body store; the log after it is replayed by openraft.
+    /// Opens the state machine in `dir`: the snapshot file there, if any, with its messages
+    /// put into the (emptied) message store; the log after it is replayed by openraft.
     pub fn open(dir: &Path) -> io::Result<BrokerStateMachine> {
         std::fs::create_dir_all(dir)?;
-        let store = BodyStore::open_empty(&dir.join(BODIES_DIR))?;
+        match std::fs::remove_dir_all(dir.join(OLD_BODIES_DIR)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let store = MessageStore::open_empty(&dir.join(MESSAGES_DIR))?;
         let (body, current) = match std::fs::File::open(dir.join(SNAPSHOT_FILE)) {
             Ok(file) => {
                 let body = snapshot::load(io::BufReader::new(file), Some(&store))?;
                 let meta = meta_of(&body);
                 (body, Some(meta))
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => (SnapshotBody::default(), None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let mut body = SnapshotBody::default();
+                ColdMessages::new(Some(store.clone())).attach(&mut body.broker);
+                (body, None)
+            }
             Err(e) => return Err(e),
         };
         let dir = Some(dir.to_path_buf());
         Ok(BrokerStateMachine::new(body, current, Some(store), dir))
     }
 
-    /// A state machine that keeps its snapshots and bodies in memory only (a RAM node's):
+    /// A state machine that keeps its snapshots and messages in memory only (a RAM node's):
     /// it starts empty and is filled by the leader's snapshot and log.
     pub fn in_memory() -> BrokerStateMachine {
         BrokerStateMachine::new(SnapshotBody::default(), None, None, None)
@@ -161,7 +177,7 @@ impl BrokerStateMachine {
     fn new(
         body: SnapshotBody,
         current: Option<SnapshotMetaOf<TypeConfig>>,
-        store: Option<BodyStore>,
+        store: Option<MessageStore>,
         dir: Option<PathBuf>,
     ) -> BrokerStateMachine {
         BrokerStateMachine {
@@ -169,7 +185,7 @@ impl BrokerStateMachine {
                 body,
                 current,
                 current_bytes: None,
-                bodies: Bodies::new(store),
+                cold: ColdMessages::new(store),
                 observer: None,
                 log_bytes_since_snapshot: 0,
             })),
@@ -189,43 +205,35 @@ impl BrokerStateMachine {
         self.lock().observer = Some(observer);
     }
 
-    /// Runs `f` on the broker state (read-only). On a disk node the stored messages'
-    /// bodies are not in it (see [`AppliedState::with_body`]).
+    /// Runs `f` on the broker state (read-only). On a disk node the stored messages are
+    /// not in memory: reading them reads the message store.
     pub fn with_broker<T>(&self, f: impl FnOnce(&BrokerState) -> T) -> T {
         f(&self.lock().body.broker)
     }
 
-    /// Every stored message with its body in place, wherever the body lives. It reads every
-    /// body: for checks and tests.
+    /// Every stored message with its body, wherever it lives. It reads every message: for
+    /// checks and tests.
     pub fn messages_with_bodies(&self) -> io::Result<Vec<StoredMessage>> {
         let inner = self.lock();
-        let bodies = &inner.bodies;
-        inner
-            .body
-            .broker
-            .messages
-            .values()
-            .map(|m| bodies.with_body(m))
-            .collect()
+        let messages = inner.body.broker.messages.iter();
+        messages.map(|m| m.map(|(_, m)| m.into_owned())).collect()
     }
 
-    /// How many bodies the body store holds (`None` on a RAM node); a full scan, for tests.
-    pub fn n_stored_bodies(&self) -> Option<usize> {
-        self.lock().bodies.store().map(|s| s.len())
+    /// How many messages the message store holds (`None` on a RAM node), dropped ones whose
+    /// deletion waits included; a full scan, for tests.
+    pub fn n_stored_messages(&self) -> Option<usize> {
+        self.lock().cold.store().map(|s| s.len())
     }
 
     /// The applied index and a SHA-256 of the broker state at that index, taken under one
     /// lock so the pair is consistent: nodes at the same applied index must agree on it
-    /// (the chaos checker's digest check), whether their bodies are in memory or in a body
-    /// store: the hash covers the state without bodies, then every body's bytes.
+    /// (the chaos checker's digest check), whether their messages are in memory or in a
+    /// message store.
     pub fn digest(&self) -> (Option<u64>, String) {
         use sha2::Digest;
         let inner = self.lock();
         let mut hasher = sha2::Sha256::new();
-        let hashed = inner
-            .body
-            .broker
-            .digest_into(&mut hasher, |m| inner.bodies.body_of(m));
+        let hashed = inner.body.broker.digest_into(&mut hasher);
         if let Err(error) = hashed {
             tracing::error!(%error, "digest the state");
             hasher.update(b"digest failed");
@@ -252,7 +260,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Inner {
     /// Applies one entry's batch (unless its proposer's sequence says otherwise), shows the
-    /// outcomes to the observer, returns the replies. An error is the body store's: fatal.
+    /// outcomes to the observer, returns the replies. An error is the message store's:
+    /// fatal.
     fn apply_batch(&mut self, index: u64, request: &Request) -> io::Result<Response> {
         let batch: Batch = postcard::from_bytes(&request.0).unwrap_or_default();
         if let Some(origin) = batch.origin {
@@ -264,20 +273,18 @@ impl Inner {
         let now_ms = batch.time_ms;
         let mut outcomes = Vec::with_capacity(batch.commands.len());
         for command in batch.commands {
-            let first_new_id = broker.next_msg_id();
-            let mut outcome = broker.apply(now_ms, command);
-            self.bodies
-                .after_command(broker, first_new_id, &mut outcome)?;
+            let outcome = broker.apply(now_ms, command);
+            read_fault(broker)?;
             outcomes.push(outcome);
         }
         if let Some(observer) = &self.observer {
             let state = AppliedState {
                 broker: &self.body.broker,
-                bodies: &self.bodies,
             };
             observer.applied(now_ms, &outcomes, &state);
+            read_fault(&self.body.broker)?;
         }
-        self.bodies.after_batch(&mut self.body.broker)?;
+        self.cold.after_entry(&mut self.body.broker)?;
         let replies: Vec<_> = outcomes.into_iter().map(|o| o.reply).collect();
         if let Some(origin) = batch.origin {
             self.body.sessions.record(origin, index, &replies);
@@ -286,6 +293,18 @@ impl Inner {
             replies,
             sequenced: Sequenced::Applied,
         })
+    }
+}
+
+/// The failed read of the message store during the entry, if any: the model went on
+/// without a message its peers have, so the entry fails (and openraft stops the node).
+fn read_fault(broker: &BrokerState) -> io::Result<()> {
+    match broker.messages.take_fault() {
+        None => Ok(()),
+        Some(error) => Err(io::Error::new(
+            error.kind(),
+            format!("read a stored message: {error}"),
+        )),
     }
 }
 
@@ -300,8 +319,8 @@ impl RaftSnapshotBuilder<TypeConfig> for BrokerStateMachine {
     type SnapshotData = Vec<u8>;
 
     async fn build_snapshot(&mut self) -> Result<Snap, io::Error> {
-        // The state's metadata is copied under the lock, the bodies are read and the file
-        // written without it, so apply is not blocked by disk I/O (`snapshot.rs`).
+        // What is in memory is copied under the lock, the stored messages are read and the
+        // file written without it, so apply is not blocked by disk I/O (`snapshot.rs`).
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.build_and_write())
             .await

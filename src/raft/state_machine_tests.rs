@@ -1,6 +1,6 @@
-//! A disk node's bodies live in its body store: the digest does not see where, a snapshot
-//! carries them (to a restart or to a RAM node) byte-exact, and a snapshot built while
-//! applies go on is the state at its own index.
+//! A disk node's stored messages live in its message store: the digest does not see where, a
+//! snapshot carries them (to a restart or to a RAM node) byte-exact, and a snapshot built
+//! while applies go on is the state at its own index.
 
 use std::collections::BTreeMap;
 
@@ -9,8 +9,9 @@ use openraft::vote::RaftLeaderIdExt;
 
 use super::*;
 use crate::broker::command::{Content, Reply};
+use crate::broker::exchange::ExchangeKind;
 use crate::broker::queue::ConsumerKey;
-use crate::broker::test_support::{arg, str_value, QueueDecl};
+use crate::broker::test_support::{arg, exchange_declare, str_value, QueueDecl};
 
 fn log_id(index: u64) -> LogIdOf<TypeConfig> {
     crate::raft::types::LogId::new(
@@ -49,9 +50,13 @@ fn body(n: u64, len: usize) -> Bytes {
 }
 
 fn publish(queue: &str, body: Bytes) -> Command {
+    publish_via("", queue, body)
+}
+
+fn publish_via(exchange: &str, routing_key: &str, body: Bytes) -> Command {
     Command::Publish {
-        exchange: String::new(),
-        routing_key: queue.into(),
+        exchange: exchange.into(),
+        routing_key: routing_key.into(),
         mandatory: false,
         headers: Vec::new(),
         content: Content {
@@ -172,12 +177,14 @@ fn disk_and_ram_nodes_agree_and_a_snapshot_carries_the_bodies_across_a_restart()
         n_messages, 39,
         "40 published, 1 got no_ack; 3 copies, 3 originals gone"
     );
-    assert_eq!(disk.n_stored_bodies(), Some(n_messages));
-    assert!(
-        disk.with_broker(|b| b.messages.values().all(|m| m.content.body.is_empty())),
-        "a disk node keeps no body in memory"
+    assert_eq!(disk.n_stored_messages(), Some(n_messages));
+    assert_eq!(
+        disk.with_broker(|b| (b.messages.n_hot(), b.messages.n_shared())),
+        (0, 0),
+        "a disk node keeps no stored message in memory"
     );
     let at_snapshot = disk.digest();
+    let disk_at_snapshot = disk.messages_with_bodies().expect("read the store");
     assert_eq!(ram.digest(), at_snapshot, "disk and RAM node digests");
     assert_eq!(
         disk.with_broker(|b| b.clone()),
@@ -204,7 +211,7 @@ fn disk_and_ram_nodes_agree_and_a_snapshot_carries_the_bodies_across_a_restart()
         at_snapshot,
         "the snapshot restores the state at its index"
     );
-    assert_eq!(disk.n_stored_bodies(), Some(n_messages));
+    assert_eq!(disk.n_stored_messages(), Some(n_messages));
     more(&disk, last + 1);
     assert_eq!(disk.digest(), after, "replay after the snapshot");
 
@@ -213,12 +220,13 @@ fn disk_and_ram_nodes_agree_and_a_snapshot_carries_the_bodies_across_a_restart()
     let meta = snap.meta.clone();
     fresh.install_received(&meta, bytes).expect("install");
     assert_eq!(fresh.digest(), at_snapshot);
-    let bodies_inline = fresh.with_broker(|b| {
-        b.messages
-            .values()
-            .all(|m| m.body_at.is_none() && m.content.body.len() as u64 == m.body_len())
-    });
-    assert!(bodies_inline, "a RAM node holds its bodies in memory");
+    let in_memory = fresh.with_broker(|b| b.messages.n_hot() == b.messages.len());
+    assert!(in_memory, "a RAM node holds its messages in memory");
+    assert_eq!(
+        fresh.messages_with_bodies().expect("in memory"),
+        disk_at_snapshot,
+        "every message byte-exact"
+    );
 }
 
 #[test]
@@ -269,7 +277,7 @@ fn a_snapshot_built_while_applies_go_on_is_the_state_at_its_index() {
     let snap = sm.write_copy(copy).expect("write the snapshot");
     let at = snap.meta.last_log_id.expect("index").index;
     assert_eq!(
-        sm.n_stored_bodies(),
+        sm.n_stored_messages(),
         Some(sm.with_broker(|b| b.messages.len())),
         "deletions held during the build happen after it"
     );
@@ -283,4 +291,104 @@ fn a_snapshot_built_while_applies_go_on_is_the_state_at_its_index() {
     .expect("copy snapshot");
     let restored = BrokerStateMachine::open(copy.path()).expect("open copy");
     assert_eq!(restored.digest(), (Some(at), digests[&at].clone()));
+}
+
+#[test]
+fn a_message_two_queues_hold_keeps_its_count_across_a_snapshot_and_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = BrokerStateMachine::open(dir.path()).expect("open");
+    let ram = BrokerStateMachine::in_memory();
+    let bind = |queue: &str| Command::QueueBind {
+        queue: queue.into(),
+        exchange: "fan".into(),
+        routing_key: String::new(),
+        arguments: Vec::new(),
+        conn: 1,
+    };
+    let setup = vec![
+        exchange_declare("fan", ExchangeKind::Fanout),
+        QueueDecl::new("a").command(),
+        QueueDecl::new("b").command(),
+        bind("a"),
+        bind("b"),
+    ];
+    let get = |queue: &str| Command::Get {
+        queue: queue.into(),
+        holder: holder(),
+        no_ack: true,
+    };
+    let counts = |sm: &BrokerStateMachine| {
+        let in_memory = sm.with_broker(|b| (b.messages.len(), b.messages.n_shared()));
+        (in_memory, sm.n_stored_messages())
+    };
+    for sm in [&disk, &ram] {
+        apply(sm, 1, setup.clone());
+        apply(sm, 2, vec![publish_via("fan", "", body(1, 3_000))]);
+    }
+    assert_eq!(
+        counts(&disk),
+        ((1, 1), Some(1)),
+        "one record, its count in memory"
+    );
+    assert_eq!(disk.digest(), ram.digest());
+
+    tracing::info!("--- snapshot, restart: the count comes back from the snapshot");
+    disk.build_and_write().expect("build snapshot");
+    drop(disk);
+    let disk = BrokerStateMachine::open(dir.path()).expect("reopen");
+    assert_eq!(counts(&disk), ((1, 1), Some(1)));
+    assert_eq!(disk.digest(), ram.digest());
+
+    tracing::info!("--- each queue takes it; the record goes with the last");
+    for (index, queue) in [(3, "a"), (4, "b")] {
+        for sm in [&disk, &ram] {
+            let replies = apply(sm, index, vec![get(queue)]);
+            let Reply::Got { content, .. } = &replies[0] else {
+                panic!("get from {queue}: {:?}", replies[0]);
+            };
+            assert_eq!(
+                content.body,
+                body(1, 3_000),
+                "read from the store, byte-exact"
+            );
+        }
+        assert_eq!(disk.digest(), ram.digest(), "after the get from {queue}");
+    }
+    assert_eq!(counts(&disk), ((0, 0), Some(0)));
+}
+
+#[test]
+fn a_failed_read_of_the_message_store_fails_the_entry() {
+    let sm = BrokerStateMachine::in_memory();
+    let (cold, cold_state) = crate::broker::test_support::MemCold::state();
+    sm.lock().body.broker = cold_state;
+    apply(
+        &sm,
+        1,
+        vec![QueueDecl::new("q").command(), publish("q", body(1, 10))],
+    );
+    cold.after_entry(&mut sm.lock().body.broker.messages, false);
+
+    tracing::info!("--- the store fails: a basic.get must not answer get-empty");
+    cold.fail_reads
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let get = Command::Get {
+        queue: "q".into(),
+        holder: holder(),
+        no_ack: false,
+    };
+    let request = Batch {
+        time_ms: 1_000,
+        commands: vec![get],
+        origin: None,
+    }
+    .to_request();
+    let error = sm
+        .lock()
+        .apply_batch(2, &request)
+        .expect_err("the entry fails");
+    assert!(
+        error.to_string().contains("read a stored message"),
+        "{error}"
+    );
 }

@@ -458,18 +458,8 @@ impl ApplyObserver for Routes {
                     send(delivery.consumer.conn, Dispatch::Fenced);
                     continue;
                 }
-                let message = outcome
-                    .released
-                    .iter()
-                    .find(|(id, _)| *id == delivery.msg_id)
-                    .map(|(_, m)| m)
-                    .or_else(|| state.broker.message(delivery.msg_id));
-                let Some(message) = message else {
-                    tracing::error!(msg_id = delivery.msg_id, "delivery without message");
-                    continue;
-                };
-                // The body may be in the node's body store (a disk node); this reads it.
-                let Some(message) = state.with_body(message) else {
+                // A disk node reads it from its message store, unless this entry stored it.
+                let Some(message) = state.delivered(outcome, delivery.msg_id) else {
                     continue;
                 };
                 let dispatch = Dispatch::Deliver {

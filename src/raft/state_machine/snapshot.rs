@@ -1,85 +1,88 @@
-//! The state machine's snapshots: built from a copy of the state's metadata with the bodies
-//! streamed from wherever they live, written durably, loaded back (format:
-//! `raft/snapshot_file.rs`).
+//! The state machine's snapshots: built from a copy of what the state holds in memory with
+//! the stored messages streamed from wherever they live, written durably, loaded back
+//! (format: `raft/snapshot_file.rs`).
 //!
-//! A snapshot's state section never holds a body or a body reference: each stored message's
-//! body follows the state as its own record, so the file is the same whether a disk node
-//! (bodies in its store) or a RAM node (bodies in memory) wrote it.
+//! A snapshot's state section never holds a stored message: each follows the state as its
+//! own record (record and body), so the file is the same whether a disk node (messages in
+//! its store) or a RAM node (messages in memory) wrote it, and neither writing nor loading
+//! holds the backlog in memory.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::{lock, meta_of, BrokerStateMachine, Snap, SnapshotBody, SNAPSHOT_FILE};
-use crate::broker::state::BodyRef;
-use crate::raft::bodies::Bodies;
-use crate::raft::body_store::BodyStore;
+use crate::broker::messages::Messages;
+use crate::raft::cold_messages::ColdMessages;
+use crate::raft::message_record;
+use crate::raft::message_store::MessageStore;
 use crate::raft::snapshot_file;
 
 /// A snapshot build's copy of the state, taken under the state lock.
 pub(super) struct BuildCopy<'a> {
     body: SnapshotBody,
-    store: Option<BodyStore>,
     _file_guard: std::sync::MutexGuard<'a, ()>,
 }
 
-/// Where the body of a message in a snapshot being written is.
-enum BodySource {
-    Inline(Bytes),
-    Stored(u64),
+fn bad(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("snapshot: {what}"))
 }
 
-/// Takes every body (or body reference) out of `body`'s messages, in id order.
-fn split_bodies(body: &mut SnapshotBody) -> Vec<(u64, BodySource)> {
-    body.broker
-        .strip_bodies()
-        .into_iter()
-        .map(|(msg_id, at, inline)| match at {
-            Some(at) => (msg_id, BodySource::Stored(at.key)),
-            None => (msg_id, BodySource::Inline(inline)),
-        })
-        .collect()
+/// The messages of a snapshot being read: a RAM node's in memory, a disk node's counted (they
+/// went to its store).
+#[derive(Default)]
+struct Loaded {
+    hot: Messages,
+    n_cold: u64,
+    shared: BTreeMap<u64, u32>,
+    last_id: Option<u64>,
 }
 
-/// Reads a snapshot: its state, with every body put back where this node keeps them (into
-/// `store`, emptied first, with references in the state; or inline).
-pub(super) fn load(input: impl io::Read, store: Option<&BodyStore>) -> io::Result<SnapshotBody> {
-    let mut inline = Vec::new();
-    let mut lens = Vec::new();
+/// Reads a snapshot: its state, with every stored message put where this node keeps them
+/// (into `store`, emptied first; or in memory).
+pub(super) fn load(input: impl io::Read, store: Option<&MessageStore>) -> io::Result<SnapshotBody> {
     if let Some(store) = store {
         store.clear()?;
     }
-    let mut body: SnapshotBody = snapshot_file::read(input, |msg_id, bytes| {
+    let mut loaded = Loaded::default();
+    let mut body: SnapshotBody = snapshot_file::read(input, |msg_id, record, bytes| {
+        if loaded.last_id.is_some_and(|last| last >= msg_id) {
+            return Err(bad("messages out of id order"));
+        }
+        loaded.last_id = Some(msg_id);
+        let message = message_record::decode(&record, Bytes::from(bytes))?;
+        if message.n_holders == 0 {
+            return Err(bad("a stored message no queue holds"));
+        }
         match store {
             Some(store) => {
-                store.insert(msg_id, &bytes)?;
-                lens.push((msg_id, bytes.len() as u64, crc32c::crc32c(&bytes)));
+                store.insert_record(msg_id, &record, &message.content.body)?;
+                loaded.n_cold += 1;
+                if message.n_holders > 1 {
+                    loaded.shared.insert(msg_id, message.n_holders);
+                }
             }
-            None => inline.push((msg_id, Bytes::from(bytes))),
+            None => loaded.hot.insert(msg_id, message),
         }
         Ok(())
     })?;
     let broker = &mut body.broker;
-    let n_bodies = lens.len() + inline.len();
-    let mut n_placed = 0;
-    for (msg_id, len_bytes, crc32c) in lens {
-        let at = BodyRef {
-            key: msg_id,
-            len_bytes,
-            crc32c,
-        };
-        n_placed += usize::from(broker.set_body_at(msg_id, at));
+    if !broker.messages.is_empty() {
+        return Err(bad("stored messages inside the state"));
     }
-    for (msg_id, bytes) in inline {
-        n_placed += usize::from(broker.restore_body(msg_id, bytes));
+    if loaded
+        .last_id
+        .is_some_and(|last| last >= broker.next_msg_id())
+    {
+        return Err(bad("a message id past the state's next id"));
     }
-    if n_placed != n_bodies || n_bodies != broker.messages.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "snapshot: bodies and stored messages differ",
-        ));
-    }
+    broker.messages = match store {
+        Some(store) => Messages::cold(Arc::new(store.clone()), loaded.n_cold, loaded.shared),
+        None => loaded.hot,
+    };
     Ok(body)
 }
 
@@ -88,32 +91,42 @@ impl BrokerStateMachine {
     /// node streams it to its file durably (temp file, fsync, rename, fsync the directory),
     /// a RAM node keeps the bytes. Blocking: call it off the async runtime.
     ///
-    /// Applies go on meanwhile: the state's metadata is copied under the state lock (bodies
-    /// are not in it on a disk node), and the store's bodies are read afterwards, so the
-    /// deletions of bodies of messages dropped in the meantime wait until the write ends.
+    /// Applies go on meanwhile: what the state holds in memory is copied under the state
+    /// lock (a disk node's stored messages are not in it), and the store's messages are read
+    /// afterwards: those with ids below the copy's next id, a set no apply changes but by
+    /// dropping messages, whose deletion from the store waits until the write ends.
     pub(super) fn build_and_write(&self) -> io::Result<Snap> {
         let copy = self.copy_for_build();
         self.write_copy(copy)
     }
 
-    /// The first half of a build: the state copied (with the file lock held and body
+    /// The first half of a build: the state copied (with the file lock held and message
     /// deletions held) under the state lock.
     pub(super) fn copy_for_build(&self) -> BuildCopy<'_> {
         let file_guard = lock(&self.file_lock);
         let mut inner = self.lock();
-        inner.bodies.hold_deletes();
+        inner.cold.hold_deletes();
         inner.log_bytes_since_snapshot = 0;
+        let body = &inner.body;
         BuildCopy {
-            body: inner.body.clone(),
-            store: inner.bodies.store().cloned(),
+            body: SnapshotBody {
+                last_applied: body.last_applied,
+                membership: body.membership.clone(),
+                broker: body.broker.copy_for_build(),
+                sessions: body.sessions.clone(),
+            },
             _file_guard: file_guard,
         }
     }
 
-    /// The second half: bodies read, the file written, deletions released.
+    /// The second half: messages read, the file written, deletions released.
     pub(super) fn write_copy(&self, mut copy: BuildCopy<'_>) -> io::Result<Snap> {
-        let written = self.write_built(&mut copy.body, copy.store.as_ref());
-        let released = self.lock().bodies.release_deletes();
+        let written = self.write_built(&mut copy.body);
+        let released = {
+            let mut inner = self.lock();
+            let inner = &mut *inner;
+            inner.cold.release_deletes(&mut inner.body.broker)
+        };
         written?;
         released?;
         Ok(Snap {
@@ -124,29 +137,20 @@ impl BrokerStateMachine {
         })
     }
 
-    fn write_built(&self, body: &mut SnapshotBody, store: Option<&BodyStore>) -> io::Result<()> {
+    fn write_built(&self, body: &mut SnapshotBody) -> io::Result<()> {
         let meta = meta_of(body);
-        let sources = split_bodies(body);
-        let bodies = sources.into_iter().map(|(msg_id, source)| match source {
-            BodySource::Inline(bytes) => Ok((msg_id, bytes)),
-            BodySource::Stored(key) => {
-                let bytes = store.map(|s| s.get(key)).transpose()?.flatten();
-                let bytes = bytes.ok_or_else(|| {
-                    let what = format!("body of message {msg_id} missing from the body store");
-                    io::Error::new(io::ErrorKind::NotFound, what)
-                })?;
-                Ok((msg_id, bytes))
-            }
-        });
+        // The state section goes without its messages; they follow it one by one.
+        let messages = std::mem::take(&mut body.broker.messages);
         let Some(dir) = &self.dir else {
-            let bytes = snapshot_file::write(io::Cursor::new(Vec::new()), &*body, bodies)?;
+            let out = io::Cursor::new(Vec::new());
+            let bytes = write_messages(out, body, &messages)?;
             let mut inner = self.lock();
             inner.current = Some(meta);
             inner.current_bytes = Some(bytes.into_inner());
             return Ok(());
         };
         let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-        let file = snapshot_file::write(std::fs::File::create(&tmp)?, &*body, bodies)?;
+        let file = write_messages(std::fs::File::create(&tmp)?, body, &messages)?;
         file.sync_all()?;
         drop(file);
         install_file(dir, &tmp)?;
@@ -155,14 +159,14 @@ impl BrokerStateMachine {
     }
 
     /// Installs a snapshot received from the leader: a disk node writes it as its snapshot
-    /// file and refills its body store from it, a RAM node keeps the bytes. Blocking.
+    /// file and refills its message store from it, a RAM node keeps the bytes. Blocking.
     pub(super) fn install_received(
         &self,
         meta: &openraft::alias::SnapshotMetaOf<super::TypeConfig>,
         bytes: Vec<u8>,
     ) -> io::Result<()> {
         let _file = lock(&self.file_lock);
-        let store = self.lock().bodies.store().cloned();
+        let store = self.lock().cold.store().cloned();
         if let Some(dir) = &self.dir {
             use std::io::Write;
             let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
@@ -176,7 +180,7 @@ impl BrokerStateMachine {
         let mut inner = self.lock();
         let body = load(bytes.as_slice(), store.as_ref())?;
         inner.body = body;
-        inner.bodies = Bodies::new(store);
+        inner.cold = ColdMessages::new(store);
         inner.current = Some(meta.clone());
         if self.dir.is_none() {
             inner.current_bytes = Some(bytes);
@@ -202,6 +206,28 @@ impl BrokerStateMachine {
         };
         Ok(Some(Snap { meta, snapshot }))
     }
+}
+
+/// Writes the snapshot of `body` (its messages taken out) and `messages` to `out`; refuses
+/// a snapshot whose messages disagree with their count.
+fn write_messages<W: io::Write + io::Seek>(
+    out: W,
+    body: &SnapshotBody,
+    messages: &Messages,
+) -> io::Result<W> {
+    let mut n_written = 0usize;
+    let records = messages.iter().map(|item| {
+        let (msg_id, message) = item?;
+        n_written += 1;
+        let record = message_record::encode(&message)?;
+        Ok((msg_id, record, message.content.body.clone()))
+    });
+    let out = snapshot_file::write(out, body, records)?;
+    if n_written != messages.len() {
+        let what = format!("{n_written} messages read, {} stored", messages.len());
+        return Err(bad(&what));
+    }
+    Ok(out)
 }
 
 /// Renames the synced `tmp` to the snapshot file and syncs the directory, so the rename

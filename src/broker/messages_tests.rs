@@ -1,0 +1,167 @@
+//! `Messages` in memory and cold: holder counts, reads, faults, and the view a snapshot
+//! build takes while applies go on.
+
+use std::sync::atomic::Ordering;
+
+use super::*;
+use crate::broker::command::Content;
+use crate::broker::test_support::MemCold;
+
+fn message(body: &'static str, n_holders: u32) -> StoredMessage {
+    StoredMessage {
+        content: Content {
+            properties: bytes::Bytes::new(),
+            body: bytes::Bytes::from_static(body.as_bytes()),
+        },
+        exchange: String::new(),
+        routing_key: "q".into(),
+        n_holders,
+        headers: Vec::new(),
+        deaths: Vec::new(),
+        first_death: None,
+    }
+}
+
+fn cold_messages() -> (Arc<MemCold>, Messages) {
+    let cold = Arc::new(MemCold::default());
+    let messages = Messages::cold(cold.clone(), 0, BTreeMap::new());
+    (cold, messages)
+}
+
+/// Moves `messages`' hot ones into `cold`, as a disk node's state machine does (deletions
+/// held).
+fn move_to(cold: &MemCold, messages: &mut Messages) {
+    cold.after_entry(messages, true);
+}
+
+fn ids(messages: &Messages) -> Vec<(u64, u32)> {
+    let all = messages.iter().map(|m| m.map(|(id, m)| (id, m.n_holders)));
+    all.collect::<io::Result<_>>().expect("read")
+}
+
+#[test]
+fn in_memory_a_message_goes_with_its_last_holder() {
+    let mut messages = Messages::default();
+    messages.insert(1, message("one", 2));
+    messages.insert(2, message("two", 1));
+    assert_eq!(messages.len(), 2);
+    assert!(!messages.release(1), "one holder left");
+    assert_eq!(messages.get(1).expect("held").n_holders, 1);
+    assert!(matches!(messages.get(1), Some(Cow::Borrowed(_))));
+    assert!(messages.release(1));
+    assert!(messages.get(1).is_none());
+    assert!(!messages.release(1), "an unknown id is ignored");
+    assert_eq!(ids(&messages), vec![(2, 1)]);
+    assert!(
+        messages.take_doomed().is_empty(),
+        "nothing to delete in memory"
+    );
+}
+
+#[test]
+fn cold_messages_keep_only_counts_above_one_in_memory() {
+    let (cold, mut messages) = cold_messages();
+    messages.insert(1, message("one", 3));
+    messages.insert(2, message("two", 1));
+    move_to(&cold, &mut messages);
+    assert_eq!((messages.n_hot(), messages.len(), cold.len()), (0, 2, 2));
+    assert_eq!(messages.n_shared(), 1, "only the message three queues hold");
+    let one = messages.get(1).expect("read back");
+    assert!(matches!(one, Cow::Owned(_)), "read from the store");
+    assert_eq!(*one, message("one", 3), "the count comes from memory");
+    assert_eq!(messages.get(2).expect("read").n_holders, 1);
+
+    assert!(!messages.release(1));
+    assert_eq!(messages.get(1).expect("held").n_holders, 2);
+    assert!(!messages.release(1));
+    assert_eq!(messages.n_shared(), 0, "a count of 1 is not kept");
+    assert_eq!(messages.get(1).expect("held").n_holders, 1);
+    assert!(messages.release(1), "the last holder let go");
+    assert!(
+        messages.get(1).is_none(),
+        "dropped, though its record is there"
+    );
+    assert_eq!(messages.len(), 1);
+    let delivered = messages.get_for_delivery(1).expect("record kept");
+    assert_eq!(
+        delivered.content.body, "one",
+        "until the entry's deliveries are out"
+    );
+    assert_eq!(ids(&messages), vec![(2, 1)]);
+    assert_eq!(messages.take_doomed(), BTreeSet::from([1]));
+}
+
+#[test]
+fn a_failed_read_is_recorded_not_swallowed() {
+    let (cold, mut messages) = cold_messages();
+    messages.insert(1, message("one", 1));
+    move_to(&cold, &mut messages);
+    cold.fail_reads.store(true, Ordering::Relaxed);
+    assert!(messages.get(1).is_none());
+    assert!(messages.read_failed());
+    assert!(messages.take_fault().is_some(), "the state machine sees it");
+    assert!(messages.take_fault().is_none(), "once");
+    assert!(messages.iter().next().expect("one item").is_err());
+    assert!(
+        messages.clone() != messages.clone(),
+        "a short copy is never equal"
+    );
+    cold.fail_reads.store(false, Ordering::Relaxed);
+    assert!(messages.get(1).is_some());
+}
+
+#[test]
+fn cold_and_in_memory_messages_compare_equal_and_only_memory_serializes() {
+    let (cold, mut on_disk) = cold_messages();
+    let mut in_memory = Messages::default();
+    for m in [&mut on_disk, &mut in_memory] {
+        m.insert(1, message("one", 2));
+        m.insert(2, message("two", 1));
+    }
+    move_to(&cold, &mut on_disk);
+    on_disk.insert(3, message("three", 1));
+    in_memory.insert(3, message("three", 1));
+    assert_eq!(on_disk, in_memory);
+    assert_eq!(on_disk.clone(), in_memory, "a copy reads the store");
+    assert_eq!(on_disk.clone().n_hot(), 3, "into memory");
+    on_disk.release(1);
+    assert!(on_disk != in_memory);
+    assert!(
+        postcard::to_stdvec(&on_disk).is_err(),
+        "cold messages are streamed"
+    );
+    let bytes = postcard::to_stdvec(&in_memory).expect("encode");
+    let back: Messages = postcard::from_bytes(&bytes).expect("decode");
+    assert_eq!(back, in_memory);
+}
+
+#[test]
+fn a_build_view_is_the_state_at_its_copy_while_applies_go_on() {
+    let (cold, mut messages) = cold_messages();
+    messages.insert(1, message("one", 1));
+    messages.insert(2, message("two", 2));
+    messages.insert(3, message("three", 1));
+    move_to(&cold, &mut messages);
+    let next_msg_id = 4;
+    let view = messages.view(next_msg_id);
+    let at_copy = vec![(1, 1), (2, 2), (3, 1)];
+
+    // Applies go on: 1 is dropped (its deletion held), 2 loses a holder, 4 is stored.
+    assert!(messages.release(1));
+    assert!(!messages.release(2));
+    messages.insert(4, message("four", 1));
+    move_to(&cold, &mut messages);
+    assert_eq!(ids(&messages), vec![(2, 1), (3, 1), (4, 1)]);
+    assert_eq!(
+        ids(&view),
+        at_copy,
+        "a record written after the copy is excluded"
+    );
+    assert_eq!(view.len(), 3);
+    assert!(view.get(4).is_none());
+
+    // The build ends; the held deletion happens.
+    cold.after_entry(&mut messages, false);
+    assert_eq!(cold.len(), 3);
+    assert_eq!(ids(&messages), vec![(2, 1), (3, 1), (4, 1)]);
+}
