@@ -250,6 +250,9 @@ impl Conn {
                         self.send_conn_close(wire::conn_close(320, text));
                         socket.write_all(&self.out).await?;
                         self.out.clear();
+                        // Closing at once could let the client see the socket go before our
+                        // close (lapin then reports a reset, not 320).
+                        await_close_ok(socket, &mut inbuf, self.frame_max).await;
                         linger_close(socket).await;
                         return Ok(());
                     }
