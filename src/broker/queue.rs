@@ -29,6 +29,9 @@ pub struct ConsumerKey {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Consumer {
     pub key: ConsumerKey,
+    /// Numbered in the order consumers were added, never reused: a consumer that takes
+    /// the tag of a cancelled one is another consumer, and gets none of its credit.
+    pub id: u64,
     /// Most unacked deliveries at once; 0 means unlimited (AMQP's prefetch_count 0).
     pub prefetch: u32,
     /// With no_ack a delivery is settled as it is made.
@@ -42,6 +45,9 @@ pub struct Consumer {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unacked {
     pub consumer: ConsumerKey,
+    /// The [`Consumer::id`] it was delivered to, whose credit its settle frees (if that
+    /// consumer is still there); None when basic.get took it.
+    pub consumer_id: Option<u64>,
     pub delivery_count: u32,
     /// Kept for a requeue: a checked-out message does not expire, a returned one may.
     pub expires_at_ms: Option<u64>,
@@ -66,6 +72,8 @@ pub struct Queue {
     consumers: Vec<Consumer>,
     /// Index into `consumers` of the next one to serve (round-robin).
     next_consumer: usize,
+    /// The id the next consumer added gets.
+    next_consumer_id: u64,
     /// Whether a consumer was ever added: an auto-delete queue goes only after that.
     had_consumer: bool,
     /// The entry time of the latest command that touched the queue (never goes back).
@@ -159,8 +167,11 @@ impl Queue {
         debug_assert!(self.consumers.iter().all(|c| c.key != key));
         debug_assert!(!self.in_exclusive_use(exclusive));
         self.had_consumer = true;
+        let id = self.next_consumer_id;
+        self.next_consumer_id += 1;
         self.consumers.push(Consumer {
             key,
+            id,
             prefetch,
             no_ack,
             exclusive,
@@ -188,6 +199,7 @@ impl Queue {
         if !no_ack {
             let unacked = Unacked {
                 consumer: holder.clone(),
+                consumer_id: None,
                 delivery_count: ready.delivery_count,
                 expires_at_ms: ready.expires_at_ms,
                 body_bytes: ready.body_bytes,
@@ -218,7 +230,7 @@ impl Queue {
         let Some(unacked) = self.take_unacked(msg_id, conn, channel) else {
             return (false, Vec::new());
         };
-        self.credit(&unacked.consumer);
+        self.credit(&unacked);
         self.dying.extend(death.map(|reason| (msg_id, reason)));
         (true, self.assign())
     }
@@ -239,7 +251,7 @@ impl Queue {
         let Some(unacked) = self.take_unacked(msg_id, conn, channel) else {
             return;
         };
-        self.credit(&unacked.consumer);
+        self.credit(&unacked);
         let delivery_count = unacked.delivery_count.saturating_add(1);
         let limit = self.limits.delivery_limit;
         if limit.is_some_and(|limit| u64::from(delivery_count) > limit) {
@@ -332,8 +344,12 @@ impl Queue {
         }
     }
 
-    fn credit(&mut self, key: &ConsumerKey) {
-        if let Some(consumer) = self.consumers.iter_mut().find(|c| &c.key == key) {
+    /// The consumer `unacked` was delivered to, if still registered, has it no more.
+    fn credit(&mut self, unacked: &Unacked) {
+        let Some(id) = unacked.consumer_id else {
+            return;
+        };
+        if let Some(consumer) = self.consumers.iter_mut().find(|c| c.id == id) {
             debug_assert!(consumer.n_unacked > 0);
             consumer.n_unacked = consumer.n_unacked.saturating_sub(1);
         }
@@ -360,6 +376,7 @@ impl Queue {
                 consumer.n_unacked += 1;
                 let unacked = Unacked {
                     consumer: consumer.key.clone(),
+                    consumer_id: Some(consumer.id),
                     delivery_count: ready.delivery_count,
                     expires_at_ms: ready.expires_at_ms,
                     body_bytes: ready.body_bytes,

@@ -34,6 +34,32 @@ fn prefetch_limits_deliveries_and_a_settle_frees_credit() {
     assert_eq!(next.iter().map(|d| d.msg_id).collect::<Vec<_>>(), vec![3]);
 }
 
+/// Regression (found by the state property test): a settle of a delivery made to a
+/// cancelled consumer credited the new consumer that took its tag on the same channel,
+/// which then got more than its prefetch (or tripped the unacked-count assertion).
+#[test]
+fn a_cancelled_consumers_settle_does_not_credit_a_new_consumer_with_its_tag() {
+    let mut q = Queue::default();
+    q.add_consumer(key(1, 1, "a"), 1, false, false);
+    assert_eq!(enqueue(&mut q, 1, None).len(), 1);
+    assert!(q.cancel_consumer(&key(1, 1, "a")));
+    q.add_consumer(key(1, 1, "a"), 1, false, false);
+    assert_eq!(
+        enqueue(&mut q, 2, None).len(),
+        1,
+        "the new consumer holds one"
+    );
+    assert!(enqueue(&mut q, 3, None).is_empty());
+    let (settled, next) = q.settle(1, 1, 1);
+    assert!(settled, "the old delivery is still the channel's to settle");
+    assert!(
+        next.is_empty(),
+        "the new consumer is still at its prefetch: {next:?}"
+    );
+    let (_, next) = q.settle(2, 1, 1);
+    assert_eq!(next.iter().map(|d| d.msg_id).collect::<Vec<_>>(), vec![3]);
+}
+
 #[test]
 fn consumers_are_served_round_robin() {
     let mut q = Queue::default();

@@ -2,7 +2,7 @@
 //! holds a whole snapshot (a backlog's bodies) in one buffer.
 //!
 //! ```text
-//! header (21 bytes): [version u8 = 3][payload_len u64 LE][state_len u64 LE][crc32c u32 LE]
+//! header (21 bytes): [version u8 = 4][payload_len u64 LE][state_len u64 LE][crc32c u32 LE]
 //! payload:           [state: postcard, state_len bytes]
 //!                    ([msg_id u64 LE][body_len u64 LE][body, body_len bytes])*
 //! ```
@@ -19,8 +19,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// 2: proposer sessions joined the snapshot. 3: streamed; bodies after the state, one record
-/// each; 64-bit lengths.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 3;
+/// each; 64-bit lengths. 4: the state's encoding changed (consumers numbered; see
+/// docs/formats.md).
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 4;
 const HEADER_LEN: usize = 21;
 /// The size of the write buffer between the encoder and the file.
 const WRITE_BUFFER_BYTES: usize = 256 * 1024;
