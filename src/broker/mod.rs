@@ -5,6 +5,7 @@
 //! (as in RabbitMQ's `rabbit_fifo`). Only the Raft state machine calls into it.
 
 pub mod args;
+pub mod channel_limit;
 pub mod command;
 pub mod dead_letter;
 pub mod exchange;
@@ -14,6 +15,7 @@ pub mod state;
 mod state_declare;
 mod state_lifecycle;
 mod state_messages;
+mod state_qos;
 #[cfg(test)]
 pub(crate) mod test_support;
 pub mod topic;
