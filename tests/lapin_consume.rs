@@ -1,28 +1,46 @@
-//! End to end: consumers against the real `warren` binary: basic.recover, and basic.qos
-//! prefetch with two consumers on one queue.
+//! End to end: consumers against the real `warren` binary: basic.recover, basic.qos
+//! prefetch with two consumers on one queue, and basic.qos(global=true) shared by two
+//! consumers on two queues.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRecoverOptions};
 use lapin::types::FieldTable;
 
 mod common;
 
 use common::{
-    confirm_channel, next_delivery, publish_confirmed, ready_count, start_server, within,
+    confirm_channel, declare_queue, next_delivery, publish_confirmed, ready_count, start_server,
+    within,
 };
 
 /// How long a consumer is watched to show that the server holds a message back. Only a
 /// bound for an event that must not happen; every expected event is awaited instead.
 const QUIET: Duration = Duration::from_millis(300);
 
-/// Asserts that `consumer` gets no delivery within [`QUIET`].
-async fn assert_quiet(consumer: &mut lapin::Consumer, why: &str) {
+/// Asserts that `consumer` (one consumer, or several merged) gets no delivery within
+/// [`QUIET`].
+async fn assert_quiet<S>(consumer: &mut S, why: &str)
+where
+    S: Stream + Unpin,
+    S::Item: std::fmt::Debug,
+{
     if let Ok(extra) = tokio::time::timeout(QUIET, consumer.next()).await {
         panic!("{why}: got {extra:?}");
     }
+}
+
+/// The next delivery of merged consumers, within the event timeout.
+async fn next_of_either<S>(consumers: &mut S) -> lapin::message::Delivery
+where
+    S: Stream<Item = lapin::Result<lapin::message::Delivery>> + Unpin,
+{
+    within("a delivery to either consumer", consumers.next())
+        .await
+        .expect("consumers open")
+        .expect("delivery")
 }
 
 async fn consume(channel: &lapin::Channel, queue: &str, tag: &str) -> lapin::Consumer {
@@ -191,5 +209,56 @@ async fn prefetch_1_holds_next_message_until_ack() {
             .await
             .expect("basic.ack");
     }
+    conn.close(200, "bye").await.expect("close");
+}
+
+/// basic.qos(2, global=true) limits the channel's consumers together: with two consumers on
+/// two queues of 10 messages each, 2 deliveries in all arrive before any ack; each ack
+/// releases exactly one more; a global qos of 0 lifts the limit and the rest arrive.
+#[tokio::test]
+async fn global_qos_is_shared_by_all_consumers_of_the_channel() {
+    let server = start_server();
+    let (conn, publisher) = confirm_channel(server.addr, "global-q1").await;
+    declare_queue(&publisher, "global-q2").await;
+    for i in 0..10 {
+        for queue in ["global-q1", "global-q2"] {
+            publish_confirmed(&publisher, queue, format!("{queue}-{i}").as_bytes()).await;
+        }
+    }
+    let channel = conn.create_channel().await.expect("consumer channel");
+    let global = BasicQosOptions { global: true };
+    within("basic.qos-ok", channel.basic_qos(2, global))
+        .await
+        .expect("basic.qos global");
+    let c1 = consume(&channel, "global-q1", "g1").await;
+    let c2 = consume(&channel, "global-q2", "g2").await;
+    let mut both = futures::stream::select(c1, c2);
+
+    tracing::info!("--- two deliveries in all, then none while both are unacked");
+    let first = next_of_either(&mut both).await;
+    let second = next_of_either(&mut both).await;
+    assert_quiet(&mut both, "a third delivery before any ack").await;
+
+    tracing::info!("--- an ack releases exactly one more");
+    first
+        .ack(BasicAckOptions::default())
+        .await
+        .expect("basic.ack");
+    let third = next_of_either(&mut both).await;
+    assert_quiet(&mut both, "a second delivery after one ack").await;
+
+    tracing::info!("--- global qos 0 lifts the limit: the other 17 arrive");
+    within("basic.qos-ok", channel.basic_qos(0, global))
+        .await
+        .expect("basic.qos global 0");
+    let mut seen: BTreeSet<Vec<u8>> = [&first, &second, &third]
+        .iter()
+        .map(|d| d.data.clone())
+        .collect();
+    for _ in 0..17 {
+        let delivery = next_of_either(&mut both).await;
+        assert!(seen.insert(delivery.data), "each message once");
+    }
+    assert_eq!(seen.len(), 20);
     conn.close(200, "bye").await.expect("close");
 }

@@ -151,6 +151,13 @@ pub enum Command {
         conn: u64,
         channel: u16,
     },
+    /// basic.qos(global=true): at most `prefetch` unacked deliveries over all the channel's
+    /// consumers (0: no limit). Takes effect at once; a raise may release held messages.
+    ChannelQos {
+        conn: u64,
+        channel: u16,
+        prefetch: u32,
+    },
 }
 
 /// A channel error for the client: the AMQP reply code and text.

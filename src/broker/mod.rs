@@ -8,6 +8,7 @@
 //! fails the entry rather than change what it does).
 
 pub mod args;
+pub mod channel_limit;
 pub mod command;
 pub mod dead_letter;
 pub mod exchange;
@@ -18,6 +19,7 @@ pub mod state;
 mod state_declare;
 mod state_lifecycle;
 mod state_messages;
+mod state_qos;
 #[cfg(test)]
 pub(crate) mod test_support;
 pub mod topic;

@@ -4,6 +4,8 @@
 //! consumer's channel) or gone (settled). Assignment is deterministic: consumers are served
 //! round-robin in the order they were added, each up to its prefetch, so every node applying
 //! the same commands makes the same deliveries. Bodies live elsewhere; this type only moves ids.
+//! A channel's own limit (basic.qos global=true) is asked through [`ChannelCredit`] at every
+//! delivery and told of every consumer delivery that comes back.
 //!
 //! A message that dies here (rejected, expired, dropped or refused by a full queue, returned
 //! too often) is set aside in `dying`, still held, until the state dead-letters or drops it:
@@ -14,6 +16,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::args::QueueLimits;
+use super::channel_limit::ChannelCredit;
 use super::dead_letter::DeathReason;
 use super::ready::{Ready, ReadyList};
 
@@ -29,6 +32,9 @@ pub struct ConsumerKey {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Consumer {
     pub key: ConsumerKey,
+    /// Numbered in the order consumers were added, never reused: a consumer that takes
+    /// the tag of a cancelled one is another consumer, and gets none of its credit.
+    pub id: u64,
     /// Most unacked deliveries at once; 0 means unlimited (AMQP's prefetch_count 0).
     pub prefetch: u32,
     /// With no_ack a delivery is settled as it is made.
@@ -42,6 +48,10 @@ pub struct Consumer {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unacked {
     pub consumer: ConsumerKey,
+    /// The [`Consumer::id`] it was delivered to, whose credit its settle frees (if that
+    /// consumer is still there), as well as its channel's; None when basic.get took it (no
+    /// prefetch counts that).
+    pub consumer_id: Option<u64>,
     pub delivery_count: u32,
     /// Kept for a requeue: a checked-out message does not expire, a returned one may.
     pub expires_at_ms: Option<u64>,
@@ -66,6 +76,8 @@ pub struct Queue {
     consumers: Vec<Consumer>,
     /// Index into `consumers` of the next one to serve (round-robin).
     next_consumer: usize,
+    /// The id the next consumer added gets.
+    next_consumer_id: u64,
     /// Whether a consumer was ever added: an auto-delete queue goes only after that.
     had_consumer: bool,
     /// The entry time of the latest command that touched the queue (never goes back).
@@ -155,18 +167,22 @@ impl Queue {
         prefetch: u32,
         no_ack: bool,
         exclusive: bool,
+        credit: &mut impl ChannelCredit,
     ) -> Vec<Delivery> {
         debug_assert!(self.consumers.iter().all(|c| c.key != key));
         debug_assert!(!self.in_exclusive_use(exclusive));
         self.had_consumer = true;
+        let id = self.next_consumer_id;
+        self.next_consumer_id += 1;
         self.consumers.push(Consumer {
             key,
+            id,
             prefetch,
             no_ack,
             exclusive,
             n_unacked: 0,
         });
-        self.assign()
+        self.assign(credit)
     }
 
     /// Removes a consumer. Its unacked messages stay checked out to its channel until they
@@ -188,6 +204,7 @@ impl Queue {
         if !no_ack {
             let unacked = Unacked {
                 consumer: holder.clone(),
+                consumer_id: None,
                 delivery_count: ready.delivery_count,
                 expires_at_ms: ready.expires_at_ms,
                 body_bytes: ready.body_bytes,
@@ -199,13 +216,25 @@ impl Queue {
 
     /// Settles a checked-out message (consumer ack). Returns false when the message is not
     /// checked out to `holder`'s channel.
-    pub fn settle(&mut self, msg_id: u64, conn: u64, channel: u16) -> (bool, Vec<Delivery>) {
-        self.check_in(msg_id, conn, channel, None)
+    pub fn settle(
+        &mut self,
+        msg_id: u64,
+        conn: u64,
+        channel: u16,
+        credit: &mut impl ChannelCredit,
+    ) -> (bool, Vec<Delivery>) {
+        self.check_in(msg_id, conn, channel, None, credit)
     }
 
     /// nack/reject without requeue: the checked-out message dies here (reason rejected).
-    pub fn reject(&mut self, msg_id: u64, conn: u64, channel: u16) -> (bool, Vec<Delivery>) {
-        self.check_in(msg_id, conn, channel, Some(DeathReason::Rejected))
+    pub fn reject(
+        &mut self,
+        msg_id: u64,
+        conn: u64,
+        channel: u16,
+        credit: &mut impl ChannelCredit,
+    ) -> (bool, Vec<Delivery>) {
+        self.check_in(msg_id, conn, channel, Some(DeathReason::Rejected), credit)
     }
 
     fn check_in(
@@ -214,32 +243,45 @@ impl Queue {
         conn: u64,
         channel: u16,
         death: Option<DeathReason>,
+        credit: &mut impl ChannelCredit,
     ) -> (bool, Vec<Delivery>) {
         let Some(unacked) = self.take_unacked(msg_id, conn, channel) else {
             return (false, Vec::new());
         };
-        self.credit(&unacked.consumer);
+        self.credit(&unacked, credit);
         self.dying.extend(death.map(|reason| (msg_id, reason)));
-        (true, self.assign())
+        (true, self.assign(credit))
     }
 
     /// Returns checked-out messages to the head of the queue with one more delivery count.
-    pub fn requeue(&mut self, msg_ids: &[u64], conn: u64, channel: u16) -> Vec<Delivery> {
+    pub fn requeue(
+        &mut self,
+        msg_ids: &[u64],
+        conn: u64,
+        channel: u16,
+        credit: &mut impl ChannelCredit,
+    ) -> Vec<Delivery> {
         // Walk backwards so the returned messages keep their relative order at the head.
         for &msg_id in msg_ids.iter().rev() {
-            self.requeue_one(msg_id, conn, channel);
+            self.requeue_one(msg_id, conn, channel, credit);
         }
         self.drop_head_while_over_limit();
-        self.assign()
+        self.assign(credit)
     }
 
     /// One return; past `x-delivery-limit` (RabbitMQ: a count above the limit) the message
     /// dies instead.
-    fn requeue_one(&mut self, msg_id: u64, conn: u64, channel: u16) {
+    fn requeue_one(
+        &mut self,
+        msg_id: u64,
+        conn: u64,
+        channel: u16,
+        credit: &mut impl ChannelCredit,
+    ) {
         let Some(unacked) = self.take_unacked(msg_id, conn, channel) else {
             return;
         };
-        self.credit(&unacked.consumer);
+        self.credit(&unacked, credit);
         let delivery_count = unacked.delivery_count.saturating_add(1);
         let limit = self.limits.delivery_limit;
         if limit.is_some_and(|limit| u64::from(delivery_count) > limit) {
@@ -256,29 +298,47 @@ impl Queue {
 
     /// basic.recover(requeue=true): every message checked out to the channel goes back to
     /// the head as redelivered; its consumers stay and may get them again at once.
-    pub fn recover(&mut self, conn: u64, channel: u16) -> Vec<Delivery> {
+    pub fn recover(
+        &mut self,
+        conn: u64,
+        channel: u16,
+        credit: &mut impl ChannelCredit,
+    ) -> Vec<Delivery> {
         let held: Vec<u64> = self
             .unacked
             .iter()
             .filter(|(_, u)| u.consumer.conn == conn && u.consumer.channel == channel)
             .map(|(&id, _)| id)
             .collect();
-        self.requeue(&held, conn, channel)
+        self.requeue(&held, conn, channel, credit)
     }
 
     /// A channel closed: drop its consumers and return everything checked out to it.
-    pub fn channel_closed(&mut self, conn: u64, channel: u16) -> Vec<Delivery> {
-        self.holder_gone(|k| k.conn == conn && k.channel == channel)
+    pub fn channel_closed(
+        &mut self,
+        conn: u64,
+        channel: u16,
+        credit: &mut impl ChannelCredit,
+    ) -> Vec<Delivery> {
+        self.holder_gone(|k| k.conn == conn && k.channel == channel, credit)
     }
 
     /// A connection closed: the same for all its channels.
-    pub fn connection_closed(&mut self, conn: u64) -> Vec<Delivery> {
-        self.holder_gone(|k| k.conn == conn)
+    pub fn connection_closed(
+        &mut self,
+        conn: u64,
+        credit: &mut impl ChannelCredit,
+    ) -> Vec<Delivery> {
+        self.holder_gone(|k| k.conn == conn, credit)
     }
 
     /// Drops the consumers `gone` matches and returns their channels' checked-out messages
     /// to the head of the queue, in id order, as redelivered.
-    fn holder_gone(&mut self, gone: impl Fn(&ConsumerKey) -> bool) -> Vec<Delivery> {
+    fn holder_gone(
+        &mut self,
+        gone: impl Fn(&ConsumerKey) -> bool,
+        credit: &mut impl ChannelCredit,
+    ) -> Vec<Delivery> {
         let held: Vec<(u64, u64, u16)> = self
             .unacked
             .iter()
@@ -296,10 +356,10 @@ impl Queue {
         }
         // Backwards with push_front (inside requeue), so the ids keep their order.
         for &(id, conn, channel) in held.iter().rev() {
-            self.requeue_one(id, conn, channel);
+            self.requeue_one(id, conn, channel, credit);
         }
         self.drop_head_while_over_limit();
-        self.assign()
+        self.assign(credit)
     }
 
     /// The connections holding consumers or checked-out messages of this queue.
@@ -323,6 +383,14 @@ impl Queue {
             .collect()
     }
 
+    /// The ids checked out to a channel (consumer deliveries and basic.get alike).
+    #[cfg(test)]
+    pub fn checked_out_to(&self, conn: u64, channel: u16) -> Vec<u64> {
+        let held = self.unacked.iter();
+        let mine = held.filter(|(_, u)| u.consumer.conn == conn && u.consumer.channel == channel);
+        mine.map(|(id, _)| *id).collect()
+    }
+
     fn take_unacked(&mut self, msg_id: u64, conn: u64, channel: u16) -> Option<Unacked> {
         match self.unacked.get(&msg_id) {
             Some(u) if u.consumer.conn == conn && u.consumer.channel == channel => {
@@ -332,22 +400,40 @@ impl Queue {
         }
     }
 
-    fn credit(&mut self, key: &ConsumerKey) {
-        if let Some(consumer) = self.consumers.iter_mut().find(|c| &c.key == key) {
+    /// The holder of `unacked` has it no more: the consumer it went to (if still
+    /// registered) and its channel get the credit back. basic.get took no credit.
+    fn credit(&mut self, unacked: &Unacked, credit: &mut impl ChannelCredit) {
+        let Some(id) = unacked.consumer_id else {
+            return;
+        };
+        credit.returned(&unacked.consumer);
+        if let Some(consumer) = self.consumers.iter_mut().find(|c| c.id == id) {
             debug_assert!(consumer.n_unacked > 0);
             consumer.n_unacked = consumer.n_unacked.saturating_sub(1);
         }
     }
 
-    /// Hands ready messages to consumers with free credit, round-robin.
-    fn assign(&mut self) -> Vec<Delivery> {
+    /// The consumers of the messages checked out to consumers (not by basic.get), one key
+    /// per message: what the channels count.
+    pub fn consumer_checkouts(&self) -> impl Iterator<Item = &ConsumerKey> {
+        let delivered = self.unacked.values().filter(|u| u.consumer_id.is_some());
+        delivered.map(|u| &u.consumer)
+    }
+
+    /// Hands ready messages to consumers with credit of their own and from their channel
+    /// (no_ack consumers need neither), round-robin. Called after every change that can
+    /// make a delivery possible, and by the state when a channel gains credit.
+    pub fn assign(&mut self, credit: &mut impl ChannelCredit) -> Vec<Delivery> {
         let mut out = Vec::new();
         // Each pass over the consumers either delivers or proves no one has credit: bounded.
         while !self.ready.is_empty() && !self.consumers.is_empty() {
             let n = self.consumers.len();
+            let may_serve =
+                |c: &Consumer| c.no_ack || (has_credit(c) && credit.may_deliver(&c.key));
             let Some(offset) =
-                (0..n).find(|i| has_credit(&self.consumers[(self.next_consumer + i) % n]))
+                (0..n).find(|i| may_serve(&self.consumers[(self.next_consumer + i) % n]))
             else {
+                self.hold_back(credit);
                 break;
             };
             let index = (self.next_consumer + offset) % n;
@@ -358,8 +444,10 @@ impl Queue {
             let consumer = &mut self.consumers[index];
             if !consumer.no_ack {
                 consumer.n_unacked += 1;
+                credit.delivered(&consumer.key);
                 let unacked = Unacked {
                     consumer: consumer.key.clone(),
+                    consumer_id: Some(consumer.id),
                     delivery_count: ready.delivery_count,
                     expires_at_ms: ready.expires_at_ms,
                     body_bytes: ready.body_bytes,
@@ -370,8 +458,16 @@ impl Queue {
         }
         out
     }
+
+    /// Ready messages wait while every consumer is out of credit: tells the channels that
+    /// refused a consumer with credit of its own, so they serve this queue when they can.
+    fn hold_back(&self, credit: &mut impl ChannelCredit) {
+        let refused = self.consumers.iter().filter(|c| !c.no_ack && has_credit(c));
+        refused.for_each(|c| credit.held_back(&c.key));
+    }
 }
 
+/// Whether `consumer` may take one more delivery as far as its own prefetch goes.
 fn has_credit(consumer: &Consumer) -> bool {
     consumer.no_ack || consumer.prefetch == 0 || consumer.n_unacked < consumer.prefetch
 }

@@ -8,6 +8,7 @@
 
 use super::{Delivery, Queue, Ready};
 use crate::broker::args::Overflow;
+use crate::broker::channel_limit::ChannelCredit;
 use crate::broker::dead_letter::DeathReason;
 
 /// What a queue did with a message offered to it.
@@ -24,7 +25,13 @@ impl Queue {
     /// Offers a newly published message: a full reject-publish queue refuses it; otherwise
     /// it is appended, handed out as credit allows, and a full drop-head queue then drops
     /// its oldest ready messages.
-    pub fn offer(&mut self, msg_id: u64, expires_at_ms: Option<u64>, body_bytes: u64) -> Offer {
+    pub fn offer(
+        &mut self,
+        msg_id: u64,
+        expires_at_ms: Option<u64>,
+        body_bytes: u64,
+        credit: &mut impl ChannelCredit,
+    ) -> Offer {
         let overflow = self.limits.overflow;
         if overflow != Overflow::DropHead && self.would_overflow(body_bytes) {
             let dead_letter = overflow == Overflow::RejectPublishDlx;
@@ -39,7 +46,7 @@ impl Queue {
             expires_at_ms,
             body_bytes,
         });
-        let deliveries = self.assign();
+        let deliveries = self.assign(credit);
         self.drop_head_while_over_limit();
         Offer::Taken(deliveries)
     }

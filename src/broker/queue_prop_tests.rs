@@ -7,6 +7,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::broker::args::Overflow;
+use crate::broker::channel_limit::Unlimited;
 
 fn key(conn: u64, channel: u16, tag: &str) -> ConsumerKey {
     ConsumerKey {
@@ -112,7 +113,7 @@ struct Model {
 fn offer(q: &mut Queue, model: &mut Model, expires_at_ms: Option<u64>, body_bytes: u64) {
     model.published += 1;
     let id = model.published;
-    if let Offer::Refused { .. } = q.offer(id, expires_at_ms, body_bytes) {
+    if let Offer::Refused { .. } = q.offer(id, expires_at_ms, body_bytes, &mut Unlimited) {
         assert!(q.limits.overflow != Overflow::DropHead, "drop-head refused");
     }
 }
@@ -129,7 +130,13 @@ fn step(q: &mut Queue, op: &Op, model: &mut Model) {
             model.n_consumers_made += 1;
             let tag = format!("c{}", model.n_consumers_made);
             if !q.in_exclusive_use(*exclusive) {
-                q.add_consumer(key(*conn, 1, &tag), *prefetch, *no_ack, *exclusive);
+                q.add_consumer(
+                    key(*conn, 1, &tag),
+                    *prefetch,
+                    *no_ack,
+                    *exclusive,
+                    &mut Unlimited,
+                );
             }
         }
         Op::Cancel { index } => {
@@ -143,10 +150,10 @@ fn step(q: &mut Queue, op: &Op, model: &mut Model) {
             };
             let (conn, channel) = (u.consumer.conn, u.consumer.channel);
             match op {
-                Op::Settle { .. } => assert!(q.settle(id, conn, channel).0),
-                Op::Reject { .. } => assert!(q.reject(id, conn, channel).0),
+                Op::Settle { .. } => assert!(q.settle(id, conn, channel, &mut Unlimited).0),
+                Op::Reject { .. } => assert!(q.reject(id, conn, channel, &mut Unlimited).0),
                 _ => {
-                    q.requeue(&[id], conn, channel);
+                    q.requeue(&[id], conn, channel, &mut Unlimited);
                 }
             }
         }
@@ -154,10 +161,10 @@ fn step(q: &mut Queue, op: &Op, model: &mut Model) {
             q.get(key(9, 1, ""), *no_ack);
         }
         Op::CloseChannel { conn } => {
-            q.channel_closed(*conn, 1);
+            q.channel_closed(*conn, 1, &mut Unlimited);
         }
         Op::CloseConnection { conn } => {
-            q.connection_closed(*conn);
+            q.connection_closed(*conn, &mut Unlimited);
         }
         Op::EnqueueWithTtl { ttl_ms } => offer(q, model, Some(q.now_ms + ttl_ms), 1),
         Op::Touch { advance_ms } => {
@@ -168,7 +175,7 @@ fn step(q: &mut Queue, op: &Op, model: &mut Model) {
             );
         }
         Op::Recover { conn } => {
-            q.recover(*conn, 1);
+            q.recover(*conn, 1, &mut Unlimited);
         }
         Op::Purge => {
             q.purge();

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::args::{Arguments, QueueArgs};
+use super::channel_limit::ChannelLimits;
 use super::command::{Command, Content, Outcome, Refusal, Reply};
 use super::dead_letter::{Death, DeathReason};
 use super::exchange::{Destination, Exchange, ExchangeKind, HeaderValue};
@@ -68,6 +69,8 @@ pub struct BrokerState {
     pub(super) next_msg_id: u64,
     /// The leader timestamp of the latest entry applied (never goes back).
     pub(super) now_ms: u64,
+    /// Channel prefetch limits (basic.qos global=true) and their use.
+    pub channel_limits: ChannelLimits,
 }
 
 impl Default for BrokerState {
@@ -90,6 +93,7 @@ impl Default for BrokerState {
             messages: Messages::default(),
             next_msg_id: 1,
             now_ms: 0,
+            channel_limits: ChannelLimits::default(),
         }
     }
 }
@@ -116,6 +120,8 @@ impl BrokerState {
         self.now_ms = self.now_ms.max(now_ms);
         let mut fx = Effects::default();
         let reply = self.dispatch(command, &mut fx);
+        // Before dead-lettering: serving may expire messages, dead-lettering frees no credit.
+        self.serve_waiting(&mut fx);
         self.dead_letter_dying(&mut fx);
         let settled: Vec<u64> = fx
             .deliveries
@@ -261,8 +267,11 @@ impl BrokerState {
                 conn,
                 channel,
             } => {
-                let entry = self.queue_mut(&queue, conn)?;
-                let deliveries = entry.queue.requeue(&msg_ids, conn, channel);
+                let (entry, limits) = self.queue_and_limits(&queue, conn)?;
+                let deliveries =
+                    entry
+                        .queue
+                        .requeue(&msg_ids, conn, channel, &mut limits.gate(&queue));
                 fx.deliver(&queue, deliveries);
                 Ok(Reply::Done)
             }
@@ -286,7 +295,8 @@ impl BrokerState {
             }
             Command::Recover { conn, channel } => {
                 for (name, entry) in self.queues.iter_mut() {
-                    fx.deliver(name, entry.queue.recover(conn, channel));
+                    let mut gate = self.channel_limits.gate(name);
+                    fx.deliver(name, entry.queue.recover(conn, channel, &mut gate));
                 }
                 Ok(Reply::Done)
             }
@@ -296,6 +306,14 @@ impl BrokerState {
                 conn,
                 channel,
             } => self.reject(&queue, &msg_ids, conn, channel, fx),
+            Command::ChannelQos {
+                conn,
+                channel,
+                prefetch,
+            } => {
+                self.channel_qos((conn, channel), prefetch, fx);
+                Ok(Reply::Done)
+            }
         }
     }
 
@@ -315,6 +333,7 @@ impl BrokerState {
             conns.extend(entry.queue.holder_conns());
             conns.extend(entry.exclusive_conn);
         }
+        conns.extend(self.channel_limits.conns());
         conns
     }
 
@@ -340,13 +359,20 @@ impl BrokerState {
             messages: self.messages.view(self.next_msg_id),
             next_msg_id: self.next_msg_id,
             now_ms: self.now_ms,
+            channel_limits: self.channel_limits.clone(),
         }
     }
 
     /// Feeds a canonical encoding of the state to `out`, every message's body included,
     /// wherever the node keeps it: equal states give equal bytes on every node.
     pub fn digest_into(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
-        let head = (&self.exchanges, &self.queues, self.next_msg_id, self.now_ms);
+        let head = (
+            &self.exchanges,
+            &self.queues,
+            self.next_msg_id,
+            self.now_ms,
+            &self.channel_limits,
+        );
         postcard::to_io(&head, &mut *out).map_err(std::io::Error::other)?;
         for item in self.messages.iter() {
             let (id, m) = item?;
@@ -370,6 +396,16 @@ impl BrokerState {
     /// The queue `name` for a command from connection `conn`: 404 when it does not exist,
     /// 405 when another connection owns it exclusively.
     pub(super) fn queue_mut(&mut self, name: &str, conn: u64) -> Result<&mut QueueEntry, Refusal> {
+        self.queue_and_limits(name, conn).map(|(entry, _)| entry)
+    }
+
+    /// As [`BrokerState::queue_mut`], with the channel limits beside it, for the commands
+    /// that deliver or take deliveries back.
+    pub(super) fn queue_and_limits(
+        &mut self,
+        name: &str,
+        conn: u64,
+    ) -> Result<(&mut QueueEntry, &mut ChannelLimits), Refusal> {
         let entry = self
             .queues
             .get_mut(name)
@@ -378,7 +414,7 @@ impl BrokerState {
         if entry.exclusive_conn.is_some_and(|owner| owner != conn) {
             return Err(Refusal::resource_locked(name));
         }
-        Ok(entry)
+        Ok((entry, &mut self.channel_limits))
     }
 
     /// One queue let go of each message; a message no queue holds is dropped.

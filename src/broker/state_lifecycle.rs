@@ -6,22 +6,30 @@
 //! its last binding as a source goes. Deletions cascade, each step bounded by the number of
 //! exchanges, so apply stays total.
 
+use super::channel_limit::ChannelCredit;
 use super::exchange::Destination;
 use super::state::{BrokerState, Effects};
 
 impl BrokerState {
+    /// Forgets the channel's limit, returns every delivery it held and drops its consumers.
     pub(super) fn channel_closed(&mut self, conn: u64, channel: u16, fx: &mut Effects) {
+        // The queues that waited for its credit need it no more.
+        self.channel_limits.remove((conn, channel));
         for (name, entry) in self.queues.iter_mut() {
-            fx.deliver(name, entry.queue.channel_closed(conn, channel));
+            let mut gate = self.channel_limits.gate(name);
+            fx.deliver(name, entry.queue.channel_closed(conn, channel, &mut gate));
         }
         self.auto_delete_queues(fx);
     }
 
-    /// Returns every delivery the connection's channels held, then deletes the exclusive
-    /// queues it owned and the auto-delete queues that lost their last consumer.
+    /// Forgets the connection's channel limits and returns every delivery its channels
+    /// held, then deletes the exclusive queues it owned and the auto-delete queues that lost
+    /// their last consumer.
     pub(super) fn connection_closed(&mut self, conn: u64, fx: &mut Effects) {
+        self.channel_limits.remove_connection(conn);
         for (name, entry) in self.queues.iter_mut() {
-            fx.deliver(name, entry.queue.connection_closed(conn));
+            let mut gate = self.channel_limits.gate(name);
+            fx.deliver(name, entry.queue.connection_closed(conn, &mut gate));
         }
         let owned: Vec<String> = self
             .queues
@@ -49,11 +57,18 @@ impl BrokerState {
     }
 
     /// Deletes a queue with its messages and every binding to it; its consumers are
-    /// reported cancelled. Returns how many messages were ready.
+    /// reported cancelled, and its checkouts no longer count against their channels' limits
+    /// (RabbitMQ frees that credit only at the client's ack; here the count must match the
+    /// queues). Returns how many messages were ready.
     pub(super) fn remove_queue(&mut self, name: &str, fx: &mut Effects) -> u32 {
         let Some(entry) = self.queues.remove(name) else {
             return 0;
         };
+        let mut gate = self.channel_limits.gate(name);
+        entry
+            .queue
+            .consumer_checkouts()
+            .for_each(|key| gate.returned(key));
         let keys = entry.queue.consumer_keys().cloned();
         fx.cancelled.extend(keys.map(|k| (name.to_string(), k)));
         let ids = entry.queue.all_msg_ids();

@@ -109,7 +109,11 @@ impl BrokerState {
                 (q, m) => q.or(m),
             };
             let expires_at_ms = ttl_ms.map(|ttl| self.now_ms.saturating_add(ttl));
-            match entry.queue.offer(msg_id, expires_at_ms, body_bytes) {
+            let mut gate = self.channel_limits.gate(name);
+            match entry
+                .queue
+                .offer(msg_id, expires_at_ms, body_bytes, &mut gate)
+            {
                 Offer::Taken(deliveries) => {
                     n_holders += 1;
                     fx.deliver(name, deliveries);
@@ -135,10 +139,12 @@ impl BrokerState {
         channel: u16,
         fx: &mut Effects,
     ) -> Result<Reply, Refusal> {
-        let entry = self.queue_mut(queue, conn)?;
+        let (entry, limits) = self.queue_and_limits(queue, conn)?;
         let mut settled = Vec::new();
         for &id in msg_ids {
-            let (ok, more) = entry.queue.settle(id, conn, channel);
+            let (ok, more) = entry
+                .queue
+                .settle(id, conn, channel, &mut limits.gate(queue));
             if ok {
                 settled.push(id);
             }
@@ -158,9 +164,11 @@ impl BrokerState {
         channel: u16,
         fx: &mut Effects,
     ) -> Result<Reply, Refusal> {
-        let entry = self.queue_mut(queue, conn)?;
+        let (entry, limits) = self.queue_and_limits(queue, conn)?;
         for &id in msg_ids {
-            let (_, more) = entry.queue.reject(id, conn, channel);
+            let (_, more) = entry
+                .queue
+                .reject(id, conn, channel, &mut limits.gate(queue));
             fx.deliver(queue, more);
         }
         Ok(Reply::Done)
@@ -190,15 +198,16 @@ impl BrokerState {
                 ),
             });
         }
-        let entry = self.queue_mut(queue, consumer.conn)?;
+        let (entry, limits) = self.queue_and_limits(queue, consumer.conn)?;
         if entry.queue.in_exclusive_use(exclusive) {
             return Err(Refusal::access_refused(format!(
                 "queue '{queue}' in vhost '{VHOST}' in exclusive use"
             )));
         }
+        let mut gate = limits.gate(queue);
         let deliveries = entry
             .queue
-            .add_consumer(consumer, prefetch, no_ack, exclusive);
+            .add_consumer(consumer, prefetch, no_ack, exclusive, &mut gate);
         fx.deliver(queue, deliveries);
         Ok(Reply::Done)
     }

@@ -1,7 +1,8 @@
 //! Property test of the whole state machine: random command sequences over a small universe
 //! of queues, exchanges, connections, channels and consumer tags. `apply` must never panic,
-//! must be deterministic, must survive a postcard snapshot mid-sequence, and must never
-//! keep a message no queue holds.
+//! must be deterministic, must survive a postcard snapshot mid-sequence, must never keep a
+//! message no queue holds, and must keep channel limits (basic.qos global=true) exact and
+//! never leave a delivery they allow unmade.
 
 use std::collections::BTreeMap;
 
@@ -56,8 +57,9 @@ enum Op {
         channel: u16,
         no_ack: bool,
     },
-    /// kind 0 settle, 1 requeue, 2 reject; `pick` indexes the queue's held ids, or is used
-    /// as a raw id when the queue holds none.
+    /// kind 0 settle, 1 requeue, 2 reject; `pick` indexes the queue's held ids (with
+    /// `own`, those checked out to the channel, when it has some), or is used as a raw id
+    /// when the queue holds none.
     Ack {
         kind: u8,
         queue: usize,
@@ -65,6 +67,7 @@ enum Op {
         n: usize,
         conn: u64,
         channel: u16,
+        own: bool,
     },
     ChannelClosed {
         conn: u64,
@@ -86,6 +89,12 @@ enum Op {
         if_empty: bool,
     },
     Tick,
+    /// basic.qos(global=true).
+    ChannelQos {
+        conn: u64,
+        channel: u16,
+        prefetch: u32,
+    },
 }
 
 fn conn() -> impl Strategy<Value = u64> {
@@ -133,7 +142,7 @@ fn op() -> impl Strategy<Value = Op> {
             channel(),
             0..TAGS.len(),
             0u32..=3,
-            any::<bool>(),
+            proptest::bool::weighted(0.25),
         )
             .prop_map(|(queue, conn, channel, tag, prefetch, no_ack)| Op::Consume {
                 queue,
@@ -166,14 +175,16 @@ fn op() -> impl Strategy<Value = Op> {
             1usize..=2,
             conn(),
             channel(),
+            any::<bool>(),
         )
-            .prop_map(|(kind, queue, pick, n, conn, channel)| Op::Ack {
+            .prop_map(|(kind, queue, pick, n, conn, channel, own)| Op::Ack {
                 kind,
                 queue,
                 pick,
                 n,
                 conn,
                 channel,
+                own,
             }),
         1 => (conn(), channel()).prop_map(|(conn, channel)| Op::ChannelClosed { conn, channel }),
         1 => conn().prop_map(|conn| Op::ConnectionClosed { conn }),
@@ -187,6 +198,11 @@ fn op() -> impl Strategy<Value = Op> {
             }
         ),
         1 => Just(Op::Tick),
+        2 => (conn(), channel(), 0u32..=3).prop_map(|(conn, channel, prefetch)| Op::ChannelQos {
+            conn,
+            channel,
+            prefetch,
+        }),
     ]
 }
 
@@ -301,13 +317,15 @@ fn command(s: &BrokerState, op: &Op) -> Command {
             n,
             conn,
             channel,
+            own,
         } => {
             let name = QUEUES[queue].to_string();
-            let held = s
-                .queues
-                .get(&name)
-                .map(|e| e.queue.all_msg_ids())
-                .unwrap_or_default();
+            let entry = s.queues.get(&name);
+            let mine = entry.map(|e| e.queue.checked_out_to(conn, channel));
+            let held = match mine {
+                Some(mine) if own && !mine.is_empty() => mine,
+                _ => entry.map(|e| e.queue.all_msg_ids()).unwrap_or_default(),
+            };
             let msg_ids: Vec<u64> = if held.is_empty() {
                 (0..n as u64).map(|i| pick as u64 + i).collect()
             } else {
@@ -352,6 +370,15 @@ fn command(s: &BrokerState, op: &Op) -> Command {
             conn: 1,
         },
         Op::Tick => Command::Tick,
+        Op::ChannelQos {
+            conn,
+            channel,
+            prefetch,
+        } => Command::ChannelQos {
+            conn,
+            channel,
+            prefetch,
+        },
     }
 }
 
@@ -377,6 +404,45 @@ fn check_holders(s: &BrokerState) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Each channel limit counts exactly its channel's consumer deliveries; a channel with credit
+/// has no queue waiting for it; and no queue could deliver more (so every delivery the
+/// limits allow was made when the command was applied).
+fn check_channel_limits(s: &BrokerState) -> Result<(), TestCaseError> {
+    for (&(conn, channel), limit) in s.channel_limits.iter() {
+        let held = s
+            .queues
+            .values()
+            .flat_map(|e| e.queue.consumer_checkouts())
+            .filter(|k| k.conn == conn && k.channel == channel)
+            .count();
+        prop_assert_eq!(
+            limit.n_unacked as usize,
+            held,
+            "count of channel {:?}",
+            (conn, channel)
+        );
+        prop_assert!(limit.prefetch > 0);
+        let has_credit = limit.n_unacked < limit.prefetch;
+        prop_assert!(
+            !has_credit || limit.waiting.is_empty(),
+            "channel {:?} has credit and queues waiting: {:?}",
+            (conn, channel),
+            limit
+        );
+    }
+    for (name, entry) in &s.queues {
+        let (mut queue, mut limits) = (entry.queue.clone(), s.channel_limits.clone());
+        let missed = queue.assign(&mut limits.gate(name));
+        prop_assert!(
+            missed.is_empty(),
+            "queue {} could still deliver {:?}",
+            name,
+            missed
+        );
+    }
+    Ok(())
+}
+
 /// The (time, command) pairs applied, their outcomes, and the states (index k: after k).
 type Run = (Vec<(u64, Command)>, Vec<Outcome>, Vec<BrokerState>);
 
@@ -394,9 +460,46 @@ fn run(ops: &[(u64, Op)]) -> Result<Run, TestCaseError> {
         commands.push((now, cmd.clone()));
         outcomes.push(s.apply(now, cmd));
         check_holders(&s)?;
+        check_channel_limits(&s)?;
         states.push(s.clone());
     }
     Ok((commands, outcomes, states))
+}
+
+/// Runs `ops` and checks: (1) no panic and (4) the invariants after every step (in `run`);
+/// (2) determinism; (3) a snapshot at step `split` plus replay equals straight replay.
+fn check_replay(ops: &[(u64, Op)], split: prop::sample::Index) -> Result<(), TestCaseError> {
+    let (commands, outcomes, states) = run(ops)?;
+
+    // (2) determinism: a second fresh run gives the same commands, outcomes, states.
+    let (commands2, outcomes2, states2) = run(ops)?;
+    prop_assert_eq!(&commands, &commands2);
+    prop_assert_eq!(&outcomes, &outcomes2);
+    prop_assert_eq!(states.last(), states2.last());
+
+    // (3) snapshot at step k, replay the rest on the decoded copy.
+    let k = split.index(commands.len() + 1);
+    let bytes = postcard::to_stdvec(&states[k]).expect("encode state");
+    let mut copy: BrokerState = postcard::from_bytes(&bytes).expect("decode state");
+    prop_assert_eq!(&copy, &states[k]);
+    for (i, (now, cmd)) in commands.iter().enumerate().skip(k) {
+        let out = copy.apply(*now, cmd.clone());
+        prop_assert_eq!(
+            &out,
+            &outcomes[i],
+            "outcome of step {} after snapshot at {}",
+            i,
+            k
+        );
+        prop_assert_eq!(
+            &copy,
+            &states[i + 1],
+            "state after step {} (snapshot at {})",
+            i,
+            k
+        );
+    }
+    Ok(())
 }
 
 proptest! {
@@ -407,25 +510,7 @@ proptest! {
         ops in proptest::collection::vec((0u64..=200, op()), 0..60),
         split in any::<prop::sample::Index>(),
     ) {
-        // (1) and (4): no panic, holders invariant after every step (checked in run).
-        let (commands, outcomes, states) = run(&ops)?;
-
-        // (2) determinism: a second fresh run gives the same commands, outcomes, states.
-        let (commands2, outcomes2, states2) = run(&ops)?;
-        prop_assert_eq!(&commands, &commands2);
-        prop_assert_eq!(&outcomes, &outcomes2);
-        prop_assert_eq!(states.last(), states2.last());
-
-        // (3) snapshot at step k, replay the rest on the decoded copy.
-        let k = split.index(commands.len() + 1);
-        let bytes = postcard::to_stdvec(&states[k]).expect("encode state");
-        let mut copy: BrokerState = postcard::from_bytes(&bytes).expect("decode state");
-        prop_assert_eq!(&copy, &states[k]);
-        for (i, (now, cmd)) in commands.iter().enumerate().skip(k) {
-            let out = copy.apply(*now, cmd.clone());
-            prop_assert_eq!(&out, &outcomes[i], "outcome of step {} after snapshot at {}", i, k);
-            prop_assert_eq!(&copy, &states[i + 1], "state after step {} (snapshot at {})", i, k);
-        }
+        check_replay(&ops, split)?;
     }
 }
 
@@ -477,3 +562,6 @@ proptest! {
         prop_assert_eq!(cold.len(), s.messages.len(), "held deletions done");
     }
 }
+
+#[path = "state_qos_prop_tests.rs"]
+mod qos;

@@ -20,7 +20,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// 2: proposer sessions joined the snapshot. 3: streamed; bodies after the state, one record
-/// each; 64-bit lengths. 4: whole messages (record and body) after the state, none in it.
+/// each; 64-bit lengths. 4: whole messages (record and body) after the state, none in it;
+/// the state's encoding changed too (consumers numbered, channel limits; docs/formats.md).
 pub const SNAPSHOT_FORMAT_VERSION: u8 = 4;
 const HEADER_LEN: usize = 21;
 /// The size of the write buffer between the encoder and the file.

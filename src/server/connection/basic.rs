@@ -27,14 +27,7 @@ impl Conn {
         use basic::AMQPMethod as M;
         match m {
             M::Publish(p) => self.start_publish(ch, p)?,
-            M::Qos(q) => {
-                // amq-protocol drops prefetch_size while parsing, so the 540 RabbitMQ sends
-                // for prefetch_size != 0 cannot be sent (docs/amqp-coverage.md).
-                // global=false: per consumer, for consumers created afterwards (RabbitMQ).
-                // global=true (shared by the channel) is approximated per consumer too.
-                self.state(ch)?.prefetch = u32::from(q.prefetch_count);
-                self.send_method(ch, &AMQPClass::Basic(M::QosOk(basic::QosOk {})));
-            }
+            M::Qos(q) => self.qos(ch, q).await?,
             M::Consume(c) => self.consume(ch, c).await?,
             M::Cancel(c) => self.cancel(ch, c).await?,
             M::Get(g) => self.get(ch, g).await?,
@@ -76,6 +69,31 @@ impl Conn {
             let ok = confirm::AMQPMethod::SelectOk(confirm::SelectOk {});
             self.send_method(ch, &AMQPClass::Confirm(ok));
         }
+        Ok(())
+    }
+
+    /// basic.qos, as RabbitMQ 3.3 and later read it. global=false: the prefetch of the
+    /// consumers created afterwards on the channel, kept here and sent with each
+    /// basic.consume. global=true: the channel's own limit over all its consumers, which the
+    /// state enforces (`broker/channel_limit.rs`): qos-ok once the command is applied.
+    /// amq-protocol drops prefetch_size while parsing, so the 540 RabbitMQ sends for
+    /// prefetch_size != 0 cannot be sent (docs/amqp-coverage.md).
+    async fn qos(&mut self, ch: u16, q: basic::Qos) -> Result<(), Refusal> {
+        let prefetch = u32::from(q.prefetch_count);
+        let state = self.state(ch)?;
+        if q.global {
+            let command = Command::ChannelQos {
+                conn: self.id,
+                channel: ch,
+                prefetch,
+            };
+            // Deliveries a raise releases reach this task after the qos-ok, as for consume.
+            self.propose_reply(command).await?;
+        } else {
+            state.prefetch = prefetch;
+        }
+        let ok = basic::AMQPMethod::QosOk(basic::QosOk {});
+        self.send_method(ch, &AMQPClass::Basic(ok));
         Ok(())
     }
 
