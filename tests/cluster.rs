@@ -44,6 +44,63 @@ async fn publish_n(addr: SocketAddr, queue: &str, n: u32) {
     }
 }
 
+/// Consumer `tag` on `addr` with room for `prefetch` unacked messages of `queue`, manual
+/// acks; the connection is returned so it lives as long as the consumer.
+async fn consumer_on(
+    addr: SocketAddr,
+    queue: &str,
+    tag: &str,
+    prefetch: u32,
+) -> (lapin::Connection, lapin::Consumer) {
+    let (conn, channel) = open_channel(&[addr], queue).await;
+    channel
+        .basic_qos(prefetch as u16, BasicQosOptions::default())
+        .await
+        .expect("basic.qos");
+    let options = BasicConsumeOptions::default();
+    let consumer = channel
+        .basic_consume(queue, tag, options, FieldTable::default())
+        .await
+        .unwrap_or_else(|e| panic!("basic.consume {tag}: {e}"));
+    (conn, consumer)
+}
+
+/// Receives the `n` messages the leader gave back from a lost node's consumer, each marked
+/// redelivered and acked: the first within the node-down delay (and a margin) of `since`,
+/// each next within [`common::EVENT_TIMEOUT`]. Their sequence numbers.
+async fn receive_given_back(
+    consumer: &mut lapin::Consumer,
+    n: u32,
+    since: Instant,
+) -> BTreeSet<u32> {
+    let mut given_back = BTreeSet::new();
+    while given_back.len() < n as usize {
+        let bound = if given_back.is_empty() {
+            NODE_DOWN_AFTER + Duration::from_secs(10)
+        } else {
+            common::EVENT_TIMEOUT
+        };
+        let delivery = tokio::time::timeout(bound, consumer.next())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "got {given_back:?} of {n} messages of the lost node within {:?}",
+                    since.elapsed()
+                )
+            })
+            .expect("consumer open")
+            .expect("delivery");
+        let seq = seq_of(&delivery.data);
+        assert!(delivery.redelivered, "message {seq} not marked redelivered");
+        assert!(given_back.insert(seq), "message {seq} delivered twice");
+        delivery
+            .ack(BasicAckOptions::default())
+            .await
+            .expect("basic.ack");
+    }
+    given_back
+}
+
 /// Confirms are a promise: publish with confirms through a follower, consume through the
 /// other follower, kill -9 the leader mid-stream; the clients reconnect and republish what
 /// was not confirmed, and every confirmed message is delivered (duplicates allowed), first
@@ -228,16 +285,7 @@ async fn consumer_on_a_lost_node_gets_its_messages_redelivered_elsewhere() {
         publish_n(cluster.amqp(leader), QUEUE, N).await;
 
         tracing::info!("--- consumer A on node {lost} takes every message and never acks");
-        let (_conn_a, channel_a) = open_channel(&[cluster.amqp(lost)], QUEUE).await;
-        channel_a
-            .basic_qos(N as u16, BasicQosOptions::default())
-            .await
-            .expect("basic.qos");
-        let options = BasicConsumeOptions::default();
-        let mut consumer_a = channel_a
-            .basic_consume(QUEUE, "a", options, FieldTable::default())
-            .await
-            .expect("basic.consume A");
+        let (_conn_a, mut consumer_a) = consumer_on(cluster.amqp(lost), QUEUE, "a", N).await;
         let mut held = BTreeSet::new();
         for _ in 0..N {
             let delivery = common::next_delivery(&mut consumer_a).await;
@@ -247,52 +295,10 @@ async fn consumer_on_a_lost_node_gets_its_messages_redelivered_elsewhere() {
         assert_eq!(held, (0..N).collect::<BTreeSet<u32>>());
 
         tracing::info!("--- consumer B on node {survivor}; kill -9 node {lost}");
-        let (_conn_b, channel_b) = open_channel(&[cluster.amqp(survivor)], QUEUE).await;
-        channel_b
-            .basic_qos(N as u16, BasicQosOptions::default())
-            .await
-            .expect("basic.qos");
-        let mut consumer_b = channel_b
-            .basic_consume(
-                QUEUE,
-                "b",
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("basic.consume B");
+        let (_conn_b, mut consumer_b) = consumer_on(cluster.amqp(survivor), QUEUE, "b", N).await;
         cluster.kill(lost);
         let killed_at = Instant::now();
-        let first_bound = NODE_DOWN_AFTER + Duration::from_secs(10);
-        let mut redelivered = BTreeSet::new();
-        while redelivered.len() < N as usize {
-            let bound = if redelivered.is_empty() {
-                first_bound
-            } else {
-                common::EVENT_TIMEOUT
-            };
-            let delivery = tokio::time::timeout(bound, consumer_b.next())
-                .await
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "consumer B got {} of {N} messages of the lost node within {:?}",
-                        redelivered.len(),
-                        killed_at.elapsed()
-                    )
-                })
-                .expect("consumer B open")
-                .expect("delivery");
-            let seq = seq_of(&delivery.data);
-            assert!(delivery.redelivered, "message {seq} not marked redelivered");
-            assert!(
-                redelivered.insert(seq),
-                "message {seq} delivered twice to B"
-            );
-            delivery
-                .ack(BasicAckOptions::default())
-                .await
-                .expect("basic.ack");
-        }
+        let redelivered = receive_given_back(&mut consumer_b, N, killed_at).await;
         assert_eq!(redelivered, held);
         eprintln!(
             "{N} messages redelivered to node {survivor} {:?} after node {lost} was killed",
@@ -322,42 +328,14 @@ async fn a_returning_node_does_not_deliver_what_the_cluster_gave_back() {
         let (paused, survivor) = (others[0], others[1]);
 
         tracing::info!("--- consumer A on node {paused}, then node {paused} paused");
-        let (_conn_a, channel_a) = open_channel(&[cluster.amqp(paused)], QUEUE).await;
-        channel_a
-            .basic_qos(N as u16, BasicQosOptions::default())
-            .await
-            .expect("basic.qos");
-        let options = BasicConsumeOptions::default();
-        let mut consumer_a = channel_a
-            .basic_consume(QUEUE, "a", options, FieldTable::default())
-            .await
-            .expect("basic.consume A");
+        let (_conn_a, mut consumer_a) = consumer_on(cluster.amqp(paused), QUEUE, "a", N).await;
         cluster.pause(paused);
         let paused_at = Instant::now();
         publish_n(cluster.amqp(leader), QUEUE, N).await;
 
         tracing::info!("--- node-down gives A's messages back: B on node {survivor} gets them");
-        let (_conn_b, channel_b) = open_channel(&[cluster.amqp(survivor)], QUEUE).await;
-        let mut consumer_b = channel_b
-            .basic_consume(QUEUE, "b", options, FieldTable::default())
-            .await
-            .expect("basic.consume B");
-        let mut given_back = BTreeSet::new();
-        while given_back.len() < N as usize {
-            let bound = NODE_DOWN_AFTER + Duration::from_secs(10);
-            let delivery = tokio::time::timeout(bound, consumer_b.next())
-                .await
-                .unwrap_or_else(|_| panic!("B got {given_back:?} of {N} within {bound:?}"))
-                .expect("consumer B open")
-                .expect("delivery");
-            let seq = seq_of(&delivery.data);
-            assert!(delivery.redelivered, "message {seq} not marked redelivered");
-            assert!(given_back.insert(seq), "message {seq} delivered twice to B");
-            delivery
-                .ack(BasicAckOptions::default())
-                .await
-                .expect("basic.ack");
-        }
+        let (_conn_b, mut consumer_b) = consumer_on(cluster.amqp(survivor), QUEUE, "b", N).await;
+        let given_back = receive_given_back(&mut consumer_b, N, paused_at).await;
         assert_eq!(given_back, (0..N).collect::<BTreeSet<u32>>());
 
         tracing::info!("--- node {paused} resumes after {:?}", paused_at.elapsed());
