@@ -75,6 +75,21 @@ fn holder() -> ConsumerKey {
     }
 }
 
+/// Consumer "c" on channel (1, 1) of queue "q": manual acks, no prefetch of its own.
+fn consume_q() -> Command {
+    Command::Consume {
+        queue: "q".into(),
+        consumer: ConsumerKey {
+            conn: 1,
+            channel: 1,
+            tag: "c".into(),
+        },
+        prefetch: 0,
+        no_ack: false,
+        exclusive: false,
+    }
+}
+
 /// Queue `work` dead-letters into `dead`; 40 messages are published to `work`, one is taken
 /// with basic.get (no_ack), three are rejected into `dead`, one is taken and kept unacked.
 fn workload(sm: &BrokerStateMachine, first_index: u64) -> u64 {
@@ -238,17 +253,7 @@ fn a_snapshot_built_while_applies_go_on_is_the_state_at_its_index() {
     for n in 0..n_messages {
         apply(&sm, 2 + n, vec![publish("q", body(n, 32 * 1024))]);
     }
-    let consume = Command::Consume {
-        queue: "q".into(),
-        consumer: ConsumerKey {
-            conn: 1,
-            channel: 1,
-            tag: "c".into(),
-        },
-        prefetch: 0,
-        no_ack: false,
-        exclusive: false,
-    };
+    let consume = consume_q();
     let mut index = 2 + n_messages;
     apply(&sm, index, vec![consume]);
     let mut digests = BTreeMap::new();
@@ -408,17 +413,7 @@ fn a_channel_limit_goes_through_the_log_and_the_snapshot_file() {
         channel: 1,
         prefetch: 2,
     };
-    let consume = Command::Consume {
-        queue: "q".into(),
-        consumer: ConsumerKey {
-            conn: 1,
-            channel: 1,
-            tag: "c".into(),
-        },
-        prefetch: 0,
-        no_ack: false,
-        exclusive: false,
-    };
+    let consume = consume_q();
     apply(&sm, 7, vec![qos, consume]);
     let limit = sm.with_broker(|b| b.channel_limits.get((1, 1)).cloned());
     assert_eq!(
