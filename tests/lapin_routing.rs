@@ -15,7 +15,8 @@ use lapin::{BasicProperties, Connection, ExchangeKind};
 mod common;
 
 use common::{
-    connect, declare_queue, get_no_ack, next_delivery, publish_to, refused, start_server, within,
+    channel_error, closed_with, connect, declare_queue, get_no_ack, next_delivery, publish_to,
+    refused, start_server, within,
 };
 
 const ACCESS_REFUSED: u16 = 403;
@@ -410,6 +411,7 @@ async fn publish_to_internal_exchange_is_403() {
 
     tracing::info!("--- publish straight to the internal exchange");
     let publisher = conn.create_channel().await.expect("channel");
+    let closed = channel_error(&conn);
     publisher
         .basic_publish(
             "r-internal",
@@ -420,13 +422,7 @@ async fn publish_to_internal_exchange_is_403() {
         )
         .await
         .expect("publish sent");
-    // The channel error arrives asynchronously; the next RPC on the channel fails with it.
-    let (code, text) = refused("a declare after the publish", async {
-        publisher
-            .queue_declare("i-q", Default::default(), FieldTable::default())
-            .await
-    })
-    .await;
+    let (code, text) = closed_with(closed).await;
     assert_eq!(code, ACCESS_REFUSED, "{text}");
     assert!(
         text.contains("cannot publish to internal exchange 'r-internal'"),

@@ -14,8 +14,8 @@ use lapin::{BasicProperties, ExchangeKind};
 mod common;
 
 use common::{
-    confirm_channel, connect, declare_queue, get_no_ack, publish_to, ready_count, refused,
-    start_server, within,
+    channel_error, closed_with, confirm_channel, connect, declare_queue, get_no_ack, publish_to,
+    ready_count, start_server, within,
 };
 
 const PRECONDITION_FAILED: u16 = 406;
@@ -133,6 +133,7 @@ async fn invalid_expiration_is_406() {
     declare_queue(&observer, "bad-exp").await;
 
     let publisher = conn.create_channel().await.expect("channel");
+    let closed = channel_error(&conn);
     publisher
         .basic_publish(
             "",
@@ -143,13 +144,7 @@ async fn invalid_expiration_is_406() {
         )
         .await
         .expect("publish sent");
-    // The channel error arrives asynchronously; the next RPC on the channel fails with it.
-    let (code, text) = refused("a declare after the publish", async {
-        publisher
-            .queue_declare("bad-exp", Default::default(), FieldTable::default())
-            .await
-    })
-    .await;
+    let (code, text) = closed_with(closed).await;
     assert_eq!(code, PRECONDITION_FAILED, "{text}");
     assert!(text.contains("invalid expiration"), "{text}");
     assert_eq!(ready_count(&observer, "bad-exp").await, 0);

@@ -280,6 +280,28 @@ pub async fn get_no_ack(channel: &lapin::Channel, queue: &str) -> Option<BasicGe
     .expect("basic.get")
 }
 
+/// The errors `conn` will report (a channel.close from the server among them): take the
+/// listener before the method that provokes one, then await [`closed_with`]. A later RPC on
+/// the channel is no way to learn it: if the close arrives first, lapin refuses the RPC
+/// locally (`InvalidChannelState`) and the server's reply code is not in that error.
+pub fn channel_error(conn: &Connection) -> ConnectionEvents {
+    Box::pin(conn.events_listener())
+}
+
+/// A connection's events, as lapin streams them.
+pub type ConnectionEvents = std::pin::Pin<Box<dyn futures::Stream<Item = lapin::Event> + Send>>;
+
+/// The first error `events` report ([`channel_error`]): its reply code and text.
+pub async fn closed_with(mut events: ConnectionEvents) -> (u16, String) {
+    loop {
+        match within("a channel close", events.next()).await {
+            Some(lapin::Event::Error(error)) => return refusal(&error),
+            Some(_) => continue,
+            None => panic!("the connection's events ended without an error"),
+        }
+    }
+}
+
 /// Awaits `future`, which must fail with a channel or connection close: its code and text.
 pub async fn refused<T: std::fmt::Debug>(
     what: &str,
