@@ -304,12 +304,7 @@ impl Queue {
         channel: u16,
         credit: &mut impl ChannelCredit,
     ) -> Vec<Delivery> {
-        let held: Vec<u64> = self
-            .unacked
-            .iter()
-            .filter(|(_, u)| u.consumer.conn == conn && u.consumer.channel == channel)
-            .map(|(&id, _)| id)
-            .collect();
+        let held = self.checked_out_to(conn, channel);
         self.requeue(&held, conn, channel, credit)
     }
 
@@ -383,8 +378,8 @@ impl Queue {
             .collect()
     }
 
-    /// The ids checked out to a channel (consumer deliveries and basic.get alike).
-    #[cfg(test)]
+    /// The ids checked out to a channel (consumer deliveries and basic.get alike), in id
+    /// order.
     pub fn checked_out_to(&self, conn: u64, channel: u16) -> Vec<u64> {
         let held = self.unacked.iter();
         let mine = held.filter(|(_, u)| u.consumer.conn == conn && u.consumer.channel == channel);
