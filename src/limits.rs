@@ -32,8 +32,8 @@ const _: () = assert!(FRAME_SIZE_MIN <= FRAME_SIZE_MAX);
 // A batch must hold at least one full frame of body.
 const _: () = assert!(FRAME_SIZE_MAX as usize <= PROPOSE_BATCH_BYTES_MAX);
 
-/// Largest cluster peer message. A snapshot travels whole in one message, so this bounds the
-/// broker state a cluster can replicate by snapshot; beyond it a lagging node cannot catch up.
+/// Largest cluster peer message (an append of many entries is the largest; a snapshot
+/// travels in chunks of `SNAPSHOT_CHUNK_BYTES`).
 pub const CLUSTER_FRAME_MAX: usize = 256 * 1024 * 1024;
 /// Largest handshake message. It is read before the peer has proven it knows the cookie, so it
 /// is kept small: a stranger must not make a node allocate a snapshot-sized buffer.
@@ -50,6 +50,10 @@ pub const CLUSTER_CALL_TIMEOUT_MS: u64 = 5000;
 /// replication stream its heartbeat interval (100 ms), too short for a large batch to a busy
 /// follower that must fsync it.
 pub const CLUSTER_RPC_TIMEOUT_MIN_MS: u64 = 1000;
+/// The size of the chunks a snapshot is sent in (openraft's `snapshot_max_chunk_size`): the
+/// memory a snapshot in flight takes on either side, whatever the snapshot's size.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES * 2 < CLUSTER_FRAME_MAX);
 /// Floor under openraft's deadline for sending a whole snapshot (its default is 200 ms).
 pub const CLUSTER_SNAPSHOT_TIMEOUT_MIN_MS: u64 = 60_000;
 /// Peer connections a node serves at once; beyond that it stops accepting until one closes.

@@ -35,6 +35,11 @@ pub fn declare() -> Command {
 }
 
 pub fn publish(n: u32) -> Command {
+    publish_body(Bytes::from(format!("m{n}")))
+}
+
+/// A persistent publish of `body` to queue "q".
+pub fn publish_body(body: Bytes) -> Command {
     Command::Publish {
         exchange: String::new(),
         routing_key: "q".into(),
@@ -42,7 +47,7 @@ pub fn publish(n: u32) -> Command {
         headers: Vec::new(),
         content: Content {
             properties: Bytes::new(),
-            body: Bytes::from(format!("m{n}")),
+            body,
         },
         expiration_ms: None,
     }

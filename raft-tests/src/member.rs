@@ -14,6 +14,7 @@ use warren::cluster::network::{serve_raft_rpc, ClusterNetwork};
 use warren::cluster::transport::PeerServer;
 use warren::cluster::{PeerHandler, PeerRequest, PeerResponse};
 use warren::raft::node::{Raft, RaftNode};
+use warren::raft::state_machine::BrokerStateMachine;
 use warren::raft::types::NodeId;
 
 use crate::WAIT;
@@ -21,11 +22,12 @@ use crate::WAIT;
 /// A node's peer handler: Raft RPCs only.
 struct RaftRpc {
     raft: Raft,
+    state_machine: BrokerStateMachine,
 }
 
 impl PeerHandler for RaftRpc {
     async fn handle(&self, request: PeerRequest) -> PeerResponse {
-        match serve_raft_rpc(&self.raft, request).await {
+        match serve_raft_rpc(&self.raft, &self.state_machine, request).await {
             Some(response) => response,
             None => PeerResponse::Error("this test node serves Raft RPCs only".into()),
         }
@@ -88,6 +90,7 @@ impl Member {
     fn serve(node: RaftNode, id: NodeId, listener: TcpListener, cookie: &Cookie) -> Member {
         let handler = Arc::new(RaftRpc {
             raft: node.raft.clone(),
+            state_machine: node.state_machine.clone(),
         });
         let server = PeerServer::start(listener, id, cookie.clone(), handler).expect("serve");
         Member { node, server }

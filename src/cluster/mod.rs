@@ -2,7 +2,7 @@
 //! each other, and the openraft network built on them.
 //!
 //! * [`PeerRequest`] / [`PeerResponse`]: everything one node asks another: openraft's RPCs
-//!   (append entries, vote, full snapshot), a command batch forwarded to the leader, and the
+//!   (append entries, vote, a snapshot in chunks), a command batch forwarded to the leader, and the
 //!   node's status for `warren cluster-status`.
 //! * [`PeerHandler`]: what a node does with a request it received.
 //! * [`cookie`]: the shared secret, loaded from an owner-only file.
@@ -34,11 +34,15 @@ use crate::raft::types::{NodeId, TypeConfig};
 pub enum PeerRequest {
     AppendEntries(openraft::raft::AppendEntriesRequest<TypeConfig>),
     Vote(openraft::raft::VoteRequest<TypeConfig>),
-    /// A whole snapshot in one message (the snapshot file's bytes).
-    FullSnapshot {
+    /// One chunk of a snapshot, `offset` bytes into it; the receiver installs the snapshot
+    /// when the `last` arrives and answers that one with `FullSnapshot`, the others with
+    /// `Done`. No message holds a whole snapshot.
+    SnapshotChunk {
         vote: openraft::alias::VoteOf<TypeConfig>,
         meta: openraft::alias::SnapshotMetaOf<TypeConfig>,
+        offset: u64,
         data: Vec<u8>,
+        last: bool,
     },
     /// A batch of commands for the leader to commit as one entry.
     Propose(Batch),

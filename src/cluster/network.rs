@@ -31,8 +31,12 @@ use openraft::{BasicNode, OptionalSend, RPCTypes};
 use super::cookie::Cookie;
 use super::transport::PeerClient;
 use super::{PeerRequest, PeerResponse};
-use crate::limits::{CLUSTER_RPC_TIMEOUT_MIN_MS, CLUSTER_SNAPSHOT_TIMEOUT_MIN_MS};
+use crate::limits::{
+    CLUSTER_RPC_TIMEOUT_MIN_MS, CLUSTER_SNAPSHOT_TIMEOUT_MIN_MS, SNAPSHOT_CHUNK_BYTES,
+};
 use crate::raft::node::Raft;
+use crate::raft::snapshot_data::SnapshotData;
+use crate::raft::state_machine::{remove_received, BrokerStateMachine};
 use crate::raft::types::{NodeId, TypeConfig};
 
 /// Builds openraft's clients for node `id`; clones share the connections.
@@ -233,7 +237,7 @@ impl PeerNetwork {
 }
 
 impl RaftNetworkV2<TypeConfig> for PeerNetwork {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotData;
 
     async fn append_entries(
         &mut self,
@@ -277,28 +281,77 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
     async fn full_snapshot(
         &mut self,
         vote: openraft::alias::VoteOf<TypeConfig>,
-        snapshot: openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>,
+        snapshot: openraft::alias::SnapshotOf<TypeConfig, SnapshotData>,
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let request = PeerRequest::FullSnapshot {
-            vote,
-            meta: snapshot.meta,
-            data: snapshot.snapshot,
-        };
-        let timeout = deadline(&option, CLUSTER_SNAPSHOT_TIMEOUT_MIN_MS);
-        let action = RPCTypes::InstallSnapshot;
-        let send = self.call(&self.links.snapshot, request, action, timeout);
-        let response = tokio::select! {
-            closed = cancel => return Err(StreamingError::Closed(closed)),
-            response = send => response,
-        };
-        match response {
-            Ok(PeerResponse::FullSnapshot(response)) => Ok(response),
-            Ok(other) => Err(streaming(self.unexpected(action, other))),
-            Err(e) => Err(streaming(e)),
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            response = self.send_snapshot(vote, snapshot, &option) => response,
         }
     }
+}
+
+impl PeerNetwork {
+    /// Sends `snapshot` in chunks of openraft's `snapshot_max_chunk_size`, one request at a
+    /// time on the snapshot link, reading it from its file as it goes: neither side holds
+    /// it whole. Any failure fails the whole send; openraft sends it again from the start.
+    async fn send_snapshot(
+        &self,
+        vote: openraft::alias::VoteOf<TypeConfig>,
+        snapshot: openraft::alias::SnapshotOf<TypeConfig, SnapshotData>,
+        option: &RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let action = RPCTypes::InstallSnapshot;
+        let fail = |e: std::io::Error| {
+            let text = format!("read the snapshot for node {}: {e}", self.target);
+            StreamingError::Network(NetworkError::from_string(text))
+        };
+        let chunk_size = option
+            .snapshot_chunk_size()
+            .unwrap_or(SNAPSHOT_CHUNK_BYTES)
+            .max(1);
+        let timeout = deadline(option, CLUSTER_SNAPSHOT_TIMEOUT_MIN_MS);
+        let total = snapshot.snapshot.len().map_err(fail)?;
+        let mut reader = snapshot.snapshot.into_async_reader();
+        let mut offset = 0u64;
+        loop {
+            let data = read_chunk(&mut reader, chunk_size).await.map_err(fail)?;
+            let end = offset + data.len() as u64;
+            let last = end >= total || data.is_empty();
+            let request = PeerRequest::SnapshotChunk {
+                vote,
+                meta: snapshot.meta.clone(),
+                offset,
+                data,
+                last,
+            };
+            let response = self
+                .call(&self.links.snapshot, request, action, timeout)
+                .await;
+            match response.map_err(streaming)? {
+                PeerResponse::FullSnapshot(response) if last => return Ok(response),
+                PeerResponse::Done(_) if !last => offset = end,
+                other => return Err(streaming(self.unexpected(action, other))),
+            }
+        }
+    }
+}
+
+/// Reads up to `size` bytes: fewer only at the end of the snapshot.
+async fn read_chunk(
+    reader: &mut (impl tokio::io::AsyncRead + Unpin),
+    size: usize,
+) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut data = Vec::with_capacity(size);
+    while data.len() < size {
+        let want = (size - data.len()) as u64;
+        if (&mut *reader).take(want).read_buf(&mut data).await? == 0 {
+            break;
+        }
+    }
+    Ok(data)
 }
 
 fn streaming(e: RPCError<TypeConfig>) -> StreamingError<TypeConfig> {
@@ -326,7 +379,11 @@ pub async fn call_peer(
 
 /// The receiving side of openraft's RPCs: hands them to the local Raft. Returns `None` for a
 /// request that is not a Raft RPC, for the node's own handler to answer.
-pub async fn serve_raft_rpc(raft: &Raft, request: PeerRequest) -> Option<PeerResponse> {
+pub async fn serve_raft_rpc(
+    raft: &Raft,
+    state_machine: &BrokerStateMachine,
+    request: PeerRequest,
+) -> Option<PeerResponse> {
     let response = match request {
         PeerRequest::AppendEntries(rpc) => match raft.append_entries(rpc).await {
             Ok(response) => PeerResponse::AppendEntries(response),
@@ -340,16 +397,13 @@ pub async fn serve_raft_rpc(raft: &Raft, request: PeerRequest) -> Option<PeerRes
             Ok(response) => PeerResponse::Vote(response),
             Err(e) => PeerResponse::Error(format!("pre-vote: {e}")),
         },
-        PeerRequest::FullSnapshot { vote, meta, data } => {
-            let snapshot = openraft::alias::SnapshotOf::<TypeConfig, Vec<u8>> {
-                meta,
-                snapshot: data,
-            };
-            match raft.install_full_snapshot(vote, snapshot).await {
-                Ok(response) => PeerResponse::FullSnapshot(response),
-                Err(e) => PeerResponse::Error(format!("install snapshot: {e}")),
-            }
-        }
+        PeerRequest::SnapshotChunk {
+            vote,
+            meta,
+            offset,
+            data,
+            last,
+        } => receive_snapshot_chunk(raft, state_machine, vote, meta, offset, data, last).await,
         PeerRequest::Propose(_)
         | PeerRequest::Status
         | PeerRequest::Digest
@@ -357,4 +411,40 @@ pub async fn serve_raft_rpc(raft: &Raft, request: PeerRequest) -> Option<PeerRes
         | PeerRequest::Stop => return None,
     };
     Some(response)
+}
+
+/// Takes one chunk of a snapshot from the leader; with the last, hands the whole snapshot to
+/// openraft to install (a received file not installed is removed).
+async fn receive_snapshot_chunk(
+    raft: &Raft,
+    state_machine: &BrokerStateMachine,
+    vote: openraft::alias::VoteOf<TypeConfig>,
+    meta: openraft::alias::SnapshotMetaOf<TypeConfig>,
+    offset: u64,
+    data: Vec<u8>,
+    last: bool,
+) -> PeerResponse {
+    let sm = state_machine.clone();
+    // Chunks of one sender's snapshot: its leader's vote and the snapshot's last log id.
+    let id = format!("{vote:?}@{:?}", meta.last_log_id);
+    let received =
+        tokio::task::spawn_blocking(move || sm.receive_snapshot_chunk(&id, offset, &data, last))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r);
+    let snapshot = match received {
+        Ok(None) => return PeerResponse::Done(format!("received to {offset}")),
+        Ok(Some(snapshot)) => snapshot,
+        Err(e) => return PeerResponse::Error(format!("receive snapshot: {e}")),
+    };
+    let path = snapshot.path().map(std::path::Path::to_path_buf);
+    let snapshot = openraft::alias::SnapshotOf::<TypeConfig, SnapshotData> { meta, snapshot };
+    let installed = raft.install_full_snapshot(vote, snapshot).await;
+    if let Some(path) = path {
+        remove_received(&path);
+    }
+    match installed {
+        Ok(response) => PeerResponse::FullSnapshot(response),
+        Err(e) => PeerResponse::Error(format!("install snapshot: {e}")),
+    }
 }

@@ -223,10 +223,12 @@ mod tests {
                 entries: vec![Entry::new_normal(log_id, Request(vec![1, 2, 3]))],
             }),
             PeerRequest::Vote(VoteRequest::new(Vote::new(4, 2), Some(log_id))),
-            PeerRequest::FullSnapshot {
+            PeerRequest::SnapshotChunk {
                 vote,
                 meta,
+                offset: 1 << 20,
                 data: vec![9; 100],
+                last: true,
             },
             PeerRequest::Propose(Default::default()),
             PeerRequest::Status,

@@ -10,7 +10,8 @@
 //! * [`state_machine`]: `BrokerStateMachine`, the only caller of the broker's `apply`.
 //! * [`cold_messages`], [`message_store`], [`message_record`]: where a node's stored messages
 //!   live between entries (a disk node's in sled), and how one is encoded.
-//! * [`snapshot_file`]: the streamed snapshot format.
+//! * [`snapshot_file`]: the streamed snapshot format; [`snapshot_data`]: a snapshot as openraft
+//!   hands it around (a file handle on a disk node).
 //! * [`network`]: the single-node network (no peers yet).
 //! * [`node`]: `RaftNode`, open a node on a data directory and propose command batches.
 
@@ -23,6 +24,7 @@ pub mod network;
 pub mod node;
 pub mod record;
 pub mod sessions;
+pub mod snapshot_data;
 pub mod snapshot_file;
 pub mod state_machine;
 pub mod tail_mark;

@@ -33,7 +33,7 @@ impl RaftNetworkFactory<TypeConfig> for NoPeers {
 }
 
 impl RaftNetworkV2<TypeConfig> for NoPeers {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = super::snapshot_data::SnapshotData;
 
     async fn append_entries(
         &mut self,
@@ -54,7 +54,7 @@ impl RaftNetworkV2<TypeConfig> for NoPeers {
     async fn full_snapshot(
         &mut self,
         _vote: openraft::alias::VoteOf<TypeConfig>,
-        _snapshot: openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>,
+        _snapshot: openraft::alias::SnapshotOf<TypeConfig, super::snapshot_data::SnapshotData>,
         _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {

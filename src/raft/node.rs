@@ -19,6 +19,7 @@ use super::log_store::SegmentLogStore;
 use super::mem_log_store::MemLogStore;
 use super::network::NoPeers;
 use super::sessions::Sequenced;
+use super::snapshot_data::SnapshotData;
 use super::state_machine::{Batch, BrokerStateMachine};
 use super::types::{Entry, NodeId, Response, TypeConfig};
 use crate::broker::command::{Command, Refusal, Reply};
@@ -129,7 +130,7 @@ impl RaftNode {
     async fn start<N>(dir: &Path, id: NodeId, network: N) -> anyhow::Result<RaftNode>
     where
         N: openraft::RaftNetworkFactory<TypeConfig>,
-        N::Network: openraft::network::NetSnapshot<TypeConfig, SnapshotData = Vec<u8>>,
+        N::Network: openraft::network::NetSnapshot<TypeConfig, SnapshotData = SnapshotData>,
     {
         let log_store = SegmentLogStore::open(dir.join("raft-log")).context("open raft log")?;
         let state_machine =
@@ -145,7 +146,7 @@ impl RaftNode {
     ) -> anyhow::Result<RaftNode>
     where
         N: openraft::RaftNetworkFactory<TypeConfig>,
-        N::Network: openraft::network::NetSnapshot<TypeConfig, SnapshotData = Vec<u8>>,
+        N::Network: openraft::network::NetSnapshot<TypeConfig, SnapshotData = SnapshotData>,
         L: openraft::storage::RaftLogStorage<TypeConfig>,
         L::LogReader: Clone + Sync,
     {
@@ -161,6 +162,7 @@ impl RaftNode {
             election_timeout_min: 300,
             election_timeout_max: 600,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(10_000),
+            snapshot_max_chunk_size: crate::limits::SNAPSHOT_CHUNK_BYTES as u64,
             // A leader sends entries to followers before its own fsync. If it restarted as
             // leader of the same term after losing that unsynced tail (power cut, EIO), it
             // would write new entries at (term, index) pairs the followers already hold with

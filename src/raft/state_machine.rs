@@ -33,13 +33,17 @@ use serde::{Deserialize, Serialize};
 use super::cold_messages::ColdMessages;
 use super::message_store::MessageStore;
 use super::sessions::{Origin, Sequenced, Sessions};
+use super::snapshot_data::SnapshotData;
 use super::types::{Request, Response, TypeConfig};
 use crate::broker::command::{Command, Outcome};
 use crate::broker::state::{BrokerState, StoredMessage};
 
 mod snapshot;
+mod snapshot_inbox;
 
-type Snap = SnapshotOf<TypeConfig, Vec<u8>>;
+pub use snapshot_inbox::remove_received;
+
+type Snap = SnapshotOf<TypeConfig, SnapshotData>;
 
 const SNAPSHOT_FILE: &str = "snapshot.bin";
 /// The message store's directory, beside the snapshot file.
@@ -103,7 +107,7 @@ struct Inner {
     /// openraft asks for it (to send to a lagging follower); it is not kept in memory.
     current: Option<SnapshotMetaOf<TypeConfig>>,
     /// A RAM node's newest snapshot, the only copy it has.
-    current_bytes: Option<Vec<u8>>,
+    current_bytes: Option<bytes::Bytes>,
     cold: ColdMessages,
     observer: Option<Arc<dyn ApplyObserver>>,
     /// Entry payload bytes applied since the last snapshot build began.
@@ -132,6 +136,8 @@ pub struct BrokerStateMachine {
     /// Notified when the log since the last snapshot outgrew `SNAPSHOT_AFTER_LOG_BYTES`
     /// (the node then triggers a snapshot).
     snapshot_wanted: Arc<tokio::sync::Notify>,
+    /// The snapshot being received from the leader, chunk by chunk.
+    inbox: Arc<Mutex<snapshot_inbox::Inbox>>,
 }
 
 impl Batch {
@@ -150,6 +156,7 @@ impl BrokerStateMachine {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
+        snapshot_inbox::remove_leftovers(dir)?;
         let store = MessageStore::open_empty(&dir.join(MESSAGES_DIR))?;
         let (body, current) = match std::fs::File::open(dir.join(SNAPSHOT_FILE)) {
             Ok(file) => {
@@ -190,6 +197,7 @@ impl BrokerStateMachine {
                 log_bytes_since_snapshot: 0,
             })),
             snapshot_wanted: Arc::new(tokio::sync::Notify::new()),
+            inbox: Arc::default(),
             dir,
             file_lock: Arc::new(Mutex::new(())),
         }
@@ -316,7 +324,7 @@ fn meta_of(body: &SnapshotBody) -> SnapshotMetaOf<TypeConfig> {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for BrokerStateMachine {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<Snap, io::Error> {
         // What is in memory is copied under the lock, the stored messages are read and the
@@ -329,7 +337,7 @@ impl RaftSnapshotBuilder<TypeConfig> for BrokerStateMachine {
 }
 
 impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotData;
     type SnapshotBuilder = Self;
 
     async fn applied_state(
@@ -402,3 +410,7 @@ impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
 #[cfg(test)]
 #[path = "state_machine_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "snapshot_inbox_tests.rs"]
+mod inbox_tests;

@@ -92,7 +92,7 @@ fn consume_q() -> Command {
 
 /// Queue `work` dead-letters into `dead`; 40 messages are published to `work`, one is taken
 /// with basic.get (no_ack), three are rejected into `dead`, one is taken and kept unacked.
-fn workload(sm: &BrokerStateMachine, first_index: u64) -> u64 {
+pub(super) fn workload(sm: &BrokerStateMachine, first_index: u64) -> u64 {
     let dlx = vec![
         arg("x-dead-letter-exchange", str_value("")),
         arg("x-dead-letter-routing-key", str_value("dead")),

@@ -46,9 +46,12 @@ impl PeerHandler for NodeHandler {
                 self.stop.notify_one();
                 PeerResponse::Done("stopping".to_string())
             }
-            raft_rpc => crate::cluster::network::serve_raft_rpc(&self.node.raft, raft_rpc)
-                .await
-                .unwrap_or_else(|| PeerResponse::Error("unexpected request".to_string())),
+            raft_rpc => {
+                let (raft, sm) = (&self.node.raft, &self.node.state_machine);
+                crate::cluster::network::serve_raft_rpc(raft, sm, raft_rpc)
+                    .await
+                    .unwrap_or_else(|| PeerResponse::Error("unexpected request".to_string()))
+            }
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::broker::messages::Messages;
 use crate::raft::cold_messages::ColdMessages;
 use crate::raft::message_record;
 use crate::raft::message_store::MessageStore;
+use crate::raft::snapshot_data::SnapshotData;
 use crate::raft::snapshot_file;
 
 /// A snapshot build's copy of the state, taken under the state lock.
@@ -131,9 +132,7 @@ impl BrokerStateMachine {
         released?;
         Ok(Snap {
             meta: meta_of(&copy.body),
-            // openraft keeps only the meta of a built snapshot; it asks
-            // `get_current_snapshot` for the data when a follower needs it.
-            snapshot: Vec::new(),
+            snapshot: SnapshotData::none(),
         })
     }
 
@@ -146,7 +145,7 @@ impl BrokerStateMachine {
             let bytes = write_messages(out, body, &messages)?;
             let mut inner = self.lock();
             inner.current = Some(meta);
-            inner.current_bytes = Some(bytes.into_inner());
+            inner.current_bytes = Some(Bytes::from(bytes.into_inner()));
             return Ok(());
         };
         let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
@@ -158,38 +157,35 @@ impl BrokerStateMachine {
         Ok(())
     }
 
-    /// Installs a snapshot received from the leader: a disk node writes it as its snapshot
-    /// file and refills its message store from it, a RAM node keeps the bytes. Blocking.
+    /// Installs a snapshot received from the leader: a disk node makes it its snapshot file
+    /// (the received file renamed into place) and refills its message store from it, a RAM
+    /// node keeps the bytes. Blocking.
     pub(super) fn install_received(
         &self,
         meta: &openraft::alias::SnapshotMetaOf<super::TypeConfig>,
-        bytes: Vec<u8>,
+        data: SnapshotData,
     ) -> io::Result<()> {
         let _file = lock(&self.file_lock);
         let store = self.lock().cold.store().cloned();
-        if let Some(dir) = &self.dir {
-            use std::io::Write;
-            let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            drop(file);
-            install_file(dir, &tmp)?;
-        }
+        let (data, keep) = match &self.dir {
+            Some(dir) => (install_data(dir, data)?, None),
+            None => {
+                let bytes = into_bytes(data)?;
+                (SnapshotData::Bytes(bytes.clone()), Some(bytes))
+            }
+        };
         // The store is refilled under the state lock: no apply may read it half-filled.
         let mut inner = self.lock();
-        let body = load(bytes.as_slice(), store.as_ref())?;
+        let body = load(data.into_reader(), store.as_ref())?;
         inner.body = body;
         inner.cold = ColdMessages::new(store);
         inner.current = Some(meta.clone());
-        if self.dir.is_none() {
-            inner.current_bytes = Some(bytes);
-        }
+        inner.current_bytes = keep;
         Ok(())
     }
 
     /// The newest snapshot as openraft sends it: a RAM node's bytes, or a disk node's file
-    /// read back. Blocking.
+    /// opened for reading (not read: a handle). Blocking.
     pub(super) fn read_current(&self) -> io::Result<Option<Snap>> {
         let _file = lock(&self.file_lock);
         let (meta, bytes) = {
@@ -200,11 +196,53 @@ impl BrokerStateMachine {
             return Ok(None);
         };
         let snapshot = match (&self.dir, bytes) {
-            (Some(dir), _) => std::fs::read(dir.join(SNAPSHOT_FILE))?,
-            (None, Some(bytes)) => bytes,
+            (Some(dir), _) => {
+                let path = dir.join(SNAPSHOT_FILE);
+                let file = std::fs::File::open(&path)?;
+                SnapshotData::File { file, path }
+            }
+            (None, Some(bytes)) => SnapshotData::Bytes(bytes),
             (None, None) => return Ok(None),
         };
         Ok(Some(Snap { meta, snapshot }))
+    }
+}
+
+/// Makes `data` the snapshot file in `dir` durably and returns it to read from: a received
+/// file (already fsync'd) is renamed into place, bytes are written to it first.
+fn install_data(dir: &Path, data: SnapshotData) -> io::Result<SnapshotData> {
+    let path = dir.join(SNAPSHOT_FILE);
+    match data {
+        SnapshotData::File { file, path: from } if from == path => {
+            Ok(SnapshotData::File { file, path })
+        }
+        SnapshotData::File { file, path: from } => {
+            file.sync_all()?;
+            install_file(dir, &from)?;
+            Ok(SnapshotData::File { file, path })
+        }
+        SnapshotData::Bytes(bytes) => {
+            use std::io::Write;
+            let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            drop(file);
+            install_file(dir, &tmp)?;
+            Ok(SnapshotData::Bytes(bytes))
+        }
+    }
+}
+
+/// A RAM node's copy of a snapshot: it has no disk to keep a file on.
+fn into_bytes(data: SnapshotData) -> io::Result<Bytes> {
+    match data {
+        SnapshotData::Bytes(bytes) => Ok(bytes),
+        file @ SnapshotData::File { .. } => {
+            let mut bytes = Vec::new();
+            io::Read::read_to_end(&mut file.into_reader(), &mut bytes)?;
+            Ok(Bytes::from(bytes))
+        }
     }
 }
 
