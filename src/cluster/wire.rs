@@ -16,8 +16,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::limits::CLUSTER_FRAME_MAX;
 
-/// Current wire format version. A node refuses frames of any other version.
-pub const WIRE_VERSION: u8 = 1;
+/// Current wire format version. A node refuses frames of any other version. 2: a snapshot
+/// travels in chunks (`PeerRequest::SnapshotChunk` where 1 had the whole `FullSnapshot`).
+pub const WIRE_VERSION: u8 = 2;
 /// Size of the fixed frame header: version + length + crc.
 pub const HEADER_LEN: usize = 1 + 4 + 4;
 
