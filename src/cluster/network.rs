@@ -438,6 +438,8 @@ async fn receive_snapshot_chunk(
         Err(e) => return PeerResponse::Error(format!("receive snapshot: {e}")),
     };
     let path = snapshot.path().map(std::path::Path::to_path_buf);
+    let bytes = snapshot.len().unwrap_or_default();
+    tracing::info!(bytes, last_log_id = ?meta.last_log_id, "snapshot received; installing");
     let snapshot = openraft::alias::SnapshotOf::<TypeConfig, SnapshotData> { meta, snapshot };
     let installed = raft.install_full_snapshot(vote, snapshot).await;
     if let Some(path) = path {
