@@ -143,7 +143,10 @@ impl NodeConfig {
                     integer(value, limits::FRAME_SIZE_MIN as i64, u32::MAX as i64)? as u32
             }
             "heartbeat_s" => self.heartbeat_s = integer(value, 0, u16::MAX as i64)? as u16,
-            "body_size_max" => self.body_size_max = integer(value, 0, i64::MAX)? as u64,
+            "body_size_max" => {
+                let limit = limits::BODY_SIZE_MAX_LIMIT as i64;
+                self.body_size_max = integer(value, 0, limit)? as u64
+            }
             "memory_high_watermark" => {
                 self.memory_high_watermark = integer(value, 0, i64::MAX)? as u64
             }
@@ -375,6 +378,16 @@ mod tests {
         for field in ["[0].id", "[0].cluster", "[0].port", "[0].role"] {
             assert!(err.contains(field), "{field} missing from: {err}");
         }
+    }
+
+    /// A message is one Raft entry, and an entry must fit a peer frame.
+    #[test]
+    fn body_size_max_is_bounded_by_what_one_entry_can_carry() {
+        let limit = limits::BODY_SIZE_MAX_LIMIT;
+        let at_limit = NodeConfig::parse(&format!("body_size_max = {limit}")).unwrap();
+        assert_eq!(at_limit.body_size_max, limit);
+        let over = NodeConfig::parse(&format!("body_size_max = {}", limit + 1)).unwrap_err();
+        assert!(over.to_string().contains("body_size_max"), "{over}");
     }
 
     #[test]

@@ -11,6 +11,9 @@ pub const CHANNELS_PER_CONNECTION_MAX: u16 = 2047;
 pub const HEARTBEAT_S_DEFAULT: u16 = 60;
 /// Largest message body accepted by default (128 MiB), configurable per node.
 pub const BODY_SIZE_MAX_DEFAULT: u64 = 128 * 1024 * 1024;
+/// The most `body_size_max` may be set to: a message is one Raft entry, and one entry must
+/// fit a peer frame with room for its properties and headers (RabbitMQ allows 512 MiB).
+pub const BODY_SIZE_MAX_LIMIT: u64 = 192 * 1024 * 1024;
 /// Submissions waiting for the proposer's batching task (beyond: connections stop reading).
 pub const PROPOSE_QUEUE_MAX: usize = 4096;
 /// Raft entries handed to openraft and not yet applied. While they commit, submissions queue
@@ -50,6 +53,16 @@ pub const CLUSTER_CALL_TIMEOUT_MS: u64 = 5000;
 /// replication stream its heartbeat interval (100 ms), too short for a large batch to a busy
 /// follower that must fsync it.
 pub const CLUSTER_RPC_TIMEOUT_MIN_MS: u64 = 1000;
+/// Entry payload bytes in one append-entries request (at least one entry goes, whatever its
+/// size): openraft batches up to `max_payload_entries` (300) entries whatever their size, which
+/// could outgrow a peer frame; the rest goes in the next request (`PartialSuccess`).
+pub const APPEND_BYTES_MAX: usize = 16 * 1024 * 1024;
+const _: () = assert!(PROPOSE_BATCH_BYTES_MAX <= APPEND_BYTES_MAX);
+const _: () = assert!(BODY_SIZE_MAX_DEFAULT <= BODY_SIZE_MAX_LIMIT);
+// One entry alone (a message at the limit, its properties and headers within frame_max, the
+// command around it) and a whole append budget both fit a peer frame.
+const _: () = assert!(BODY_SIZE_MAX_LIMIT as usize + 64 * 1024 * 1024 <= CLUSTER_FRAME_MAX);
+const _: () = assert!(APPEND_BYTES_MAX * 4 <= CLUSTER_FRAME_MAX);
 /// The size of the chunks a snapshot is sent in (openraft's `snapshot_max_chunk_size`): the
 /// memory a snapshot in flight takes on either side, whatever the snapshot's size.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;

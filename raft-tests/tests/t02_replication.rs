@@ -110,3 +110,50 @@ async fn t03_cut_off_follower_catches_up_from_the_log() {
     assert_eq!(m.snapshot, None, "caught up from the log, not a snapshot");
     c.shutdown().await;
 }
+
+/// A follower stopped while three 100 MiB messages are committed (one entry each) catches up
+/// from the log when it returns: openraft would send the three in one append, more than a
+/// peer frame holds (`CLUSTER_FRAME_MAX`), so the network sends them one request at a time
+/// (`cap_append`); before, that append failed on every retry and the follower never caught up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t04_entries_larger_together_than_a_frame_reach_a_returning_follower() {
+    use bytes::Bytes;
+    use warren::limits::CLUSTER_FRAME_MAX;
+
+    let mut c = Cluster::start(&DISK3, 3, 204).await;
+    let leader = c.leader().await;
+    let behind = *c
+        .members
+        .keys()
+        .find(|id| **id != leader)
+        .expect("a follower");
+
+    tracing::info!(behind, "--- stop a follower; commit 3 x 100 MiB");
+    c.stop(behind).await;
+    let body_len = 100 * 1024 * 1024;
+    assert!(3 * body_len > CLUSTER_FRAME_MAX, "together over a frame");
+    for n in 0..3u8 {
+        let command = raft_tests::publish_body(Bytes::from(vec![n; body_len]));
+        let node = &c.members[&leader].node;
+        node.propose(&[command]).await.expect("a large publish");
+    }
+    let others: Vec<u64> = c.members.keys().copied().collect();
+    c.publish_confirmed(&others, 1, 20).await;
+    let index = c.members[&leader].settled_index().await;
+
+    tracing::info!("--- restart it: it catches up from the log");
+    c.start_node(c.host_of(behind), behind).await;
+    c.node(behind)
+        .raft
+        .wait(raft_tests::WAIT)
+        .applied_index_at_least(Some(index), "caught up from the log")
+        .await
+        .expect("caught up");
+    // The leader kept those entries (openraft keeps 1,000 behind a snapshot): the follower
+    // could only get them by appends.
+    let purged = c.node(leader).raft.metrics().borrow_watched().purged;
+    assert!(purged.is_none(), "the leader purged its log: {purged:?}");
+
+    check_invariants(&c).await;
+    c.shutdown().await;
+}

@@ -32,12 +32,13 @@ use super::cookie::Cookie;
 use super::transport::PeerClient;
 use super::{PeerRequest, PeerResponse};
 use crate::limits::{
-    CLUSTER_RPC_TIMEOUT_MIN_MS, CLUSTER_SNAPSHOT_TIMEOUT_MIN_MS, SNAPSHOT_CHUNK_BYTES,
+    APPEND_BYTES_MAX, CLUSTER_RPC_TIMEOUT_MIN_MS, CLUSTER_SNAPSHOT_TIMEOUT_MIN_MS,
+    SNAPSHOT_CHUNK_BYTES,
 };
 use crate::raft::node::Raft;
 use crate::raft::snapshot_data::SnapshotData;
 use crate::raft::state_machine::{remove_received, BrokerStateMachine};
-use crate::raft::types::{NodeId, TypeConfig};
+use crate::raft::types::{Entry, LogId, NodeId, TypeConfig};
 
 /// Builds openraft's clients for node `id`; clones share the connections.
 #[derive(Clone, Debug)]
@@ -250,10 +251,14 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
         };
         let timeout = deadline(&option, CLUSTER_RPC_TIMEOUT_MIN_MS);
         let action = RPCTypes::AppendEntries;
+        let (rpc, sent_up_to) = cap_append(rpc, APPEND_BYTES_MAX);
         match self
             .call(link, PeerRequest::AppendEntries(rpc), action, timeout)
             .await?
         {
+            PeerResponse::AppendEntries(AppendEntriesResponse::Success) if sent_up_to.is_some() => {
+                Ok(AppendEntriesResponse::PartialSuccess(sent_up_to))
+            }
             PeerResponse::AppendEntries(response) => Ok(response),
             other => Err(self.unexpected(action, other)),
         }
@@ -354,6 +359,38 @@ async fn read_chunk(
     Ok(data)
 }
 
+/// Keeps the entries of `rpc` that fit `budget` bytes of payload (at least one), so an
+/// append never outgrows a peer frame; returns the last kept entry's log id when some were
+/// left for the next request (openraft is told `PartialSuccess` up to it). The commit index
+/// may stay: a follower commits only what it accepted from this leader.
+pub fn cap_append(
+    mut rpc: AppendEntriesRequest<TypeConfig>,
+    budget: usize,
+) -> (AppendEntriesRequest<TypeConfig>, Option<LogId>) {
+    let mut bytes = 0usize;
+    let over = rpc.entries.iter().position(|entry| {
+        bytes = bytes.saturating_add(entry_bytes(entry));
+        bytes > budget
+    });
+    match over {
+        Some(i) if i.max(1) < rpc.entries.len() => {
+            rpc.entries.truncate(i.max(1));
+            let last = rpc.entries.last().map(|e| e.log_id);
+            (rpc, last)
+        }
+        _ => (rpc, None),
+    }
+}
+
+/// An entry's size on the wire, near enough: its payload and a bound on the rest.
+fn entry_bytes(entry: &Entry) -> usize {
+    const OVERHEAD: usize = 64;
+    match &entry.payload {
+        openraft::EntryPayload::Normal(request) => OVERHEAD + request.0.len(),
+        openraft::EntryPayload::Blank | openraft::EntryPayload::Membership(_) => OVERHEAD,
+    }
+}
+
 fn streaming(e: RPCError<TypeConfig>) -> StreamingError<TypeConfig> {
     match e {
         RPCError::Timeout(e) => StreamingError::Timeout(e),
@@ -450,3 +487,7 @@ async fn receive_snapshot_chunk(
         Err(e) => PeerResponse::Error(format!("install snapshot: {e}")),
     }
 }
+
+#[cfg(test)]
+#[path = "network_tests.rs"]
+mod tests;
