@@ -158,6 +158,16 @@ pub enum Command {
         channel: u16,
         prefetch: u32,
     },
+    /// The leader of `term` found the node of these connections down (`server/node_down.rs`):
+    /// each is closed as by ConnectionClosed, but only by an entry of that same term. A
+    /// deposed leader's decision (it was cut off and took the others for down) can reach the
+    /// log later, re-proposed by its proposer to the next leader; by then the nodes it named
+    /// may be serving, and closing their connections would take messages from live
+    /// consumers. The state machine drops it then (`raft/state_machine.rs`).
+    NodeDown {
+        conns: Vec<u64>,
+        term: u64,
+    },
 }
 
 /// A channel error for the client: the AMQP reply code and text.
@@ -232,6 +242,18 @@ pub struct Outcome {
     /// Consumers removed because their queue went (queue.delete, auto-delete, the exclusive
     /// owner's close): the node holding each sends basic.cancel (consumer_cancel_notify).
     pub cancelled: Vec<(String, ConsumerKey)>,
+}
+
+impl Outcome {
+    /// A command that changed nothing and delivered nothing.
+    pub fn done() -> Outcome {
+        Outcome {
+            reply: Ok(Reply::Done),
+            deliveries: Vec::new(),
+            released: Vec::new(),
+            cancelled: Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -288,6 +288,14 @@ impl BrokerState {
                 self.connection_closed(conn, fx);
                 Ok(Reply::Done)
             }
+            // Only an entry of the deciding leader's term gets here (the state machine
+            // drops the others).
+            Command::NodeDown { conns, .. } => {
+                conns
+                    .into_iter()
+                    .for_each(|c| self.connection_closed(c, fx));
+                Ok(Reply::Done)
+            }
             Command::Tick => {
                 let now_ms = self.now_ms;
                 self.queues.values_mut().for_each(|e| e.queue.touch(now_ms));

@@ -270,7 +270,12 @@ impl Inner {
     /// Applies one entry's batch (unless its proposer's sequence says otherwise), shows the
     /// outcomes to the observer, returns the replies. An error is the message store's:
     /// fatal.
-    fn apply_batch(&mut self, index: u64, request: &Request) -> io::Result<Response> {
+    fn apply_batch(
+        &mut self,
+        log_id: &LogIdOf<TypeConfig>,
+        request: &Request,
+    ) -> io::Result<Response> {
+        let index = log_id.index;
         let batch: Batch = postcard::from_bytes(&request.0).unwrap_or_default();
         if let Some(origin) = batch.origin {
             if let Err((sequenced, replies)) = self.body.sessions.check(origin) {
@@ -281,7 +286,13 @@ impl Inner {
         let now_ms = batch.time_ms;
         let mut outcomes = Vec::with_capacity(batch.commands.len());
         for command in batch.commands {
-            let outcome = broker.apply(now_ms, command);
+            let outcome = match command {
+                Command::NodeDown { term, .. } if term != log_id.leader_id.term => {
+                    tracing::warn!(term, index, "a deposed leader's node-down dropped");
+                    Outcome::done()
+                }
+                command => broker.apply(now_ms, command),
+            };
             read_fault(broker)?;
             outcomes.push(outcome);
         }
@@ -367,7 +378,7 @@ impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
                         if after / limit > before / limit {
                             self.snapshot_wanted.notify_one();
                         }
-                        inner.apply_batch(entry.log_id.index, &request)?
+                        inner.apply_batch(&entry.log_id, &request)?
                     }
                     EntryPayload::Membership(m) => {
                         inner.body.membership =

@@ -79,10 +79,12 @@ async fn check(proposer: &Weak<Proposer>, never_acked: &mut HashMap<u64, Instant
         n = conns.len(),
         "members down: returning their consumers' messages"
     );
-    let commands = conns
-        .into_iter()
-        .map(|conn| Command::ConnectionClosed { conn })
-        .collect();
+    // Bound to this leader's term: if it loses leadership before this commits, its
+    // proposer may hand the batch to the next leader, whose entry will not apply it.
+    let commands = vec![Command::NodeDown {
+        conns,
+        term: metrics.current_term,
+    }];
     let _ = proposer.submit(commands).await.await;
     true
 }
