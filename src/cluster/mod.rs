@@ -10,10 +10,13 @@
 //! * [`handshake`]: challenge-response proof of the cookie when a connection opens.
 //! * [`transport`]: `PeerServer` (accept, handshake, serve) and `PeerClient` (one connection).
 //! * [`network`]: openraft's network over `PeerClient`s, and the server side of its RPCs.
+//! * [`network_chunks`]: what keeps every peer message within a frame: appends capped by
+//!   bytes, snapshots in chunks.
 
 pub mod cookie;
 pub mod handshake;
 pub mod network;
+pub mod network_chunks;
 pub mod pipeline;
 pub mod transport;
 pub mod wire;

@@ -29,6 +29,7 @@ use openraft::raft::{
 use openraft::{BasicNode, OptionalSend, RPCTypes};
 
 use super::cookie::Cookie;
+use super::network_chunks::{cap_append, read_chunk, receive_snapshot_chunk};
 use super::transport::PeerClient;
 use super::{PeerRequest, PeerResponse};
 use crate::limits::{
@@ -37,8 +38,8 @@ use crate::limits::{
 };
 use crate::raft::node::Raft;
 use crate::raft::snapshot_data::SnapshotData;
-use crate::raft::state_machine::{remove_received, BrokerStateMachine};
-use crate::raft::types::{Entry, LogId, NodeId, TypeConfig};
+use crate::raft::state_machine::BrokerStateMachine;
+use crate::raft::types::{NodeId, TypeConfig};
 
 /// Builds openraft's clients for node `id`; clones share the connections.
 #[derive(Clone, Debug)]
@@ -343,54 +344,6 @@ impl PeerNetwork {
     }
 }
 
-/// Reads up to `size` bytes: fewer only at the end of the snapshot.
-async fn read_chunk(
-    reader: &mut (impl tokio::io::AsyncRead + Unpin),
-    size: usize,
-) -> std::io::Result<Vec<u8>> {
-    use tokio::io::AsyncReadExt;
-    let mut data = Vec::with_capacity(size);
-    while data.len() < size {
-        let want = (size - data.len()) as u64;
-        if (&mut *reader).take(want).read_buf(&mut data).await? == 0 {
-            break;
-        }
-    }
-    Ok(data)
-}
-
-/// Keeps the entries of `rpc` that fit `budget` bytes of payload (at least one), so an
-/// append never outgrows a peer frame; returns the last kept entry's log id when some were
-/// left for the next request (openraft is told `PartialSuccess` up to it). The commit index
-/// may stay: a follower commits only what it accepted from this leader.
-pub fn cap_append(
-    mut rpc: AppendEntriesRequest<TypeConfig>,
-    budget: usize,
-) -> (AppendEntriesRequest<TypeConfig>, Option<LogId>) {
-    let mut bytes = 0usize;
-    let over = rpc.entries.iter().position(|entry| {
-        bytes = bytes.saturating_add(entry_bytes(entry));
-        bytes > budget
-    });
-    match over {
-        Some(i) if i.max(1) < rpc.entries.len() => {
-            rpc.entries.truncate(i.max(1));
-            let last = rpc.entries.last().map(|e| e.log_id);
-            (rpc, last)
-        }
-        _ => (rpc, None),
-    }
-}
-
-/// An entry's size on the wire, near enough: its payload and a bound on the rest.
-fn entry_bytes(entry: &Entry) -> usize {
-    const OVERHEAD: usize = 64;
-    match &entry.payload {
-        openraft::EntryPayload::Normal(request) => OVERHEAD + request.0.len(),
-        openraft::EntryPayload::Blank | openraft::EntryPayload::Membership(_) => OVERHEAD,
-    }
-}
-
 fn streaming(e: RPCError<TypeConfig>) -> StreamingError<TypeConfig> {
     match e {
         RPCError::Timeout(e) => StreamingError::Timeout(e),
@@ -440,7 +393,10 @@ pub async fn serve_raft_rpc(
             offset,
             data,
             last,
-        } => receive_snapshot_chunk(raft, state_machine, vote, meta, offset, data, last).await,
+        } => {
+            let chunk = (offset, data, last);
+            receive_snapshot_chunk(raft, state_machine, vote, meta, chunk).await
+        }
         PeerRequest::Propose(_)
         | PeerRequest::Status
         | PeerRequest::Digest
@@ -449,45 +405,3 @@ pub async fn serve_raft_rpc(
     };
     Some(response)
 }
-
-/// Takes one chunk of a snapshot from the leader; with the last, hands the whole snapshot to
-/// openraft to install (a received file not installed is removed).
-async fn receive_snapshot_chunk(
-    raft: &Raft,
-    state_machine: &BrokerStateMachine,
-    vote: openraft::alias::VoteOf<TypeConfig>,
-    meta: openraft::alias::SnapshotMetaOf<TypeConfig>,
-    offset: u64,
-    data: Vec<u8>,
-    last: bool,
-) -> PeerResponse {
-    let sm = state_machine.clone();
-    // Chunks of one sender's snapshot: its leader's vote and the snapshot's last log id.
-    let id = format!("{vote:?}@{:?}", meta.last_log_id);
-    let received =
-        tokio::task::spawn_blocking(move || sm.receive_snapshot_chunk(&id, offset, &data, last))
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|r| r);
-    let snapshot = match received {
-        Ok(None) => return PeerResponse::Done(format!("received to {offset}")),
-        Ok(Some(snapshot)) => snapshot,
-        Err(e) => return PeerResponse::Error(format!("receive snapshot: {e}")),
-    };
-    let path = snapshot.path().map(std::path::Path::to_path_buf);
-    let bytes = snapshot.len().unwrap_or_default();
-    tracing::info!(bytes, last_log_id = ?meta.last_log_id, "snapshot received; installing");
-    let snapshot = openraft::alias::SnapshotOf::<TypeConfig, SnapshotData> { meta, snapshot };
-    let installed = raft.install_full_snapshot(vote, snapshot).await;
-    if let Some(path) = path {
-        remove_received(&path);
-    }
-    match installed {
-        Ok(response) => PeerResponse::FullSnapshot(response),
-        Err(e) => PeerResponse::Error(format!("install snapshot: {e}")),
-    }
-}
-
-#[cfg(test)]
-#[path = "network_tests.rs"]
-mod tests;
