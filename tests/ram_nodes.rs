@@ -87,3 +87,60 @@ async fn a_restarted_ram_node_rejoins_under_a_new_id() {
     })
     .await;
 }
+
+/// A consumer on the RAM node holds ten unacked messages when the node is killed and at once
+/// restarted. The new start replaces the dead one in the membership before the leader could
+/// take it for down (5 s), and it starts empty, so neither of them closed the dead start's
+/// connections once: its consumer stayed in the state for ever with the ten messages
+/// checked out. Each node now closes the connections of its earlier lives whenever its state
+/// shows any, so the ten come back and a consumer on node 1 gets them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_ram_node_gives_back_what_its_dead_start_held() {
+    use futures::StreamExt;
+    use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+
+    const HELD: &str = "ram-held";
+    bounded(async {
+        let mut cluster = Cluster::start_roles(&["disk", "disk", "ram"]).await;
+        cluster
+            .wait_status("the RAM node a voter", Duration::from_secs(30), |v| {
+                voters(v).len() == 3
+            })
+            .await;
+        let published = publish_while(&[cluster.amqp(1)], HELD, |p| p.sent < 50).await;
+        // Publishes in flight when it stops still count.
+        assert!(
+            published.confirmed.len() >= 50,
+            "{}",
+            published.confirmed.len()
+        );
+
+        tracing::info!("--- a consumer on the RAM node takes ten and acks none");
+        let (_conn, channel) = common::clients::open_channel(&[cluster.amqp(3)], HELD).await;
+        channel
+            .basic_qos(10, BasicQosOptions::default())
+            .await
+            .expect("qos");
+        let options = BasicConsumeOptions::default();
+        let table = lapin::types::FieldTable::default();
+        let mut holder = channel
+            .basic_consume(HELD, "holder", options, table)
+            .await
+            .expect("consume");
+        for _ in 0..10 {
+            let delivery = holder.next().await.expect("a delivery");
+            delivery.expect("delivered");
+        }
+
+        tracing::info!("--- kill -9 the RAM node and restart it at once");
+        cluster.kill(3);
+        cluster.restart(3);
+
+        tracing::info!("--- all of them reach a consumer on node 1, the ten held included");
+        let (seen_tx, seen) = watch::channel(Seen::default());
+        let consumer = tokio::spawn(consume(vec![cluster.amqp(1)], HELD, seen_tx));
+        wait_all_seen(&published.confirmed, &seen, Duration::from_secs(40)).await;
+        consumer.abort();
+    })
+    .await;
+}

@@ -83,6 +83,9 @@ struct Submission {
 /// How often the proposer looks for expired messages.
 const TICK_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// How often a node looks for connections of its earlier lives in the state.
+const STALE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Commits commands through Raft in batches; deliveries reach connections via [`Routes`].
 pub struct Proposer {
     node: Arc<RaftNode>,
@@ -201,14 +204,25 @@ impl Proposer {
         });
     }
 
-    /// The state may still name connections of this node's earlier lives (consumers,
-    /// unacked deliveries, exclusive queues): they are gone, so close them. In the background:
-    /// in a cluster this waits for a leader, and serving must not.
+    /// The state may name connections of this node's earlier lives (consumers, unacked
+    /// deliveries, exclusive queues): they are gone, so close them. Not only at start: a
+    /// node wiped and repaired from its peers (or any node still catching up) learns of its
+    /// earlier connections only once the leader's snapshot and log reach it, and if it came
+    /// back within `NODE_DOWN_AFTER` no leader took it for down (chaos seed 51: consumers of
+    /// a wiped node's earlier life held their messages for ever). So it looks again every
+    /// `STALE_CHECK_EVERY`. In the background: in a cluster this waits for a leader.
     pub fn start_closing_stale_connections(self: &Arc<Self>) {
-        let proposer = Arc::clone(self);
+        let proposer = Arc::downgrade(self);
         tokio::spawn(async move {
-            if let Err(e) = proposer.close_stale_connections().await {
-                tracing::error!(error = %e, "connections of an earlier life stay open");
+            let mut ticks = tokio::time::interval(STALE_CHECK_EVERY);
+            loop {
+                ticks.tick().await;
+                let Some(proposer) = proposer.upgrade() else {
+                    return;
+                };
+                if let Err(e) = proposer.close_stale_connections().await {
+                    tracing::warn!(error = %e, "connections of an earlier life stay open for now");
+                }
             }
         });
     }
