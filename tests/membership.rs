@@ -216,3 +216,72 @@ async fn a_detached_node_serves_and_stops() {
     })
     .await;
 }
+
+/// A follower whose consumer holds ten unacked messages is killed, demoted, wiped and started
+/// again at once, as docs/operations.md's repair says: it comes back empty under a new
+/// incarnation, before the leader would take it for down (5 s), and learns of its earlier
+/// connection only from the leader's snapshot and log. It must close that connection once it
+/// sees it, so the ten come back and a consumer on the leader gets every message (chaos
+/// seed 51: consumers of a wiped node's earlier life held 30 confirmed messages for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_and_repaired_node_gives_back_what_its_earlier_life_held() {
+    use futures::StreamExt;
+    use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+
+    const HELD: &str = "repair-held";
+    bounded(async {
+        let mut cluster = Cluster::start().await;
+        let leader = cluster.wait_for_leader().await;
+        let follower = cluster.others(leader)[0];
+        let config = cluster.node(leader).config.clone();
+        let published = publish_while(&[cluster.amqp(leader)], HELD, |p| p.sent < 50).await;
+        assert!(
+            published.confirmed.len() >= 50,
+            "{}",
+            published.confirmed.len()
+        );
+
+        tracing::info!(
+            follower,
+            "--- a consumer on the follower takes ten and acks none"
+        );
+        let addr = [cluster.amqp(follower)];
+        let (_conn, channel) = common::clients::open_channel(&addr, HELD).await;
+        channel
+            .basic_qos(10, BasicQosOptions::default())
+            .await
+            .expect("qos");
+        let table = lapin::types::FieldTable::default();
+        let mut holder = channel
+            .basic_consume(HELD, "holder", BasicConsumeOptions::default(), table)
+            .await
+            .expect("consume");
+        for _ in 0..10 {
+            holder.next().await.expect("a delivery").expect("delivered");
+        }
+
+        tracing::info!("--- kill -9, demote, wipe, start again at once, promote");
+        cluster.kill(follower);
+        let said = warren(&["demote", &follower.to_string()], &config).await;
+        assert!(said.contains("is a learner"), "{said}");
+        let data = cluster.dir.path().join(format!("node{follower}"));
+        std::fs::remove_dir_all(&data).expect("wipe the data directory");
+        cluster.restart(follower);
+        cluster
+            .wait_status(
+                "the repaired node caught up",
+                cluster::LEADER_TIMEOUT,
+                |v| v.applied(follower).is_some() && v.applied_equal(&[1, 2, 3]).is_some(),
+            )
+            .await;
+        let said = warren(&["promote", &follower.to_string()], &config).await;
+        assert!(said.contains("is a voter"), "{said}");
+
+        tracing::info!("--- every message reaches a consumer on the leader, the ten included");
+        let (seen_tx, seen) = watch::channel(Seen::default());
+        let consumer = tokio::spawn(consume(vec![cluster.amqp(leader)], HELD, seen_tx));
+        wait_all_seen(&published.confirmed, &seen, Duration::from_secs(40)).await;
+        consumer.abort();
+    })
+    .await;
+}

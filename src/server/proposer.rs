@@ -404,7 +404,13 @@ pub fn conn_node(conn: u64) -> u64 {
 }
 
 /// Reads, bumps and durably rewrites the node's incarnation number (file `incarnation` in
-/// the data directory): each start of the node gets a new one.
+/// the data directory): each start of the node gets a new one. It never falls below the
+/// wall clock in 10 ms units (the 24 bits a connection id keeps: they wrap every 46 hours):
+/// a node wiped and repaired from its peers has lost the file, and starting again from 1,
+/// its first life's number, would give its new connections the ids of connections the
+/// cluster still holds for its earlier life, which then could not be told apart and closed.
+/// Those are closed within seconds of the new life seeing them, so the wrap does not
+/// matter.
 fn next_incarnation(dir: &std::path::Path) -> anyhow::Result<u32> {
     use anyhow::Context;
     use std::io::Write;
@@ -418,9 +424,11 @@ fn next_incarnation(dir: &std::path::Path) -> anyhow::Result<u32> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
         Err(e) => return Err(e).context("read incarnation"),
     };
+    let clock = (crate::raft::node::wall_clock_ms() / 10) & 0xFF_FFFF;
     let next = last
         .checked_add(1)
-        .context("incarnation number exhausted")?;
+        .context("incarnation number exhausted")?
+        .max(clock as u32);
     let tmp = dir.join("incarnation.tmp");
     let mut file = std::fs::File::create(&tmp).context("write incarnation")?;
     file.write_all(format!("{next}\n").as_bytes())?;
@@ -500,3 +508,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+#[path = "proposer_tests.rs"]
+mod tests;
