@@ -218,18 +218,32 @@ impl Cluster {
         );
     }
 
+    /// A running member other than `leader`.
+    pub fn follower_of(&self, leader: NodeId) -> NodeId {
+        *self
+            .members
+            .keys()
+            .find(|id| **id != leader)
+            .expect("a follower")
+    }
+
+    /// Waits until node `id` holds a snapshot covering at least `index` (its own or one it
+    /// installed from the leader).
+    pub async fn wait_for_snapshot(&self, id: NodeId, index: u64, what: &str) {
+        self.node(id)
+            .raft
+            .wait(WAIT)
+            .metrics(|m| m.snapshot.is_some_and(|s| s.index >= index), what)
+            .await
+            .unwrap_or_else(|e| panic!("node {id}: {what}: {e}"));
+    }
+
     /// Builds a snapshot on node `id` covering at least `index`, then purges its log up to
     /// `index`: a node that lacks those entries can now only catch up by snapshot.
     pub async fn snapshot_and_purge(&self, id: NodeId, index: u64) {
         let raft = &self.node(id).raft;
         raft.trigger().snapshot().await.expect("trigger snapshot");
-        raft.wait(WAIT)
-            .metrics(
-                |m| m.snapshot.is_some_and(|s| s.index >= index),
-                "snapshot built",
-            )
-            .await
-            .expect("snapshot");
+        self.wait_for_snapshot(id, index, "snapshot built").await;
         raft.trigger()
             .purge_log(index)
             .await

@@ -151,11 +151,7 @@ async fn t03_split_two_three_only_the_majority_leads() {
 async fn t04_one_way_cut_leaves_the_leader_committing() {
     let mut c = Cluster::start(&DISK3, 3, 104).await;
     let leader = c.leader().await;
-    let deaf = *c
-        .members
-        .keys()
-        .find(|id| **id != leader)
-        .expect("a follower");
+    let deaf = c.follower_of(leader);
 
     tracing::info!(leader, deaf, "--- cut only leader -> follower");
     let cut = raft_tests::net::Fault {

@@ -45,11 +45,7 @@ async fn t01_publishes_under_drops_and_delay_commit_exactly_once() {
 async fn t02_slow_follower_does_not_block_commits() {
     let mut c = Cluster::start(&DISK3, 3, 202).await;
     let leader = c.leader().await;
-    let slow = *c
-        .members
-        .keys()
-        .find(|id| **id != leader)
-        .expect("a follower");
+    let slow = c.follower_of(leader);
 
     tracing::info!(
         leader,
@@ -82,11 +78,7 @@ async fn t02_slow_follower_does_not_block_commits() {
 async fn t03_cut_off_follower_catches_up_from_the_log() {
     let mut c = Cluster::start(&DISK3, 3, 203).await;
     let leader = c.leader().await;
-    let behind = *c
-        .members
-        .keys()
-        .find(|id| **id != leader)
-        .expect("a follower");
+    let behind = c.follower_of(leader);
 
     tracing::info!(behind, "--- isolate a follower; commit 10 without it; heal");
     c.net.isolate(c.host_of(behind));
@@ -122,11 +114,7 @@ async fn t04_entries_larger_together_than_a_frame_reach_a_returning_follower() {
 
     let mut c = Cluster::start(&DISK3, 3, 204).await;
     let leader = c.leader().await;
-    let behind = *c
-        .members
-        .keys()
-        .find(|id| **id != leader)
-        .expect("a follower");
+    let behind = c.follower_of(leader);
 
     tracing::info!(behind, "--- stop a follower; commit 3 x 100 MiB");
     c.stop(behind).await;

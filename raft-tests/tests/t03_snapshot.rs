@@ -9,7 +9,7 @@ use bytes::Bytes;
 use raft_tests::cluster::{Cluster, Kind};
 use raft_tests::invariants::check_invariants;
 use raft_tests::net::Fault;
-use raft_tests::{publish_body, WAIT};
+use raft_tests::publish_body;
 use warren::limits::SNAPSHOT_CHUNK_BYTES;
 
 const DISK3: [Kind; 3] = [Kind::Disk, Kind::Disk, Kind::Disk];
@@ -21,11 +21,7 @@ const DISK3: [Kind; 3] = [Kind::Disk, Kind::Disk, Kind::Disk];
 async fn t01_partitioned_follower_catches_up_by_snapshot() {
     let mut c = Cluster::start(&DISK3, 3, 301).await;
     let leader = c.leader().await;
-    let behind = *c
-        .members
-        .keys()
-        .find(|id| **id != leader)
-        .expect("a follower");
+    let behind = c.follower_of(leader);
     let others: Vec<u64> = c
         .members
         .keys()
@@ -53,15 +49,8 @@ async fn t01_partitioned_follower_catches_up_by_snapshot() {
 
     tracing::info!("--- heal; the follower installs a snapshot");
     c.net.heal_all();
-    c.node(behind)
-        .raft
-        .wait(WAIT)
-        .metrics(
-            |m| m.snapshot.is_some_and(|s| s.index >= index),
-            "installed the leader's snapshot",
-        )
-        .await
-        .expect("caught up by snapshot");
+    c.wait_for_snapshot(behind, index, "installed the leader's snapshot")
+        .await;
 
     check_invariants(&c).await;
     c.shutdown().await;
@@ -74,11 +63,7 @@ async fn t01_partitioned_follower_catches_up_by_snapshot() {
 async fn t02_restarted_follower_gets_a_snapshot_over_a_bad_link() {
     let mut c = Cluster::start(&DISK3, 3, 302).await;
     let leader = c.leader().await;
-    let behind = *c
-        .members
-        .keys()
-        .find(|id| **id != leader)
-        .expect("a follower");
+    let behind = c.follower_of(leader);
 
     tracing::info!(
         behind,
@@ -101,15 +86,8 @@ async fn t02_restarted_follower_gets_a_snapshot_over_a_bad_link() {
     };
     c.net.set(c.host_of(leader), c.host_of(behind), bad);
     c.start_node(c.host_of(behind), behind).await;
-    c.node(behind)
-        .raft
-        .wait(WAIT)
-        .metrics(
-            |m| m.snapshot.is_some_and(|s| s.index >= index),
-            "installed the leader's snapshot",
-        )
-        .await
-        .expect("caught up by snapshot");
+    c.wait_for_snapshot(behind, index, "installed the leader's snapshot")
+        .await;
     let delayed = c.net.counts().delayed.load(Relaxed);
     assert!(delayed > 0, "the snapshot did not cross the slow link");
     let all: Vec<u64> = c.members.keys().copied().collect();
@@ -127,11 +105,7 @@ async fn t02_restarted_follower_gets_a_snapshot_over_a_bad_link() {
 async fn t03_a_snapshot_of_many_chunks_survives_a_cut_in_mid_send() {
     let mut c = Cluster::start(&DISK3, 3, 303).await;
     let leader = c.leader().await;
-    let behind = *c
-        .members
-        .keys()
-        .find(|id| **id != leader)
-        .expect("a follower");
+    let behind = c.follower_of(leader);
 
     tracing::info!(
         behind,
@@ -181,15 +155,8 @@ async fn t03_a_snapshot_of_many_chunks_survives_a_cut_in_mid_send() {
     );
     wait_until(|| c.net.counts().refused.load(Relaxed) > refused).await;
     c.net.set(from, to, slow);
-    c.node(behind)
-        .raft
-        .wait(WAIT)
-        .metrics(
-            |m| m.snapshot.is_some_and(|s| s.index >= index),
-            "installed the leader's snapshot",
-        )
-        .await
-        .expect("caught up by snapshot");
+    c.wait_for_snapshot(behind, index, "installed the leader's snapshot")
+        .await;
     assert!(
         received_files(&state_dir).is_empty(),
         "no received file is left behind: {:?}",

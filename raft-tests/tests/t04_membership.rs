@@ -61,11 +61,7 @@ async fn t01_add_learner_then_voter_while_a_link_flaps() {
 async fn t02_remove_a_cut_off_voter() {
     let mut c = Cluster::start(&[Kind::Disk; 3], 3, 402).await;
     let leader = c.leader().await;
-    let gone = *c
-        .members
-        .keys()
-        .find(|id| **id != leader)
-        .expect("a follower");
+    let gone = c.follower_of(leader);
 
     tracing::info!(gone, "--- isolate a follower and remove it");
     let before = c.members[&leader].settled_index().await;

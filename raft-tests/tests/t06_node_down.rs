@@ -102,11 +102,7 @@ async fn t01_leader_sees_an_isolated_member_go_silent() {
 async fn t02_majority_returns_a_lost_nodes_checked_out_message() {
     let mut c = Cluster::start(&DISK3, 3, 602).await;
     let leader = c.leader().await;
-    let lost = *c
-        .members
-        .keys()
-        .find(|id| **id != leader)
-        .expect("a follower");
+    let lost = c.follower_of(leader);
     let all: Vec<NodeId> = c.members.keys().copied().collect();
     c.publish_confirmed(&all, 1, 20).await;
     // A connection id of node `lost`: its node id in the top 8 bits (as the proposer's).
