@@ -63,6 +63,10 @@ const _: () = assert!(BODY_SIZE_MAX_DEFAULT <= BODY_SIZE_MAX_LIMIT);
 // command around it) and a whole append budget both fit a peer frame.
 const _: () = assert!(BODY_SIZE_MAX_LIMIT as usize + 64 * 1024 * 1024 <= CLUSTER_FRAME_MAX);
 const _: () = assert!(APPEND_BYTES_MAX * 4 <= CLUSTER_FRAME_MAX);
+/// The slowest a follower may take an append's bytes (cross the link and fsync them) before
+/// the append times out: each append's deadline grows by its size at this rate (a 16 MiB
+/// append gets 4 s more, one 192 MiB message 48 s).
+pub const CLUSTER_APPEND_BYTES_PER_S_MIN: u64 = 4 * 1024 * 1024;
 /// The size of the chunks a snapshot is sent in (openraft's `snapshot_max_chunk_size`): the
 /// memory a snapshot in flight takes on either side, whatever the snapshot's size.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;

@@ -108,10 +108,15 @@ impl Member {
     /// The index of this node's last log entry, once it has applied everything up to it.
     /// (Metrics trail the state machine, so read them only once they have settled.)
     pub async fn settled_index(&self) -> u64 {
+        self.settled_index_within(WAIT).await
+    }
+
+    /// [`Member::settled_index`], waiting up to `bound` (large entries apply slowly).
+    pub async fn settled_index_within(&self, bound: Option<std::time::Duration>) -> u64 {
         let metrics = self
             .node
             .raft
-            .wait(WAIT)
+            .wait(bound)
             .metrics(
                 |m| {
                     m.last_log_index.is_some()

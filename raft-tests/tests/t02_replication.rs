@@ -140,13 +140,15 @@ async fn t04_entries_larger_together_than_a_frame_reach_a_returning_follower() {
         "three large publishes committed within 20 tries"
     );
     let leader = c.leader_among(&others).await;
-    let index = c.members[&leader].settled_index().await;
+    // 300 MiB of entries (and the snapshots they trigger) apply slowly on a busy machine.
+    let bound = Some(Duration::from_secs(120));
+    let index = c.members[&leader].settled_index_within(bound).await;
 
     tracing::info!("--- restart it: it catches up from the log");
     c.start_node(c.host_of(behind), behind).await;
     c.node(behind)
         .raft
-        .wait(Some(Duration::from_secs(120)))
+        .wait(bound)
         .applied_index_at_least(Some(index), "caught up from the log")
         .await
         .expect("caught up");

@@ -29,12 +29,12 @@ use openraft::raft::{
 use openraft::{BasicNode, OptionalSend, RPCTypes};
 
 use super::cookie::Cookie;
-use super::network_chunks::{cap_append, read_chunk, receive_snapshot_chunk};
+use super::network_chunks::{cap_append, payload_bytes, read_chunk, receive_snapshot_chunk};
 use super::transport::PeerClient;
 use super::{PeerRequest, PeerResponse};
 use crate::limits::{
-    APPEND_BYTES_MAX, CLUSTER_RPC_TIMEOUT_MIN_MS, CLUSTER_SNAPSHOT_TIMEOUT_MIN_MS,
-    SNAPSHOT_CHUNK_BYTES,
+    APPEND_BYTES_MAX, CLUSTER_APPEND_BYTES_PER_S_MIN, CLUSTER_RPC_TIMEOUT_MIN_MS,
+    CLUSTER_SNAPSHOT_TIMEOUT_MIN_MS, SNAPSHOT_CHUNK_BYTES,
 };
 use crate::raft::node::Raft;
 use crate::raft::snapshot_data::SnapshotData;
@@ -250,9 +250,14 @@ impl RaftNetworkV2<TypeConfig> for PeerNetwork {
             AppendLink::Replication => &self.links.replication,
             AppendLink::Heartbeat => &self.links.heartbeat,
         };
-        let timeout = deadline(&option, CLUSTER_RPC_TIMEOUT_MIN_MS);
         let action = RPCTypes::AppendEntries;
         let (rpc, sent_up_to) = cap_append(rpc, APPEND_BYTES_MAX);
+        // A large append (up to one 192 MiB message) gets time for its bytes to cross and be
+        // fsync'd: with the bare deadline it would time out on every retry and the follower
+        // never catch up.
+        let bytes = payload_bytes(&rpc) as u64;
+        let for_bytes = Duration::from_millis(bytes * 1000 / CLUSTER_APPEND_BYTES_PER_S_MIN);
+        let timeout = deadline(&option, CLUSTER_RPC_TIMEOUT_MIN_MS) + for_bytes;
         match self
             .call(link, PeerRequest::AppendEntries(rpc), action, timeout)
             .await?

@@ -50,6 +50,11 @@ pub fn cap_append(
     }
 }
 
+/// The bytes of entries `rpc` carries, near enough.
+pub fn payload_bytes(rpc: &AppendEntriesRequest<TypeConfig>) -> usize {
+    rpc.entries.iter().map(entry_bytes).sum()
+}
+
 /// An entry's size on the wire, near enough: its payload and a bound on the rest.
 fn entry_bytes(entry: &Entry) -> usize {
     const OVERHEAD: usize = 64;
