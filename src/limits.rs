@@ -88,3 +88,15 @@ const _: () = assert!(CLUSTER_CONNECT_TIMEOUT_MS < CLUSTER_CALL_TIMEOUT_MS);
 /// and replays at a restart, whatever the size of the messages.
 pub const SNAPSHOT_AFTER_LOG_BYTES: u64 = 64 * 1024 * 1024;
 const _: () = assert!(SNAPSHOT_AFTER_LOG_BYTES >= 4 * PROPOSE_BATCH_BYTES_MAX as u64);
+
+/// How long the leader lets a member miss heartbeats before it takes it for down and gives
+/// its consumers' messages back to their queues (`server/node_down.rs`).
+pub const NODE_DOWN_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a member may go without hearing from a leader (this node's monotonic clock)
+/// before it holds the deliveries of what it applies (`raft/contact.rs`). Shorter than
+/// [`NODE_DOWN_AFTER`]: a node holds before the cluster can have given up on it.
+pub const LEADER_CONTACT_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
+const _: () = assert!(LEADER_CONTACT_STALE_AFTER.as_millis() < NODE_DOWN_AFTER.as_millis());
+/// How soon a node back from a silence asks again for the leader's read index when no
+/// leader answered (`server/catch_up.rs`).
+pub const CATCH_UP_RETRY: std::time::Duration = std::time::Duration::from_millis(100);

@@ -3,19 +3,18 @@
 //! `warren cluster-status --json`.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
-use lapin::types::FieldTable;
-use lapin::BasicProperties;
+use lapin::options::BasicAckOptions;
 use tokio::sync::watch;
 
 mod common;
 
-use common::clients::{consume, open_channel, publish_while, seq_of, wait_all_seen, Seen};
+use common::clients::{
+    consume, consumer_on, publish_n, publish_while, seq_of, wait_all_seen, Seen,
+};
 use common::cluster::{self, Cluster};
 
 /// The bound on a test of a failover: a hung cluster fails instead of hanging CI.
@@ -29,40 +28,6 @@ async fn bounded<F: std::future::Future<Output = ()>>(test: F) {
     tokio::time::timeout(TEST_TIMEOUT, test)
         .await
         .unwrap_or_else(|_| panic!("test took longer than {TEST_TIMEOUT:?}"));
-}
-
-/// Publishes `n` persistent messages (bodies "0".."n-1") to `queue` and awaits each confirm.
-async fn publish_n(addr: SocketAddr, queue: &str, n: u32) {
-    let (_conn, channel) = open_channel(&[addr], queue).await;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .expect("confirm.select");
-    for seq in 0..n {
-        let properties = BasicProperties::default().with_delivery_mode(2);
-        common::publish_to(&channel, "", queue, properties, seq.to_string().as_bytes()).await;
-    }
-}
-
-/// Consumer `tag` on `addr` with room for `prefetch` unacked messages of `queue`, manual
-/// acks; the connection is returned so it lives as long as the consumer.
-async fn consumer_on(
-    addr: SocketAddr,
-    queue: &str,
-    tag: &str,
-    prefetch: u32,
-) -> (lapin::Connection, lapin::Consumer) {
-    let (conn, channel) = open_channel(&[addr], queue).await;
-    channel
-        .basic_qos(prefetch as u16, BasicQosOptions::default())
-        .await
-        .expect("basic.qos");
-    let options = BasicConsumeOptions::default();
-    let consumer = channel
-        .basic_consume(queue, tag, options, FieldTable::default())
-        .await
-        .unwrap_or_else(|e| panic!("basic.consume {tag}: {e}"));
-    (conn, consumer)
 }
 
 /// Receives the `n` messages the leader gave back from a lost node's consumer, each marked

@@ -13,6 +13,7 @@ use warren::cluster::cookie::Cookie;
 use warren::cluster::network::{serve_raft_rpc, ClusterNetwork};
 use warren::cluster::transport::PeerServer;
 use warren::cluster::{PeerHandler, PeerRequest, PeerResponse};
+use warren::raft::contact::LeaderContact;
 use warren::raft::node::{Raft, RaftNode};
 use warren::raft::state_machine::BrokerStateMachine;
 use warren::raft::types::NodeId;
@@ -23,11 +24,12 @@ use crate::WAIT;
 struct RaftRpc {
     raft: Raft,
     state_machine: BrokerStateMachine,
+    contact: Arc<LeaderContact>,
 }
 
 impl PeerHandler for RaftRpc {
     async fn handle(&self, request: PeerRequest) -> PeerResponse {
-        match serve_raft_rpc(&self.raft, &self.state_machine, request).await {
+        match serve_raft_rpc(&self.raft, &self.state_machine, &self.contact, request).await {
             Some(response) => response,
             None => PeerResponse::Error("this test node serves Raft RPCs only".into()),
         }
@@ -91,6 +93,7 @@ impl Member {
         let handler = Arc::new(RaftRpc {
             raft: node.raft.clone(),
             state_machine: node.state_machine.clone(),
+            contact: node.contact(),
         });
         let server = PeerServer::start(listener, id, cookie.clone(), handler).expect("serve");
         Member { node, server }

@@ -386,6 +386,17 @@ impl Queue {
         mine.map(|(id, _)| *id).collect()
     }
 
+    /// Whether `delivery` still stands: a message checked out is still checked out to the
+    /// same consumer, at the same delivery count; a no_ack one's consumer is still here.
+    pub fn still_holds(&self, delivery: &Delivery) -> bool {
+        if delivery.settled {
+            return self.consumers.iter().any(|c| c.key == delivery.consumer);
+        }
+        self.unacked.get(&delivery.msg_id).is_some_and(|u| {
+            u.consumer == delivery.consumer && u.delivery_count == delivery.delivery_count
+        })
+    }
+
     fn take_unacked(&mut self, msg_id: u64, conn: u64, channel: u16) -> Option<Unacked> {
         match self.unacked.get(&msg_id) {
             Some(u) if u.consumer.conn == conn && u.consumer.channel == channel => {

@@ -59,6 +59,9 @@ pub enum PeerRequest {
     Stop,
     /// Raft's Pre-Vote: would the receiver grant this vote? Nothing is persisted.
     PreVote(openraft::raft::VoteRequest<TypeConfig>),
+    /// The leader's read index, confirmed with a quorum (`raft/contact.rs`: what a node
+    /// back from a silence must apply before it delivers again). Wire version 3.
+    ReadIndex,
 }
 
 /// A change of the cluster's members, carried out by the leader.
@@ -99,6 +102,8 @@ pub enum PeerResponse {
     Done(String),
     /// The request could not be handled (e.g. openraft refused it); the text says why.
     Error(String),
+    /// The answer to `ReadIndex`. Wire version 3.
+    ReadIndex(u64),
 }
 
 /// One node's report for cluster-status.

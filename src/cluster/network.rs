@@ -36,6 +36,7 @@ use crate::limits::{
     APPEND_BYTES_MAX, CLUSTER_APPEND_BYTES_PER_S_MIN, CLUSTER_RPC_TIMEOUT_MIN_MS,
     CLUSTER_SNAPSHOT_TIMEOUT_MIN_MS, SNAPSHOT_CHUNK_BYTES,
 };
+use crate::raft::contact::LeaderContact;
 use crate::raft::node::Raft;
 use crate::raft::snapshot_data::SnapshotData;
 use crate::raft::state_machine::BrokerStateMachine;
@@ -377,13 +378,24 @@ pub async fn call_peer(
 pub async fn serve_raft_rpc(
     raft: &Raft,
     state_machine: &BrokerStateMachine,
+    contact: &LeaderContact,
     request: PeerRequest,
 ) -> Option<PeerResponse> {
     let response = match request {
-        PeerRequest::AppendEntries(rpc) => match raft.append_entries(rpc).await {
-            Ok(response) => PeerResponse::AppendEntries(response),
-            Err(e) => PeerResponse::Error(format!("append entries: {e}")),
-        },
+        PeerRequest::AppendEntries(rpc) => {
+            let received = std::time::Instant::now();
+            contact.receiving(received);
+            match raft.append_entries(rpc).await {
+                Ok(response) => {
+                    // Any answer but a higher vote means the sender leads this term.
+                    if !matches!(response, AppendEntriesResponse::HigherVote(_)) {
+                        contact.heard(received);
+                    }
+                    PeerResponse::AppendEntries(response)
+                }
+                Err(e) => PeerResponse::Error(format!("append entries: {e}")),
+            }
+        }
         PeerRequest::Vote(rpc) => match raft.vote(rpc).await {
             Ok(response) => PeerResponse::Vote(response),
             Err(e) => PeerResponse::Error(format!("vote: {e}")),
@@ -403,6 +415,7 @@ pub async fn serve_raft_rpc(
             receive_snapshot_chunk(raft, state_machine, vote, meta, chunk).await
         }
         PeerRequest::Propose(_)
+        | PeerRequest::ReadIndex
         | PeerRequest::Status
         | PeerRequest::Digest
         | PeerRequest::ChangeMembership(_)

@@ -16,6 +16,7 @@
 //! * [`node`]: `RaftNode`, open a node on a data directory and propose command batches.
 
 pub mod cold_messages;
+pub mod contact;
 pub mod log_store;
 pub mod mem_log_store;
 pub mod message_record;

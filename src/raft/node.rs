@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use super::contact::LeaderContact;
 use super::log_store::SegmentLogStore;
 use super::mem_log_store::MemLogStore;
 use super::network::NoPeers;
@@ -46,6 +47,8 @@ pub struct RaftNode {
     pub state_machine: BrokerStateMachine,
     pub id: NodeId,
     log: LogView,
+    /// When a leader was last heard, and whether deliveries must wait to catch up.
+    contact: Arc<LeaderContact>,
 }
 
 /// Reads the entries a node's log holds, whichever store it has. openraft owns the store
@@ -61,7 +64,7 @@ type LogView = Box<
 impl RaftNode {
     /// Opens (or creates) a node in `dir` and waits until it leads its one-member cluster.
     pub async fn open(dir: &Path, id: NodeId) -> anyhow::Result<RaftNode> {
-        let node = RaftNode::start(dir, id, NoPeers).await?;
+        let node = RaftNode::start(dir, id, NoPeers, false).await?;
         if !node
             .raft
             .is_initialized()
@@ -97,7 +100,7 @@ impl RaftNode {
             "node {id} is not one of the members {:?}",
             members.keys().collect::<Vec<_>>()
         );
-        let node = RaftNode::start(dir, id, network).await?;
+        let node = RaftNode::start(dir, id, network, true).await?;
         let initialiser = members.keys().next() == Some(&id);
         if initialiser
             && !node
@@ -122,12 +125,18 @@ impl RaftNode {
             network,
             MemLogStore::default(),
             BrokerStateMachine::in_memory(),
+            true,
         )
         .await
     }
 
     /// Starts openraft on `dir` with `network`, without initialising a membership.
-    async fn start<N>(dir: &Path, id: NodeId, network: N) -> anyhow::Result<RaftNode>
+    async fn start<N>(
+        dir: &Path,
+        id: NodeId,
+        network: N,
+        clustered: bool,
+    ) -> anyhow::Result<RaftNode>
     where
         N: openraft::RaftNetworkFactory<TypeConfig>,
         N::Network: openraft::network::NetSnapshot<TypeConfig, SnapshotData = SnapshotData>,
@@ -135,7 +144,7 @@ impl RaftNode {
         let log_store = SegmentLogStore::open(dir.join("raft-log")).context("open raft log")?;
         let state_machine =
             BrokerStateMachine::open(&dir.join("state")).context("open state machine")?;
-        RaftNode::start_with(id, network, log_store, state_machine).await
+        RaftNode::start_with(id, network, log_store, state_machine, clustered).await
     }
 
     async fn start_with<N, L>(
@@ -143,6 +152,7 @@ impl RaftNode {
         network: N,
         mut log_store: L,
         state_machine: BrokerStateMachine,
+        clustered: bool,
     ) -> anyhow::Result<RaftNode>
     where
         N: openraft::RaftNetworkFactory<TypeConfig>,
@@ -190,11 +200,14 @@ impl RaftNode {
             raft.clone(),
             state_machine.snapshot_wanted(),
         ));
+        let contact = Arc::new(LeaderContact::new(clustered));
+        tokio::spawn(hear_quorum_acks(raft.clone(), Arc::clone(&contact)));
         Ok(RaftNode {
             raft,
             state_machine,
             id,
             log,
+            contact,
         })
     }
 
@@ -237,6 +250,28 @@ impl RaftNode {
     /// Every entry this node's log holds now (those not purged), in index order.
     pub async fn log_entries(&self) -> std::io::Result<Vec<Entry>> {
         (self.log)().await
+    }
+
+    /// When a leader was last heard, and whether deliveries must wait (`contact.rs`).
+    pub fn contact(&self) -> Arc<LeaderContact> {
+        Arc::clone(&self.contact)
+    }
+
+    /// The leader's read index (Raft's ReadIndex): this node confirms with a quorum that it
+    /// still leads, so every entry committed before the call is at or below the index.
+    pub async fn read_index(&self) -> Result<u64, NotLeader> {
+        use openraft::error::{LinearizableReadError, RaftError};
+        let policy = openraft::raft::ReadPolicy::ReadIndex;
+        match self.raft.get_read_linearizer(policy).await {
+            Ok(linearizer) => Ok(linearizer.read_log_id().log_id().index),
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => Err(NotLeader {
+                leader: f.leader_id,
+            }),
+            Err(e) => {
+                tracing::info!(error = %e, "no read index");
+                Err(NotLeader { leader: None })
+            }
+        }
     }
 
     /// Whether this node leads, as far as it knows.
@@ -282,6 +317,29 @@ async fn trigger_wanted_snapshots(raft: Raft, wanted: Arc<tokio::sync::Notify>) 
                     return;
                 }
             }
+        }
+    }
+}
+
+/// On the leader, contact is a quorum's acknowledgement (heartbeats included: openraft
+/// reports it at each). Ends with the Raft core (its metrics channel closes).
+async fn hear_quorum_acks(raft: Raft, contact: Arc<LeaderContact>) {
+    use openraft::async_runtime::WatchReceiver;
+    let mut metrics = raft.metrics();
+    loop {
+        {
+            let m = metrics.borrow_watched();
+            if m.state == openraft::ServerState::Leader {
+                if let Some(acked) = &m.last_quorum_acked {
+                    use openraft::Instant as _;
+                    if let Some(at) = std::time::Instant::now().checked_sub(acked.elapsed()) {
+                        contact.quorum_acked(at);
+                    }
+                }
+            }
+        }
+        if metrics.changed().await.is_err() {
+            return;
         }
     }
 }

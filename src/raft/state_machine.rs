@@ -74,8 +74,8 @@ pub struct Batch {
 /// Sees every entry's outcomes right after they were applied, in log order, with the state
 /// they were applied to. It runs under the state lock, so it must not block.
 pub trait ApplyObserver: Send + Sync + 'static {
-    /// `time_ms` is the entry's time (the leader's clock when it was proposed).
-    fn applied(&self, time_ms: u64, outcomes: &[Outcome], state: &AppliedState<'_>);
+    /// `index` is the entry's log index.
+    fn applied(&self, index: u64, outcomes: &[Outcome], state: &AppliedState<'_>);
 }
 
 /// The state an observer sees.
@@ -213,6 +213,19 @@ impl BrokerStateMachine {
         self.lock().observer = Some(observer);
     }
 
+    /// Runs `f` on the last applied index and the state there, as an observer sees it,
+    /// under the state lock (no entry is applied meanwhile).
+    pub fn observe_applied<T>(&self, f: impl FnOnce(Option<u64>, &AppliedState<'_>) -> T) -> T {
+        let inner = self.lock();
+        let index = inner.body.last_applied.map(|l| l.index);
+        f(
+            index,
+            &AppliedState {
+                broker: &inner.body.broker,
+            },
+        )
+    }
+
     /// Runs `f` on the broker state (read-only). On a disk node the stored messages are
     /// not in memory: reading them reads the message store.
     pub fn with_broker<T>(&self, f: impl FnOnce(&BrokerState) -> T) -> T {
@@ -300,7 +313,7 @@ impl Inner {
             let state = AppliedState {
                 broker: &self.body.broker,
             };
-            observer.applied(now_ms, &outcomes, &state);
+            observer.applied(index, &outcomes, &state);
             read_fault(&self.body.broker)?;
         }
         self.cold.after_entry(&mut self.body.broker)?;

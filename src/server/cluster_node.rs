@@ -54,6 +54,7 @@ pub async fn open(
         stop,
     };
     let server = PeerServer::start(listener, id, cookie.clone(), Arc::new(handler))?;
+    super::catch_up::start(&node, cookie.clone());
     if config.role() == Role::Ram {
         join_as_ram_node(config, id).await;
     }

@@ -2,6 +2,7 @@
 //! client methods into broker commands.
 
 pub mod alarm;
+mod catch_up;
 mod cluster_node;
 pub mod connection;
 mod forward;
@@ -10,8 +11,10 @@ mod membership;
 mod node_down;
 mod peer;
 pub mod proposer;
+pub mod routes;
 mod sequencer;
 mod stop;
 
 pub use listener::{bind, serve};
-pub use proposer::{Dispatch, Proposer};
+pub use proposer::Proposer;
+pub use routes::Dispatch;

@@ -15,8 +15,7 @@ use openraft::Instant as _;
 use super::proposer::Proposer;
 use crate::broker::command::Command;
 
-/// How long a member may miss heartbeats before the leader declares it down.
-pub const NODE_DOWN_AFTER: Duration = Duration::from_secs(5);
+pub use crate::limits::NODE_DOWN_AFTER;
 /// How often the leader looks.
 const CHECK_EVERY: Duration = Duration::from_millis(500);
 

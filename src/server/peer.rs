@@ -31,6 +31,13 @@ impl PeerHandler for NodeHandler {
         match request {
             PeerRequest::Propose(batch) => self.append_forwarded(batch).await.await,
             PeerRequest::Status => PeerResponse::Status(status(&self.node, &self.config)),
+            PeerRequest::ReadIndex => match self.node.read_index().await {
+                Ok(index) => PeerResponse::ReadIndex(index),
+                Err(not_leader) => PeerResponse::NotCommitted {
+                    leader: not_leader.leader,
+                    reason: not_leader.to_string(),
+                },
+            },
             PeerRequest::Digest => {
                 let (applied_index, hash) = self.node.state_machine.digest();
                 PeerResponse::Digest(StateDigest {
@@ -48,7 +55,8 @@ impl PeerHandler for NodeHandler {
             }
             raft_rpc => {
                 let (raft, sm) = (&self.node.raft, &self.node.state_machine);
-                crate::cluster::network::serve_raft_rpc(raft, sm, raft_rpc)
+                let contact = self.node.contact();
+                crate::cluster::network::serve_raft_rpc(raft, sm, &contact, raft_rpc)
                     .await
                     .unwrap_or_else(|| PeerResponse::Error("unexpected request".to_string()))
             }

@@ -13,49 +13,24 @@
 //! node's memory growing.
 //!
 //! Deliveries do not come back with replies: the state machine shows every applied entry to
-//! this module's [`Routes`], which hands each delivery, with its content, to the connection
-//! holding the consumer, in apply order.
+//! the node's [`Routes`] (`routes.rs`), which hands each delivery, with its content, to the
+//! connection holding the consumer, in apply order.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use super::routes::{Dispatch, Routes};
 use super::sequencer::{Pending, Sequencer};
-use crate::broker::command::{Command, Outcome, Refusal, Reply};
-use crate::broker::queue::{ConsumerKey, Delivery};
-use crate::broker::state::StoredMessage;
+use crate::broker::command::{Command, Refusal, Reply};
 use crate::config::NodeConfig;
 use crate::limits::{
     PROPOSE_BATCH_BYTES_MAX, PROPOSE_BATCH_COMMANDS_MAX, PROPOSE_ENTRIES_IN_FLIGHT_MAX,
     PROPOSE_QUEUE_MAX,
 };
 use crate::raft::node::{wall_clock_ms, RaftNode, Replies};
-use crate::raft::state_machine::{AppliedState, ApplyObserver, Batch};
-
-/// What the state machine hands a connection.
-// Deliver is the hot variant and Cancel the rare one: boxing the message (what clippy
-// suggests now that it carries dead-letter metadata) would allocate once per delivery.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug)]
-pub enum Dispatch {
-    /// A delivery: which queue, the assignment, and the message itself.
-    Deliver {
-        queue: String,
-        delivery: Delivery,
-        message: StoredMessage,
-    },
-    /// The consumer's queue went away: the broker cancelled it (server-sent basic.cancel).
-    Cancel {
-        queue: String,
-        consumer: ConsumerKey,
-    },
-    /// This node applied, late, a delivery to the connection: the node was cut off or
-    /// frozen while the cluster moved on, and may since have handed the connection's
-    /// messages to others (node-down). The connection is closed (320) instead of delivering.
-    Fenced,
-}
+use crate::raft::state_machine::Batch;
 
 /// The replies to one submission, in command order; `Err` when the outcome is unknown.
 pub type SubmitReplies = Result<Vec<Result<Reply, Refusal>>, Unknown>;
@@ -117,8 +92,8 @@ impl Proposer {
                 None,
             )
         };
-        let routes = Arc::new(Routes::default());
-        node.state_machine.set_observer(Arc::clone(&routes) as _);
+        let routes = Arc::new(Routes::new(node.contact()));
+        routes.attach(&node);
         let (queue, submissions) = mpsc::channel(PROPOSE_QUEUE_MAX);
         let (entries, pending) = mpsc::channel(PROPOSE_ENTRIES_IN_FLIGHT_MAX);
         let sequencer = Sequencer::new(Arc::clone(&node), cookie, proposer_base(config.node_id));
@@ -259,14 +234,14 @@ impl Proposer {
     pub fn register(&self) -> (u64, mpsc::UnboundedReceiver<Dispatch>) {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.routes.connections).insert(id, tx);
+        self.routes.register(id, tx);
         (id, rx)
     }
 
     /// Forgets a connection; deliveries to it are dropped from now on (its ChannelClosed
     /// commands return them to their queues).
     pub fn unregister(&self, conn: u64) {
-        lock(&self.routes.connections).remove(&conn);
+        self.routes.unregister(conn);
     }
 
     /// Queues `commands` for one log entry; waits only while the submission queue is full.
@@ -446,67 +421,6 @@ fn content_bytes(commands: &[Command]) -> usize {
             _ => 64,
         })
         .sum()
-}
-
-/// Where each connection's deliveries go; fed by the state machine after every entry.
-#[derive(Default)]
-pub struct Routes {
-    connections: Mutex<HashMap<u64, mpsc::UnboundedSender<Dispatch>>>,
-}
-
-/// An entry applied this long after it was proposed was applied by a node catching up: its
-/// deliveries are not made (below the leader's node-down delay, so a connection the cluster
-/// may have given up on never receives a stale first delivery).
-const STALE_ENTRY_MS: u64 = 3_000;
-const _: () = assert!(STALE_ENTRY_MS < super::node_down::NODE_DOWN_AFTER.as_millis() as u64);
-
-impl ApplyObserver for Routes {
-    fn applied(&self, time_ms: u64, outcomes: &[Outcome], state: &AppliedState<'_>) {
-        let connections = lock(&self.connections);
-        let stale = wall_clock_ms().saturating_sub(time_ms) > STALE_ENTRY_MS;
-        // A closed receiver means the connection is ending; its ConnectionClosed command
-        // returns what it held. A missing one is another node's connection.
-        let send = |conn: u64, dispatch: Dispatch| {
-            if let Some(sender) = connections.get(&conn) {
-                let _ = sender.send(dispatch);
-            }
-        };
-        for outcome in outcomes {
-            for (queue, delivery) in &outcome.deliveries {
-                if !connections.contains_key(&delivery.consumer.conn) {
-                    continue;
-                }
-                if stale {
-                    send(delivery.consumer.conn, Dispatch::Fenced);
-                    continue;
-                }
-                // A disk node reads it from its message store, unless this entry stored it.
-                let Some(message) = state.delivered(outcome, delivery.msg_id) else {
-                    continue;
-                };
-                let dispatch = Dispatch::Deliver {
-                    queue: queue.clone(),
-                    delivery: delivery.clone(),
-                    message,
-                };
-                send(delivery.consumer.conn, dispatch);
-            }
-            for (queue, consumer) in &outcome.cancelled {
-                let dispatch = Dispatch::Cancel {
-                    queue: queue.clone(),
-                    consumer: consumer.clone(),
-                };
-                send(consumer.conn, dispatch);
-            }
-        }
-    }
-}
-
-/// Locks a mutex, recovering the data if a holder panicked (the maps stay consistent).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -61,6 +61,40 @@ pub async fn open_channel(addrs: &[SocketAddr], queue: &str) -> (Connection, lap
 }
 
 /// The sequence number a body carries.
+/// Publishes `n` persistent messages (bodies "0".."n-1") to `queue` and awaits each confirm.
+pub async fn publish_n(addr: SocketAddr, queue: &str, n: u32) {
+    let (_conn, channel) = open_channel(&[addr], queue).await;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm.select");
+    for seq in 0..n {
+        let properties = BasicProperties::default().with_delivery_mode(2);
+        super::publish_to(&channel, "", queue, properties, seq.to_string().as_bytes()).await;
+    }
+}
+
+/// Consumer `tag` on `addr` with room for `prefetch` unacked messages of `queue`, manual
+/// acks; the connection is returned so it lives as long as the consumer.
+pub async fn consumer_on(
+    addr: SocketAddr,
+    queue: &str,
+    tag: &str,
+    prefetch: u32,
+) -> (lapin::Connection, lapin::Consumer) {
+    let (conn, channel) = open_channel(&[addr], queue).await;
+    channel
+        .basic_qos(prefetch as u16, BasicQosOptions::default())
+        .await
+        .expect("basic.qos");
+    let options = BasicConsumeOptions::default();
+    let consumer = channel
+        .basic_consume(queue, tag, options, FieldTable::default())
+        .await
+        .unwrap_or_else(|e| panic!("basic.consume {tag}: {e}"));
+    (conn, consumer)
+}
+
 pub fn seq_of(body: &[u8]) -> u32 {
     std::str::from_utf8(body)
         .ok()

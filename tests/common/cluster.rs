@@ -31,6 +31,8 @@ pub struct Node {
     pub log: PathBuf,
     /// "disk" or "ram".
     pub role: &'static str,
+    /// Environment variables set on the node's process (e.g. libfaketime's).
+    pub env: Vec<(String, String)>,
     warren: Option<Warren>,
 }
 
@@ -153,13 +155,23 @@ pub fn write_cookie(path: &Path) {
 /// Starts `warren server --config CONFIG` with its log appended to `log`; returns once its
 /// AMQP port accepts connections.
 pub fn start_logged(config: &Path, amqp: SocketAddr, log: &Path) -> Warren {
+    start_logged_with(config, amqp, log, &[])
+}
+
+/// As [`start_logged`], with `env` set on the process.
+pub fn start_logged_with(
+    config: &Path,
+    amqp: SocketAddr,
+    log: &Path,
+    env: &[(String, String)],
+) -> Warren {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .expect("open node log");
     let stdout = file.try_clone().expect("clone log file");
-    super::start_with(config, amqp, Stdio::from(stdout), Stdio::from(file))
+    super::start_with_env(config, amqp, Stdio::from(stdout), Stdio::from(file), env)
 }
 
 impl Cluster {
@@ -170,6 +182,11 @@ impl Cluster {
 
     /// As [`Cluster::start`], node `i + 1` with role `roles[i]` ("disk" or "ram").
     pub async fn start_roles(roles: &[&'static str]) -> Cluster {
+        Cluster::start_with_env(roles, &vec![Vec::new(); roles.len()]).await
+    }
+
+    /// As [`Cluster::start_roles`], node `i + 1`'s process with the environment `envs[i]`.
+    pub async fn start_with_env(roles: &[&'static str], envs: &[Vec<(String, String)>]) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let cookie = dir.path().join("cookie");
         write_cookie(&cookie);
@@ -184,6 +201,7 @@ impl Cluster {
                     config: dir.path().join(format!("node{id}.toml")),
                     log: dir.path().join(format!("node{id}.log")),
                     role: roles[i],
+                    env: envs[i].clone(),
                     warren: None,
                 }
             })
@@ -194,7 +212,12 @@ impl Cluster {
                 .expect("write node config");
         }
         for node in &mut nodes {
-            node.warren = Some(start_logged(&node.config, node.amqp, &node.log));
+            node.warren = Some(start_logged_with(
+                &node.config,
+                node.amqp,
+                &node.log,
+                &node.env,
+            ));
         }
         let cluster = Cluster { dir, nodes };
         cluster.wait_for_leader().await;
@@ -230,6 +253,7 @@ impl Cluster {
             config: self.dir.path().join(format!("node{id}.toml")),
             log: self.dir.path().join(format!("node{id}.log")),
             role: "disk",
+            env: Vec::new(),
             warren: None,
         });
         let node = self.node(id);
@@ -277,7 +301,8 @@ impl Cluster {
     pub fn restart(&mut self, id: u64) {
         let node = &mut self.nodes[(id - 1) as usize];
         assert!(node.warren.is_none(), "restart of node {id}, which runs");
-        node.warren = Some(start_logged(&node.config, node.amqp, &node.log));
+        let warren = start_logged_with(&node.config, node.amqp, &node.log, &node.env);
+        node.warren = Some(warren);
     }
 
     /// A config for node `id`'s ports and peers with another data directory and cookie.

@@ -96,7 +96,19 @@ pub fn start(config: &Path, addr: SocketAddr) -> Warren {
 
 /// As [`start`], with the server's stdout and stderr going where the caller says.
 pub fn start_with(config: &Path, addr: SocketAddr, stdout: Stdio, stderr: Stdio) -> Warren {
+    start_with_env(config, addr, stdout, stderr, &[])
+}
+
+/// As [`start_with`], with `env` set on the server's process.
+pub fn start_with_env(
+    config: &Path,
+    addr: SocketAddr,
+    stdout: Stdio,
+    stderr: Stdio,
+    env: &[(String, String)],
+) -> Warren {
     let child = Command::new(env!("CARGO_BIN_EXE_warren"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(["server", "--config"])
         .arg(config)
         .stdout(stdout)

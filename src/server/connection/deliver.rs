@@ -10,7 +10,7 @@ use crate::broker::command::{Content, Refusal};
 use crate::broker::dead_letter::{Death, DeathReason};
 use crate::broker::queue::{ConsumerKey, Delivery};
 use crate::broker::state::StoredMessage;
-use crate::server::proposer::Dispatch;
+use crate::server::routes::Dispatch;
 
 /// A message basic.get found, as the reply gave it.
 pub struct Got {

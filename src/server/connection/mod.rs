@@ -35,7 +35,8 @@ use tokio::time::Instant;
 use self::channel::ChannelState;
 use self::completion::InFlight;
 use self::wire::{conn_close, ConnClose, REPLY_CHANNEL_ERROR, REPLY_UNEXPECTED_FRAME};
-use super::proposer::{Dispatch, Proposer};
+use super::proposer::Proposer;
+use super::routes::Dispatch;
 use crate::amqp::frame::{
     check_protocol_header, decode_frame, encode_frame, method_frame, parse_method, ContentHeader,
     Frame, PROTOCOL_HEADER,

@@ -1,0 +1,71 @@
+//! Catching up after a silence: while `raft/contact.rs` holds deliveries without knowing
+//! until when, this task asks the leader for its read index (itself, when it leads), and
+//! tells the contact the answer. The question is asked only after the hold began, which is
+//! what makes the answer cover everything the cluster decided while this node was away.
+
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use openraft::async_runtime::WatchReceiver;
+
+use crate::cluster::{call_peer, Cookie, PeerRequest, PeerResponse};
+use crate::limits::CATCH_UP_RETRY;
+use crate::raft::contact::Hold;
+use crate::raft::node::RaftNode;
+
+/// Starts the task; it ends with the node.
+pub fn start(node: &Arc<RaftNode>, cookie: Cookie) {
+    let mut hold = node.contact().subscribe();
+    let node = Arc::downgrade(node);
+    tokio::spawn(async move {
+        loop {
+            let asked = hold.wait_for(|h| matches!(h, Hold::Unknown { .. })).await;
+            let Ok(Hold::Unknown { generation }) = asked.map(|h| *h) else {
+                return;
+            };
+            if !ask_once(&node, &cookie, generation).await {
+                return;
+            }
+        }
+    });
+}
+
+/// One question to whoever leads; false once the node is gone.
+async fn ask_once(node: &Weak<RaftNode>, cookie: &Cookie, generation: u64) -> bool {
+    let Some(node) = node.upgrade() else {
+        return false;
+    };
+    let asked_at = Instant::now();
+    match read_index(&node, cookie).await {
+        Ok(index) => node.contact().learned(generation, index, asked_at),
+        Err(why) => {
+            tracing::debug!(%why, "no read index yet; asking again");
+            drop(node);
+            tokio::time::sleep(CATCH_UP_RETRY).await;
+        }
+    }
+    true
+}
+
+async fn read_index(node: &RaftNode, cookie: &Cookie) -> anyhow::Result<u64> {
+    let (leader, addr) = {
+        let m = node.raft.metrics().borrow_watched().clone();
+        let leader = m
+            .current_leader
+            .ok_or_else(|| anyhow::anyhow!("no leader known"))?;
+        let addr = m
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone());
+        (leader, addr)
+    };
+    if leader == node.id {
+        return Ok(node.read_index().await?);
+    }
+    let addr = addr.ok_or_else(|| anyhow::anyhow!("no address for leader {leader}"))?;
+    match call_peer(&addr, leader, node.id, cookie, PeerRequest::ReadIndex).await? {
+        PeerResponse::ReadIndex(index) => Ok(index),
+        other => anyhow::bail!("leader {leader} answered {other:?}"),
+    }
+}
