@@ -100,3 +100,6 @@ const _: () = assert!(LEADER_CONTACT_STALE_AFTER.as_millis() < NODE_DOWN_AFTER.a
 /// How soon a node back from a silence asks again for the leader's read index when no
 /// leader answered (`server/catch_up.rs`).
 pub const CATCH_UP_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+/// How often the leader looks whether every member runs a newer state-machine version
+/// (`server/machine_upgrade.rs`).
+pub const MACHINE_UPGRADE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(10);

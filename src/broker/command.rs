@@ -168,6 +168,11 @@ pub enum Command {
         conns: Vec<u64>,
         term: u64,
     },
+    /// The cluster moves to state-machine `version` (`raft/envelope.rs`): proposed by the
+    /// leader once every member supports it; applied by the state machine, not the model.
+    SetMachineVersion {
+        version: u16,
+    },
 }
 
 /// A channel error for the client: the AMQP reply code and text.

@@ -296,6 +296,8 @@ impl BrokerState {
                     .for_each(|c| self.connection_closed(c, fx));
                 Ok(Reply::Done)
             }
+            // The state machine's, not the model's (`raft/envelope.rs`).
+            Command::SetMachineVersion { .. } => Ok(Reply::Done),
             Command::Tick => {
                 let now_ms = self.now_ms;
                 self.queues.values_mut().for_each(|e| e.queue.touch(now_ms));

@@ -127,6 +127,10 @@ pub struct NodeStatus {
     pub learners: Vec<(NodeId, String)>,
     /// On the leader: each member's matched log index.
     pub replication: Vec<(NodeId, Option<u64>)>,
+    /// The state-machine version the cluster runs, as this node has applied it, and the
+    /// newest this node's build applies (`raft/envelope.rs`). Wire version 3.
+    pub machine_version: u16,
+    pub machine_version_max: u16,
 }
 
 /// A node's applied index and the SHA-256 (hex) of its broker state at that index.

@@ -17,6 +17,7 @@
 
 pub mod cold_messages;
 pub mod contact;
+pub mod envelope;
 pub mod log_store;
 pub mod mem_log_store;
 pub mod message_record;
@@ -32,3 +33,6 @@ pub mod tail_mark;
 #[cfg(test)]
 mod test_sm;
 pub mod types;
+
+#[cfg(test)]
+mod golden_tests;

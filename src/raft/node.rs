@@ -221,7 +221,7 @@ impl RaftNode {
     {
         let (responder, receiver) = openraft::impls::ProgressResponder::complete_only();
         self.raft
-            .client_write_ff(batch.to_request(), Some(responder))
+            .client_write_ff(self.encode(batch), Some(responder))
             .await
             .context("submit command batch")?;
         let expected = batch.commands.len();
@@ -245,6 +245,12 @@ impl RaftNode {
             );
             Ok(response)
         })
+    }
+
+    /// The payload for `batch`, at the machine version the cluster runs: every member can
+    /// read it (`envelope.rs`).
+    fn encode(&self, batch: &Batch) -> super::types::Request {
+        super::envelope::encode(batch, self.state_machine.machine_version())
     }
 
     /// Every entry this node's log holds now (those not purged), in index order.

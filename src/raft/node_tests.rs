@@ -106,3 +106,60 @@ async fn wait_applied(node: &RaftNode, applied: Option<crate::raft::types::LogId
         .await
         .expect("replay");
 }
+
+/// Waits until the node's Raft core has stopped by itself.
+async fn wait_stopped(node: &RaftNode) {
+    let stopped = node
+        .raft
+        .wait(Some(Duration::from_secs(10)))
+        .metrics(
+            |m| m.state == openraft::ServerState::Shutdown || m.running_state.is_err(),
+            "raft core stops",
+        )
+        .await;
+    match stopped {
+        Ok(_) | Err(openraft::metrics::WaitError::ShuttingDown) => {}
+        Err(e) => panic!("the node went on: {e}"),
+    }
+}
+
+/// An entry of a machine version past this build's stops the node: applied as nothing, it
+/// would leave this node's state different from its peers' with no error.
+#[tokio::test]
+async fn an_entry_this_build_cannot_read_stops_the_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = RaftNode::open(dir.path(), 1).await.expect("open");
+    node.propose(&[declare()]).await.expect("a readable entry");
+    let before = node.state_machine.with_broker(|b| b.clone());
+    let batch = Batch {
+        time_ms: 1,
+        commands: vec![publish(1)],
+        origin: None,
+    };
+    let mut unreadable = batch.to_request();
+    let newer = super::super::envelope::MACHINE_VERSION + 1;
+    unreadable.0[1..3].copy_from_slice(&newer.to_le_bytes());
+    let answer = node.raft.client_write(unreadable).await;
+    assert!(answer.is_err(), "the entry was answered: {answer:?}");
+    wait_stopped(&node).await;
+    let after = node.state_machine.with_broker(|b| b.clone());
+    assert!(after == before, "the unreadable entry changed the state");
+}
+
+/// A cluster that moves to a machine version this build does not run stops this node.
+#[tokio::test]
+async fn a_machine_version_past_this_build_stops_the_node() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = RaftNode::open(dir.path(), 1).await.expect("open");
+    let current = super::super::envelope::MACHINE_VERSION;
+    node.propose(&[Command::SetMachineVersion { version: current }])
+        .await
+        .expect("the version this build runs");
+    assert_eq!(node.state_machine.machine_version(), current);
+    let newer = Command::SetMachineVersion {
+        version: current + 1,
+    };
+    assert!(node.propose(&[newer]).await.is_err());
+    wait_stopped(&node).await;
+    assert_eq!(node.state_machine.machine_version(), current);
+}

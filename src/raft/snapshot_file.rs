@@ -2,7 +2,7 @@
 //! holds a whole snapshot (a backlog's messages) in one buffer.
 //!
 //! ```text
-//! header (21 bytes): [version u8 = 4][payload_len u64 LE][state_len u64 LE][crc32c u32 LE]
+//! header (21 bytes): [version u8 = 5][payload_len u64 LE][state_len u64 LE][crc32c u32 LE]
 //! payload:           [state: postcard, state_len bytes]
 //!                    ([msg_id u64 LE][record_len u64 LE][record]
 //!                     [body_len u64 LE][body])*
@@ -22,7 +22,8 @@ use serde::Serialize;
 /// 2: proposer sessions joined the snapshot. 3: streamed; bodies after the state, one record
 /// each; 64-bit lengths. 4: whole messages (record and body) after the state, none in it;
 /// the state's encoding changed too (consumers numbered, channel limits; docs/formats.md).
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 4;
+/// 5: the state ends with the cluster's machine version (`envelope.rs`).
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 5;
 const HEADER_LEN: usize = 21;
 /// The size of the write buffer between the encoder and the file.
 const WRITE_BUFFER_BYTES: usize = 256 * 1024;

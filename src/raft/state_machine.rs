@@ -1,10 +1,11 @@
 //! The Raft state machine: applies committed entries to the broker model, and snapshots it.
 //!
 //! Architecture invariant 3: this is the only caller of `BrokerState::apply`. An entry's
-//! payload is a [`Batch`] (postcard): the leader's clock when it was proposed and the
-//! commands. The response is the replies in the same order. A batch that does not decode is
-//! answered with no replies rather than an error: apply must be total, and every node decodes
-//! the same bytes the same way.
+//! payload is a [`Batch`] (postcard) in a versioned envelope (`envelope.rs`): the leader's
+//! clock when it was proposed and the commands. The response is the replies in the same
+//! order. An entry that does not decode, or is of a machine version this build or the
+//! cluster does not run, stops the node (fail-stop): skipping it would let its state
+//! diverge from its peers' silently.
 //!
 //! Deliveries leave here, not through the response: right after each entry is applied, under
 //! the state lock, the registered [`ApplyObserver`] sees every outcome, so deliveries reach
@@ -31,6 +32,7 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::cold_messages::ColdMessages;
+use super::envelope;
 use super::message_store::MessageStore;
 use super::sessions::{Origin, Sequenced, Sessions};
 use super::snapshot_data::SnapshotData;
@@ -52,12 +54,26 @@ const MESSAGES_DIR: &str = "messages";
 const OLD_BODIES_DIR: &str = "bodies";
 
 /// What a snapshot file holds.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct SnapshotBody {
     last_applied: Option<LogIdOf<TypeConfig>>,
     membership: StoredMembershipOf<TypeConfig>,
     broker: BrokerState,
     sessions: Sessions,
+    /// The state-machine version the cluster runs (`envelope.rs`); only ever grows.
+    machine_version: u16,
+}
+
+impl Default for SnapshotBody {
+    fn default() -> SnapshotBody {
+        SnapshotBody {
+            last_applied: None,
+            membership: StoredMembershipOf::<TypeConfig>::default(),
+            broker: BrokerState::default(),
+            sessions: Sessions::default(),
+            machine_version: envelope::MACHINE_VERSION_FIRST,
+        }
+    }
 }
 
 /// An entry's commands and the leader's wall clock (ms since the epoch) when it proposed
@@ -141,9 +157,10 @@ pub struct BrokerStateMachine {
 }
 
 impl Batch {
-    /// The entry payload for this batch.
+    /// The entry payload for this batch, at the newest machine version (tests, tools; a
+    /// node encodes at its cluster's version: `RaftNode::submit`).
     pub fn to_request(&self) -> Request {
-        Request(postcard::to_stdvec(self).unwrap_or_default())
+        envelope::encode(self, envelope::MACHINE_VERSION)
     }
 }
 
@@ -226,6 +243,11 @@ impl BrokerStateMachine {
         )
     }
 
+    /// The state-machine version the cluster runs, as far as this node has applied.
+    pub fn machine_version(&self) -> u16 {
+        self.lock().body.machine_version
+    }
+
     /// Runs `f` on the broker state (read-only). On a disk node the stored messages are
     /// not in memory: reading them reads the message store.
     pub fn with_broker<T>(&self, f: impl FnOnce(&BrokerState) -> T) -> T {
@@ -272,6 +294,31 @@ impl BrokerStateMachine {
     }
 }
 
+/// The cluster moves to machine `version`; this build must apply it, or stop.
+fn set_machine_version(current: &mut u16, version: u16, index: u64) -> io::Result<()> {
+    if version > envelope::MACHINE_VERSION {
+        let max = envelope::MACHINE_VERSION;
+        tracing::error!(
+            index,
+            version,
+            max,
+            "the cluster moved past this build: stopping"
+        );
+        let why = format!("entry {index}: machine version {version}, this build applies {max}");
+        return Err(io::Error::new(io::ErrorKind::InvalidData, why));
+    }
+    if version > *current {
+        tracing::info!(
+            index,
+            from = *current,
+            to = version,
+            "machine version moved"
+        );
+        *current = version;
+    }
+    Ok(())
+}
+
 /// Locks `mutex`. A panic while holding the state lock cannot leave the broker half-applied
 /// in a way later code could repair, but poisoning would stop the node; take the data as it
 /// is.
@@ -280,6 +327,35 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Inner {
+    /// The batch of the entry at `index`. One that does not decode stops the node: skipping
+    /// it would leave this node's state different from its peers' with no error.
+    fn decode(&self, index: u64, request: &Request) -> io::Result<Batch> {
+        let (version, batch) = envelope::decode(request).map_err(|error| {
+            tracing::error!(
+                index,
+                %error,
+                machine_version_max = envelope::MACHINE_VERSION,
+                "cannot apply this entry: stopping (upgrade this node's binary)"
+            );
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("entry {index}: {error}"),
+            )
+        })?;
+        let cluster = self.body.machine_version;
+        if version > cluster {
+            tracing::error!(
+                index,
+                version,
+                cluster,
+                "entry newer than the cluster's version"
+            );
+            let why = format!("entry {index} of machine version {version}, cluster at {cluster}");
+            return Err(io::Error::new(io::ErrorKind::InvalidData, why));
+        }
+        Ok(batch)
+    }
+
     /// Applies one entry's batch (unless its proposer's sequence says otherwise), shows the
     /// outcomes to the observer, returns the replies. An error is the message store's:
     /// fatal.
@@ -289,13 +365,12 @@ impl Inner {
         request: &Request,
     ) -> io::Result<Response> {
         let index = log_id.index;
-        let batch: Batch = postcard::from_bytes(&request.0).unwrap_or_default();
+        let batch = self.decode(index, request)?;
         if let Some(origin) = batch.origin {
             if let Err((sequenced, replies)) = self.body.sessions.check(origin) {
                 return Ok(Response { replies, sequenced });
             }
         }
-        let broker = &mut self.body.broker;
         let now_ms = batch.time_ms;
         let mut outcomes = Vec::with_capacity(batch.commands.len());
         for command in batch.commands {
@@ -304,9 +379,13 @@ impl Inner {
                     tracing::warn!(term, index, "a deposed leader's node-down dropped");
                     Outcome::done()
                 }
-                command => broker.apply(now_ms, command),
+                Command::SetMachineVersion { version } => {
+                    set_machine_version(&mut self.body.machine_version, version, index)?;
+                    Outcome::done()
+                }
+                command => self.body.broker.apply(now_ms, command),
             };
-            read_fault(broker)?;
+            read_fault(&self.body.broker)?;
             outcomes.push(outcome);
         }
         if let Some(observer) = &self.observer {

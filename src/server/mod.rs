@@ -7,6 +7,7 @@ mod cluster_node;
 pub mod connection;
 mod forward;
 pub mod listener;
+mod machine_upgrade;
 mod membership;
 mod node_down;
 mod peer;

@@ -126,5 +126,7 @@ pub fn status(node: &RaftNode, config: &NodeConfig) -> NodeStatus {
                     .collect()
             })
             .unwrap_or_default(),
+        machine_version: node.state_machine.machine_version(),
+        machine_version_max: crate::raft::envelope::MACHINE_VERSION,
     }
 }

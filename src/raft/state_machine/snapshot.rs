@@ -115,6 +115,7 @@ impl BrokerStateMachine {
                 membership: body.membership.clone(),
                 broker: body.broker.copy_for_build(),
                 sessions: body.sessions.clone(),
+                machine_version: body.machine_version,
             },
             _file_guard: file_guard,
         }
