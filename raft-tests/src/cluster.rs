@@ -193,7 +193,7 @@ impl Cluster {
                 self.confirmed.push(n);
                 Ok(n)
             }
-            Ok(Err(e)) => Err(e),
+            Ok(Err(e)) => Err(e.into()),
             Err(_) => anyhow::bail!("publish m{n} on node {on}: no commit in {timeout:?}"),
         }
     }

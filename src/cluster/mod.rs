@@ -90,8 +90,8 @@ pub enum PeerResponse {
     FullSnapshot(openraft::raft::SnapshotResponse<TypeConfig>),
     /// The replies of a forwarded batch, one per command.
     Replies(Vec<Result<Reply, Refusal>>),
-    /// The batch was not committed here: this node is not the leader (it names the leader it
-    /// knows of, if any) or the outcome is unknown.
+    /// A membership change was not made here: this node is not the leader (it names the
+    /// leader it knows of, if any), or it failed.
     NotCommitted {
         leader: Option<NodeId>,
         reason: String,
@@ -104,6 +104,9 @@ pub enum PeerResponse {
     Error(String),
     /// The answer to `ReadIndex`. Wire version 3.
     ReadIndex(u64),
+    /// A forwarded batch, or a read index, not answered, and why (wire version 3: forwarded
+    /// batches used `NotCommitted` with a text before).
+    Refused(crate::raft::propose_error::ProposeError),
 }
 
 /// One node's report for cluster-status.

@@ -129,6 +129,7 @@ where
 mod tests {
     use super::*;
     use crate::cluster::{PeerRequest, PeerResponse};
+    use crate::raft::propose_error::ProposeError;
 
     #[tokio::test]
     async fn a_frame_round_trips_over_a_pipe() {
@@ -234,6 +235,7 @@ mod tests {
             },
             PeerRequest::Propose(Default::default()),
             PeerRequest::Status,
+            PeerRequest::ReadIndex,
         ];
         for request in requests {
             let frame = encode(&request).expect("encode");
@@ -262,6 +264,11 @@ mod tests {
                 ..NodeStatus::default()
             }),
             PeerResponse::Error("no".into()),
+            PeerResponse::ReadIndex(42),
+            PeerResponse::Refused(ProposeError::NotLeader { leader: Some(2) }),
+            PeerResponse::Refused(ProposeError::Expired),
+            PeerResponse::Refused(ProposeError::OutOfOrder),
+            PeerResponse::Refused(ProposeError::Unknown("link broke".into())),
         ];
         for response in responses {
             let frame = encode(&response).expect("encode");

@@ -24,6 +24,7 @@ pub mod message_record;
 pub mod message_store;
 pub mod network;
 pub mod node;
+pub mod propose_error;
 pub mod record;
 pub mod sessions;
 pub mod snapshot_data;

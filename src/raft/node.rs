@@ -19,6 +19,7 @@ use super::contact::LeaderContact;
 use super::log_store::SegmentLogStore;
 use super::mem_log_store::MemLogStore;
 use super::network::NoPeers;
+use super::propose_error::ProposeError;
 use super::sessions::Sequenced;
 use super::snapshot_data::SnapshotData;
 use super::state_machine::{Batch, BrokerStateMachine};
@@ -28,16 +29,8 @@ use crate::cluster::network::ClusterNetwork;
 
 pub type Raft = openraft::Raft<TypeConfig, BrokerStateMachine>;
 
-/// The replies to one entry's commands, or why the entry's outcome is unknown.
-pub type Replies = anyhow::Result<Vec<Result<Reply, Refusal>>>;
-
-/// The entry was refused before it was appended: this node does not lead (yet, or any
-/// more). Safe to retry on the leader: the entry is definitely not in the log.
-#[derive(Debug, thiserror::Error)]
-#[error("not the leader (leader: {leader:?})")]
-pub struct NotLeader {
-    pub leader: Option<NodeId>,
-}
+/// The replies to one entry's commands, or why there are none.
+pub type Replies = Result<Vec<Result<Reply, Refusal>>, ProposeError>;
 
 /// How long `open` waits for the node to become leader of its one-member cluster.
 const LEADER_WAIT_S: u64 = 10;
@@ -217,32 +210,33 @@ impl RaftNode {
     pub async fn submit(
         &self,
         batch: &Batch,
-    ) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<Response>> + Send + 'static>
-    {
+    ) -> Result<
+        impl std::future::Future<Output = Result<Response, ProposeError>> + Send + 'static,
+        ProposeError,
+    > {
         let (responder, receiver) = openraft::impls::ProgressResponder::complete_only();
         self.raft
             .client_write_ff(self.encode(batch), Some(responder))
             .await
-            .context("submit command batch")?;
+            .map_err(|e| ProposeError::unknown(format!("submit command batch: {e}")))?;
         let expected = batch.commands.len();
         Ok(async move {
-            let response = match receiver.await.context("raft dropped the entry")? {
+            let dropped = |_| ProposeError::unknown("raft dropped the entry");
+            let response = match receiver.await.map_err(dropped)? {
                 Ok(response) => response,
                 Err(openraft::error::ClientWriteError::ForwardToLeader(f)) => {
-                    return Err(NotLeader {
-                        leader: f.leader_id,
-                    }
-                    .into())
+                    let leader = f.leader_id;
+                    return Err(ProposeError::NotLeader { leader });
                 }
-                Err(e) => return Err(e).context("commit command batch"),
+                Err(e) => return Err(ProposeError::unknown(format!("commit: {e}"))),
             };
             let response = response.data;
             // A batch its proposer's sequence kept from applying answers no replies.
-            anyhow::ensure!(
-                response.replies.len() == expected || response.sequenced != Sequenced::Applied,
-                "state machine answered {} of {expected} commands",
-                response.replies.len()
-            );
+            let n_replies = response.replies.len();
+            if n_replies != expected && response.sequenced == Sequenced::Applied {
+                let why = format!("state machine answered {n_replies} of {expected} commands");
+                return Err(ProposeError::Unknown(why));
+            }
             Ok(response)
         })
     }
@@ -265,18 +259,17 @@ impl RaftNode {
 
     /// The leader's read index (Raft's ReadIndex): this node confirms with a quorum that it
     /// still leads, so every entry committed before the call is at or below the index.
-    pub async fn read_index(&self) -> Result<u64, NotLeader> {
+    pub async fn read_index(&self) -> Result<u64, ProposeError> {
         use openraft::error::{LinearizableReadError, RaftError};
         let policy = openraft::raft::ReadPolicy::ReadIndex;
         match self.raft.get_read_linearizer(policy).await {
             Ok(linearizer) => Ok(linearizer.read_log_id().log_id().index),
-            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => Err(NotLeader {
-                leader: f.leader_id,
-            }),
-            Err(e) => {
-                tracing::info!(error = %e, "no read index");
-                Err(NotLeader { leader: None })
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader {
+                    leader: f.leader_id,
+                })
             }
+            Err(e) => Err(ProposeError::unknown(format!("read index: {e}"))),
         }
     }
 

@@ -2,9 +2,10 @@
 //! to the leader over a pipelined cluster connection. Deliveries need no forwarding: every node
 //! applies the entry and the node holding each consumer's channel delivers.
 //!
-//! Every failure is an `Attempt::Retry`: the batch carries its proposer's sequence number,
-//! so resending it can neither apply it twice nor out of order (`crate::raft::sessions`).
-//! The sequencer (`super::sequencer`) decides when to give up.
+//! Every failure is an `Attempt::Failed` with its typed reason; but for `Expired`, the batch
+//! is sent again: it carries its proposer's sequence number, so resending it can neither
+//! apply it twice nor out of order (`crate::raft::sessions`). The sequencer
+//! (`super::sequencer`) decides when to give up.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,6 +22,7 @@ use crate::cluster::transport::PeerClient;
 use crate::cluster::{PeerRequest, PeerResponse};
 use crate::limits::CLUSTER_CALL_TIMEOUT_MS;
 use crate::raft::node::RaftNode;
+use crate::raft::propose_error::ProposeError;
 use crate::raft::sessions::Sequenced;
 use crate::raft::state_machine::Batch;
 use crate::raft::types::{NodeId, Response};
@@ -33,10 +35,10 @@ const LEADER_WAIT: Duration = Duration::from_secs(2);
 pub enum Attempt {
     /// Applied (now, or by an earlier attempt): the replies.
     Committed(Vec<Result<Reply, Refusal>>),
-    /// Applied by an earlier attempt whose replies are gone: the outcome is unknown.
-    Expired,
-    /// Not known to be applied: send it again (after the earlier ones of its sequence).
-    Retry(String),
+    /// No replies, and why. `Expired`: applied by an earlier attempt whose replies are gone
+    /// (the outcome is unknown). Any other: not known to be applied, so it is sent again
+    /// (after the earlier ones of its sequence).
+    Failed(ProposeError),
 }
 
 impl Attempt {
@@ -44,9 +46,13 @@ impl Attempt {
     pub fn from_response(response: Response) -> Attempt {
         match response.sequenced {
             Sequenced::Applied | Sequenced::Replayed => Attempt::Committed(response.replies),
-            Sequenced::Expired => Attempt::Expired,
-            Sequenced::OutOfOrder => Attempt::Retry("out of order".to_string()),
+            Sequenced::Expired => Attempt::Failed(ProposeError::Expired),
+            Sequenced::OutOfOrder => Attempt::Failed(ProposeError::OutOfOrder),
         }
+    }
+
+    fn unknown(why: impl std::fmt::Display) -> Attempt {
+        Attempt::Failed(ProposeError::unknown(why))
     }
 }
 
@@ -56,10 +62,10 @@ pub async fn submit_here(node: &RaftNode, batch: &Batch) -> AttemptFuture {
         Ok(committed) => Box::pin(async move {
             match committed.await {
                 Ok(response) => Attempt::from_response(response),
-                Err(e) => Attempt::Retry(format!("{e:#}")),
+                Err(e) => Attempt::Failed(e),
             }
         }),
-        Err(e) => Box::pin(std::future::ready(Attempt::Retry(format!("{e:#}")))),
+        Err(e) => Box::pin(std::future::ready(Attempt::Failed(e))),
     }
 }
 
@@ -83,8 +89,10 @@ pub async fn forward(
         let node = Arc::clone(node);
         return Box::pin(async move {
             match wait_for_leader(&node).await {
-                Ok(leader) => Attempt::Retry(format!("node {leader} leads now")),
-                Err(e) => Attempt::Retry(format!("{e:#}")),
+                Ok(leader) => Attempt::Failed(ProposeError::NotLeader {
+                    leader: Some(leader),
+                }),
+                Err(e) => Attempt::unknown(format!("{e:#}")),
             }
         });
     };
@@ -92,7 +100,7 @@ pub async fn forward(
         Ok(answer) => answer,
         Err(e) => {
             *link = None;
-            return Box::pin(std::future::ready(Attempt::Retry(format!("{e:#}"))));
+            return Box::pin(std::future::ready(Attempt::unknown(format!("{e:#}"))));
         }
     };
     // A paused or cut-off leader may hold the answer until the timeout; once another node
@@ -107,11 +115,11 @@ pub async fn forward(
         tokio::select! {
             answer = tokio::time::timeout(timeout, answer) => match answer {
                 Ok(Ok(Ok(response))) => from_leader(leader, response),
-                Ok(Ok(Err(e))) => Attempt::Retry(format!("forward to leader {leader}: {e:#}")),
-                Ok(Err(_)) => Attempt::Retry(format!("forward to leader {leader}: link broke")),
-                Err(_) => Attempt::Retry(format!("forward to leader {leader}: no answer in {timeout:?}")),
+                Ok(Ok(Err(e))) => Attempt::unknown(format!("forward to leader {leader}: {e:#}")),
+                Ok(Err(_)) => Attempt::unknown(format!("forward to leader {leader}: link broke")),
+                Err(_) => Attempt::unknown(format!("forward to leader {leader}: no answer in {timeout:?}")),
             },
-            _ = replaced => Attempt::Retry(format!("leader {leader} replaced")),
+            _ = replaced => Attempt::unknown(format!("leader {leader} replaced")),
         }
     })
 }
@@ -142,8 +150,8 @@ async fn send(
 fn from_leader(leader: NodeId, response: PeerResponse) -> Attempt {
     match response {
         PeerResponse::Replies(replies) => Attempt::Committed(replies),
-        PeerResponse::NotCommitted { reason, .. } if reason == "expired" => Attempt::Expired,
-        other => Attempt::Retry(format!("leader {leader}: {other:?}")),
+        PeerResponse::Refused(why) => Attempt::Failed(why),
+        other => Attempt::unknown(format!("leader {leader}: unexpected answer {other:?}")),
     }
 }
 

@@ -11,6 +11,7 @@ use crate::cluster::{
 };
 use crate::config::NodeConfig;
 use crate::raft::node::RaftNode;
+use crate::raft::propose_error::ProposeError;
 
 pub struct NodeHandler {
     pub node: Arc<RaftNode>,
@@ -33,10 +34,7 @@ impl PeerHandler for NodeHandler {
             PeerRequest::Status => PeerResponse::Status(status(&self.node, &self.config)),
             PeerRequest::ReadIndex => match self.node.read_index().await {
                 Ok(index) => PeerResponse::ReadIndex(index),
-                Err(not_leader) => PeerResponse::NotCommitted {
-                    leader: not_leader.leader,
-                    reason: not_leader.to_string(),
-                },
+                Err(why) => PeerResponse::Refused(why),
             },
             PeerRequest::Digest => {
                 let (applied_index, hash) = self.node.state_machine.digest();
@@ -75,21 +73,14 @@ impl NodeHandler {
         batch.time_ms = crate::raft::node::wall_clock_ms();
         let leader = || self.node.raft.metrics().borrow_watched().current_leader;
         if leader() != Some(self.node.id) {
-            return Box::pin(std::future::ready(PeerResponse::NotCommitted {
-                leader: leader(),
-                reason: "not the leader".to_string(),
-            }));
+            let not_leader = ProposeError::NotLeader { leader: leader() };
+            return Box::pin(std::future::ready(PeerResponse::Refused(not_leader)));
         }
         let attempt = super::forward::submit_here(&self.node, &batch).await;
         Box::pin(async move {
-            let reason = match attempt.await {
-                Attempt::Committed(replies) => return PeerResponse::Replies(replies),
-                Attempt::Expired => "expired".to_string(),
-                Attempt::Retry(reason) => reason,
-            };
-            PeerResponse::NotCommitted {
-                leader: leader(),
-                reason,
+            match attempt.await {
+                Attempt::Committed(replies) => PeerResponse::Replies(replies),
+                Attempt::Failed(why) => PeerResponse::Refused(why),
             }
         })
     }

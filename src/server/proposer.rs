@@ -30,6 +30,7 @@ use crate::limits::{
     PROPOSE_QUEUE_MAX,
 };
 use crate::raft::node::{wall_clock_ms, RaftNode, Replies};
+use crate::raft::propose_error::ProposeError;
 use crate::raft::state_machine::Batch;
 
 /// The replies to one submission, in command order; `Err` when the outcome is unknown.
@@ -336,7 +337,8 @@ async fn batch_loop(entries: mpsc::Sender<Pending>, mut submissions: mpsc::Recei
             permit,
         };
         if let Err(mpsc::error::SendError(lost)) = entries.send(pending).await {
-            answer(lost.waiters, Err(anyhow::anyhow!("sequencer stopped")));
+            let stopped = ProposeError::unknown("sequencer stopped");
+            answer(lost.waiters, Err(stopped));
         }
     }
 }

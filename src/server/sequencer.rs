@@ -26,6 +26,7 @@ use super::proposer::SubmitReplies;
 use crate::cluster::cookie::Cookie;
 use crate::limits::PROPOSE_ENTRIES_IN_FLIGHT_MAX;
 use crate::raft::node::RaftNode;
+use crate::raft::propose_error::ProposeError;
 use crate::raft::sessions::Origin;
 use crate::raft::state_machine::Batch;
 
@@ -132,8 +133,8 @@ impl Sequencer {
     async fn settle(&mut self, attempt: Attempt) {
         match attempt {
             Attempt::Committed(replies) => self.answer_front(Ok(replies)),
-            Attempt::Expired => self.answer_front(Err(anyhow::anyhow!("replies expired"))),
-            Attempt::Retry(why) => {
+            Attempt::Failed(ProposeError::Expired) => self.answer_front(Err(ProposeError::Expired)),
+            Attempt::Failed(why) => {
                 // What was sent behind it is sent again too, on a new link (late answers
                 // on the old one would be out of step); the sessions sort it out.
                 self.in_flight = FuturesOrdered::new();
@@ -142,7 +143,7 @@ impl Sequencer {
                 if since.elapsed() >= GIVE_UP_AFTER {
                     tracing::error!(%why, n = self.window.len(), "outcome unknown; giving up");
                     for pending in self.window.drain(..) {
-                        super::proposer::answer(pending.waiters, Err(anyhow::anyhow!("{why}")));
+                        super::proposer::answer(pending.waiters, Err(why.clone()));
                     }
                     self.epoch += 1;
                     self.next_seq = 1;
