@@ -58,7 +58,7 @@ if [ "$BUILD" = 1 ]; then
   log "building warren, warren-bench and disk-probe (release)"
   (cd "$ROOT" && cargo build --release -q -p warren -p chaos --bins)
 fi
-WARREN="$ROOT/target/release/warren"
+WARREN="${WARREN:-$ROOT/target/release/warren}"  # WARREN=path: another build (A/B)
 BENCH="$ROOT/target/release/warren-bench"
 PROBE="$ROOT/target/release/disk-probe"
 
