@@ -103,3 +103,21 @@ pub const CATCH_UP_RETRY: std::time::Duration = std::time::Duration::from_millis
 /// How often the leader looks whether every member runs a newer state-machine version
 /// (`server/machine_upgrade.rs`).
 pub const MACHINE_UPGRADE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often the leader looks for expired messages and proposes a `Tick` when one is due
+/// (`server/node_tasks.rs`).
+pub const EXPIRY_TICK_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// How often a node looks in the state for connections of its earlier lives, to close them
+/// (`server/node_tasks.rs`). Well below the node-down delay: a repaired node that came back
+/// before the leader took it for down relies on this alone.
+pub const EARLIER_LIVES_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+const _: () = assert!(EARLIER_LIVES_CHECK_EVERY.as_millis() < NODE_DOWN_AFTER.as_millis());
+/// How long a membership command (or a RAM node's join) keeps looking for a leader that
+/// takes the change (`cluster/ask_leader.rs`).
+pub const LEADER_SEARCH: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long one membership change may take: a join returns once the learner caught up,
+/// which may take a snapshot transfer.
+pub const MEMBERSHIP_CHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+/// Pause between rounds over the members while no leader answers.
+pub const LEADER_SEARCH_ROUND_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+/// How long `warren stop` waits for the node to close its cluster port.
+pub const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(20);

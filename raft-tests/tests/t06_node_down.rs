@@ -19,7 +19,7 @@ use raft_tests::WAIT;
 use warren::broker::command::Command;
 use warren::broker::queue::ConsumerKey;
 use warren::raft::types::NodeId;
-use warren::server::proposer::conn_node;
+use warren::server::incarnation::conn_node;
 
 const DISK3: [Kind; 3] = [Kind::Disk, Kind::Disk, Kind::Disk];
 /// The test's stand-in for `NODE_DOWN_AFTER`.

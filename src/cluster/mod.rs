@@ -5,6 +5,7 @@
 //!   (append entries, vote, a snapshot in chunks), a command batch forwarded to the leader, and the
 //!   node's status for `warren cluster-status`.
 //! * [`PeerHandler`]: what a node does with a request it received.
+//! * [`ask_leader`]: finding the leader from outside it (CLI, a RAM node's join).
 //! * [`cookie`]: the shared secret, loaded from an owner-only file.
 //! * [`wire`]: framing of peer messages (version, length, crc32c, postcard).
 //! * [`handshake`]: challenge-response proof of the cookie when a connection opens.
@@ -13,6 +14,7 @@
 //! * [`network_chunks`]: what keeps every peer message within a frame: appends capped by
 //!   bytes, snapshots in chunks.
 
+pub mod ask_leader;
 pub mod cookie;
 pub mod handshake;
 pub mod network;

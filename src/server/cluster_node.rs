@@ -74,7 +74,7 @@ async fn join_as_ram_node(config: &NodeConfig, id: u64) {
         voter: true,
     };
     loop {
-        match crate::cli::membership::ask_leader(config, change.clone()).await {
+        match crate::cluster::ask_leader::ask_leader(config, change.clone()).await {
             Ok(done) => {
                 tracing::info!(%done, "RAM node joined");
                 return;

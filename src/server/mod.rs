@@ -2,14 +2,17 @@
 //! client methods into broker commands.
 
 pub mod alarm;
+mod batching;
 mod catch_up;
 mod cluster_node;
 pub mod connection;
 mod forward;
+pub mod incarnation;
 pub mod listener;
 mod machine_upgrade;
 mod membership;
 mod node_down;
+mod node_tasks;
 mod peer;
 pub mod proposer;
 pub mod routes;

@@ -143,7 +143,7 @@ impl Sequencer {
                 if since.elapsed() >= GIVE_UP_AFTER {
                     tracing::error!(%why, n = self.window.len(), "outcome unknown; giving up");
                     for pending in self.window.drain(..) {
-                        super::proposer::answer(pending.waiters, Err(why.clone()));
+                        super::batching::answer(pending.waiters, Err(why.clone()));
                     }
                     self.epoch += 1;
                     self.next_seq = 1;
@@ -168,7 +168,7 @@ impl Sequencer {
     fn answer_front(&mut self, replies: crate::raft::node::Replies) {
         self.front_since = None;
         if let Some(pending) = self.window.pop_front() {
-            super::proposer::answer(pending.waiters, replies);
+            super::batching::answer(pending.waiters, replies);
             drop(pending.permit);
         }
     }

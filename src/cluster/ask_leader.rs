@@ -1,0 +1,86 @@
+//! Finding the leader from outside it: ask the members a node's configuration names and
+//! follow their "not the leader, ask N" answers. Used by the membership commands of the CLI
+//! and by a RAM node joining the cluster at its start.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use super::cookie::Cookie;
+use super::handshake::ANY_NODE;
+use super::transport::PeerClient;
+use super::{MembershipChange, PeerRequest, PeerResponse};
+use crate::config::NodeConfig;
+use crate::limits::{LEADER_SEARCH, LEADER_SEARCH_ROUND_PAUSE, MEMBERSHIP_CHANGE_TIMEOUT};
+
+/// The node id a command-line client gives as its own: no node has it.
+pub const CLIENT_ID: u64 = 0;
+
+/// Asks the leader to carry out `change`; returns what it says now holds.
+pub async fn ask_leader(config: &NodeConfig, change: MembershipChange) -> anyhow::Result<String> {
+    let cookie = load_cookie(config)?;
+    let mut known: BTreeMap<u64, String> = config
+        .peers
+        .iter()
+        .map(|p| (p.id, p.cluster.to_string()))
+        .collect();
+    let deadline = Instant::now() + LEADER_SEARCH;
+    let mut hint: Option<u64> = None;
+    let mut last_problem = String::from("no member answered");
+    while Instant::now() < deadline {
+        let order: Vec<u64> = hint.into_iter().chain(known.keys().copied()).collect();
+        hint = None;
+        for id in order {
+            let Some(addr) = known.get(&id).cloned() else {
+                continue;
+            };
+            // Addressed by address, not id: a RAM member's Raft id changes at every start.
+            let mut client = PeerClient::new(&addr, CLIENT_ID, ANY_NODE, cookie.clone());
+            let request = PeerRequest::ChangeMembership(change.clone());
+            match client
+                .call_timeout(request, MEMBERSHIP_CHANGE_TIMEOUT)
+                .await
+            {
+                Ok(PeerResponse::Done(done)) => return Ok(done),
+                Ok(PeerResponse::Error(refused)) => anyhow::bail!("node {id}: {refused}"),
+                Ok(PeerResponse::NotCommitted { leader, reason }) => {
+                    last_problem = format!("node {id}: {reason}");
+                    learn_members(&mut client, &mut known).await;
+                    if let Some(leader) = leader.filter(|l| *l != id) {
+                        hint = Some(leader);
+                        break;
+                    }
+                }
+                Ok(other) => last_problem = format!("node {id}: unexpected answer {other:?}"),
+                Err(e) => last_problem = format!("node {id} at {addr}: {e:#}"),
+            }
+        }
+        if hint.is_none() {
+            tokio::time::sleep(LEADER_SEARCH_ROUND_PAUSE).await;
+        }
+    }
+    anyhow::bail!("no leader took the change within {LEADER_SEARCH:?}; last: {last_problem}")
+}
+
+/// Adds the members a node knows of (voters and learners, with their addresses) to `known`,
+/// so a leader that joined after the config was written can still be reached.
+async fn learn_members(client: &mut PeerClient, known: &mut BTreeMap<u64, String>) {
+    if let Ok(PeerResponse::Status(status)) = client.call(PeerRequest::Status).await {
+        for (id, addr) in status.voters.into_iter().chain(status.learners) {
+            if !addr.is_empty() {
+                known.insert(id, addr);
+            }
+        }
+    }
+}
+
+/// The cluster cookie `config` names; a single node has none.
+pub fn load_cookie(config: &NodeConfig) -> anyhow::Result<Cookie> {
+    anyhow::ensure!(
+        config.is_clustered(),
+        "this configuration has no [[peers]]: it is a single node"
+    );
+    let path = config.cookie_path();
+    Cookie::load(&path).with_context(|| format!("load cluster cookie {}", path.display()))
+}
