@@ -6,7 +6,7 @@ mod cluster_node;
 pub mod connection;
 mod forward;
 pub mod listener;
-mod membership;
+pub mod membership;
 mod node_down;
 mod peer;
 pub mod proposer;
