@@ -71,6 +71,10 @@ pub const CLUSTER_APPEND_BYTES_PER_S_MIN: u64 = 4 * 1024 * 1024;
 /// memory a snapshot in flight takes on either side, whatever the snapshot's size.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES * 2 < CLUSTER_FRAME_MAX);
+/// How long `promote` (and a RAM node's join, before its voter step) waits for the learner to
+/// hold every entry the leader held when asked, before it refuses: well under the 120 s a
+/// `warren` membership command waits for its answer (src/cli/membership.rs).
+pub const PROMOTE_CATCH_UP_S_MAX: u64 = 60;
 /// Floor under openraft's deadline for sending a whole snapshot (its default is 200 ms).
 pub const CLUSTER_SNAPSHOT_TIMEOUT_MIN_MS: u64 = 60_000;
 /// Peer connections a node serves at once; beyond that it stops accepting until one closes.

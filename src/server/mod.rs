@@ -10,7 +10,7 @@ mod forward;
 pub mod incarnation;
 pub mod listener;
 mod machine_upgrade;
-mod membership;
+pub mod membership;
 mod node_down;
 mod node_tasks;
 mod peer;

@@ -5,8 +5,9 @@
 //! refuse to start (it neither votes nor serves on a log it cannot trust). The repair is the
 //! one docs/operations.md gives an operator: demote it from a live node (so its empty log never
 //! counts towards a quorum), wipe its data directory, start it (it catches up from the
-//! leader's snapshot as a learner), promote it once it has caught up. That is also the
-//! harness's membership change under load.
+//! leader's snapshot as a learner), promote it: `promote` itself waits until the node holds
+//! the leader's log, and refuses while it lags. That is also the harness's membership change
+//! under load.
 
 use std::time::Duration;
 
@@ -22,8 +23,12 @@ use super::{secs, Ctx};
 const REFUSE_WAIT: Duration = Duration::from_secs(20);
 /// How long a membership change may take (an election may be under way).
 const CHANGE_WAIT: Duration = Duration::from_secs(30);
-/// How long the wiped node may take to catch up before it is promoted anyway.
-const CATCH_UP_WAIT: Duration = Duration::from_secs(60);
+/// How long the promotion is asked for again while the leader refuses it because the node
+/// still lags (each ask waits up to `PROMOTE_CATCH_UP_S_MAX` first). Promoting a node that
+/// lags would make every commit wait for it once another voter is lost (issue 20); leaving
+/// it a learner for good would leave two voters, and a RAM node's restart then could never
+/// be swapped in. So the repair waits, and a node that never catches up is a finding.
+const PROMOTE_WAIT: Duration = Duration::from_secs(300);
 
 /// What a node did when started on a damaged log.
 pub enum Started {
@@ -77,51 +82,40 @@ pub async fn repair(ctx: &Ctx<'_>, idx: usize) -> anyhow::Result<String> {
         target::t_s(ctx)
     ));
     node.start()?;
-    let caught_up = wait_caught_up(ctx, idx).await;
-    change(ctx, idx, MembershipChange::Promote { id }).await?;
+    let started = tokio::time::Instant::now();
+    let promote = MembershipChange::Promote { id };
+    change_within(ctx, idx, promote, PROMOTE_WAIT).await?;
     ctx.cluster.set_down(idx, false);
-    let caught = if caught_up {
-        "caught up"
-    } else {
-        "NOT caught up in time"
-    };
     Ok(format!(
-        "repaired from peers: demoted, wiped, restarted ({caught}), promoted"
+        "repaired from peers: demoted, wiped, restarted, promoted once caught up ({} after \
+         its start)",
+        secs(started.elapsed())
     ))
 }
 
 /// Asks the leader, through any other node, for a membership change; retries through
 /// elections until `CHANGE_WAIT`.
 async fn change(ctx: &Ctx<'_>, idx: usize, what: MembershipChange) -> anyhow::Result<()> {
+    change_within(ctx, idx, what, CHANGE_WAIT).await
+}
+
+/// [`change`], retried until `limit`.
+async fn change_within(
+    ctx: &Ctx<'_>,
+    idx: usize,
+    what: MembershipChange,
+    limit: Duration,
+) -> anyhow::Result<()> {
     let start = tokio::time::Instant::now();
     let via = (idx + 1) % ctx.cluster.nodes.len();
     let config = NodeConfig::load(&ctx.cluster.nodes[via].config)?;
     loop {
         match warren::cli::membership::ask_leader(&config, what.clone()).await {
             Ok(_) => return Ok(()),
-            Err(e) if start.elapsed() > CHANGE_WAIT => {
+            Err(e) if start.elapsed() > limit => {
                 return Err(e.context(format!("{what:?} for {}", ctx.cluster.nodes[idx].name)))
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     }
-}
-
-/// Whether node `idx` applied as far as the leader did when asked, within `CATCH_UP_WAIT`.
-async fn wait_caught_up(ctx: &Ctx<'_>, idx: usize) -> bool {
-    let start = tokio::time::Instant::now();
-    while start.elapsed() < CATCH_UP_WAIT {
-        let views = status::views(ctx.cluster).await;
-        let target = status::leader(&views)
-            .and_then(|l| views[l].as_ref())
-            .map(|v| v.applied_index);
-        let mine = views[idx].as_ref().map(|v| v.applied_index);
-        if let (Some(target), Some(mine)) = (target, mine) {
-            if mine >= target {
-                return true;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    false
 }
