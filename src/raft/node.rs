@@ -134,9 +134,17 @@ impl RaftNode {
         N: openraft::RaftNetworkFactory<TypeConfig>,
         N::Network: openraft::network::NetSnapshot<TypeConfig, SnapshotData = SnapshotData>,
     {
-        let log_store = SegmentLogStore::open(dir.join("raft-log")).context("open raft log")?;
-        let state_machine =
-            BrokerStateMachine::open(&dir.join("state")).context("open state machine")?;
+        // Both read files (a snapshot may be large) and may wait for a lock: off the
+        // runtime's workers.
+        let dir = dir.to_path_buf();
+        let (log_store, state_machine) = tokio::task::spawn_blocking(move || {
+            let log_store = SegmentLogStore::open(dir.join("raft-log")).context("open raft log")?;
+            let state_machine =
+                BrokerStateMachine::open(&dir.join("state")).context("open state machine")?;
+            anyhow::Ok((log_store, state_machine))
+        })
+        .await
+        .context("open raft log and state machine")??;
         RaftNode::start_with(id, network, log_store, state_machine, clustered).await
     }
 

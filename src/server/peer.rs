@@ -37,11 +37,16 @@ impl PeerHandler for NodeHandler {
                 Err(why) => PeerResponse::Refused(why),
             },
             PeerRequest::Digest => {
-                let (applied_index, hash) = self.node.state_machine.digest();
-                PeerResponse::Digest(StateDigest {
-                    applied_index,
-                    hash,
-                })
+                // It reads every stored message under the state lock: off the runtime's
+                // workers, which serve connections and Raft meanwhile.
+                let state_machine = self.node.state_machine.clone();
+                match tokio::task::spawn_blocking(move || state_machine.digest()).await {
+                    Ok((applied_index, hash)) => PeerResponse::Digest(StateDigest {
+                        applied_index,
+                        hash,
+                    }),
+                    Err(e) => PeerResponse::Error(format!("digest: {e}")),
+                }
             }
             PeerRequest::ChangeMembership(change) => {
                 super::membership::change(&self.node, change).await
