@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use warren::cluster::MembershipChange;
 use warren::config::NodeConfig;
+use warren::raft::protocol::MembershipChange;
 
 #[derive(Parser)]
 #[command(

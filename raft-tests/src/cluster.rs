@@ -15,8 +15,8 @@ use openraft::BasicNode;
 use tokio::net::TcpListener;
 
 use warren::cluster::cookie::Cookie;
-use warren::cluster::network::ClusterNetwork;
 use warren::raft::node::RaftNode;
+use warren::raft::peer_network::ClusterNetwork;
 use warren::raft::types::NodeId;
 
 use crate::invariants::Recorder;
@@ -120,7 +120,7 @@ impl Cluster {
             }
             None => Member::start_ram_with(id, listener, &self.cookie, network).await,
         };
-        self.recorder.watch(&member.node.raft);
+        self.recorder.watch(member.node.openraft());
         self.members.insert(id, member);
         self.host_of.insert(id, host);
     }
@@ -231,7 +231,7 @@ impl Cluster {
     /// installed from the leader).
     pub async fn wait_for_snapshot(&self, id: NodeId, index: u64, what: &str) {
         self.node(id)
-            .raft
+            .openraft()
             .wait(WAIT)
             .metrics(|m| m.snapshot.is_some_and(|s| s.index >= index), what)
             .await
@@ -241,7 +241,7 @@ impl Cluster {
     /// Builds a snapshot on node `id` covering at least `index`, then purges its log up to
     /// `index`: a node that lacks those entries can now only catch up by snapshot.
     pub async fn snapshot_and_purge(&self, id: NodeId, index: u64) {
-        let raft = &self.node(id).raft;
+        let raft = self.node(id).openraft();
         raft.trigger().snapshot().await.expect("trigger snapshot");
         self.wait_for_snapshot(id, index, "snapshot built").await;
         raft.trigger()
@@ -257,20 +257,28 @@ impl Cluster {
     /// The voters in node `id`'s view of the membership.
     pub fn voters(&self, id: NodeId) -> BTreeSet<NodeId> {
         use openraft::async_runtime::WatchReceiver;
-        let metrics = self.node(id).raft.metrics().borrow_watched().clone();
+        let metrics = self.node(id).openraft().metrics().borrow_watched().clone();
         metrics.membership_config.voter_ids().collect()
     }
 
     /// The index of node `id`'s last log entry, now.
     pub fn last_log_index(&self, id: NodeId) -> Option<u64> {
         use openraft::async_runtime::WatchReceiver;
-        self.node(id).raft.metrics().borrow_watched().last_log_index
+        self.node(id)
+            .openraft()
+            .metrics()
+            .borrow_watched()
+            .last_log_index
     }
 
     /// Node `id`'s current term.
     pub fn term(&self, id: NodeId) -> u64 {
         use openraft::async_runtime::WatchReceiver;
-        self.node(id).raft.metrics().borrow_watched().current_term
+        self.node(id)
+            .openraft()
+            .metrics()
+            .borrow_watched()
+            .current_term
     }
 
     pub fn confirmed(&self) -> &[u32] {

@@ -100,7 +100,7 @@ async fn live_members(cluster: &Cluster) -> Vec<NodeId> {
     let any = cluster.members.values().next().expect("a running node");
     let metrics = any
         .node
-        .raft
+        .openraft()
         .wait(WAIT)
         .metrics(
             |m| m.current_leader.is_some_and(|l| running.contains(&l)),
@@ -109,7 +109,12 @@ async fn live_members(cluster: &Cluster) -> Vec<NodeId> {
         .await
         .expect("a leader after healing");
     let leader = metrics.current_leader.expect("leader");
-    let membership = cluster.node(leader).raft.metrics().borrow_watched().clone();
+    let membership = cluster
+        .node(leader)
+        .openraft()
+        .metrics()
+        .borrow_watched()
+        .clone();
     let live: Vec<NodeId> = membership
         .membership_config
         .nodes()
@@ -134,7 +139,7 @@ async fn assert_same_state(cluster: &Cluster, live: &[NodeId]) {
         for id in live {
             cluster
                 .node(*id)
-                .raft
+                .openraft()
                 .wait(WAIT)
                 .applied_index_at_least(Some(index), format!("node {id} applies {index}"))
                 .await

@@ -66,7 +66,7 @@ pub async fn wait_for_leader_among(members: &BTreeMap<NodeId, &Member>) -> NodeI
     // a quorum has acknowledged the new leader: a vote granted does not count.
     members[&leader]
         .node
-        .raft
+        .openraft()
         .wait(WAIT)
         .metrics(|m| m.last_quorum_acked.is_some(), "leader lease")
         .await
@@ -83,11 +83,11 @@ async fn agreed_leader(members: &BTreeMap<NodeId, &Member>) -> NodeId {
     loop {
         let views: BTreeSet<Option<NodeId>> = members
             .values()
-            .map(|m| m.node.raft.metrics().borrow_watched().current_leader)
+            .map(|m| m.node.openraft().metrics().borrow_watched().current_leader)
             .collect();
         if let [Some(leader)] = views.into_iter().collect::<Vec<_>>()[..] {
             let leads = members.get(&leader).is_some_and(|m| {
-                m.node.raft.metrics().borrow_watched().state == openraft::ServerState::Leader
+                m.node.openraft().metrics().borrow_watched().state == openraft::ServerState::Leader
             });
             if leads {
                 return leader;
@@ -109,7 +109,7 @@ pub async fn assert_converged(members: &BTreeMap<NodeId, Member>, index: u64) ->
     for (id, member) in members {
         member
             .node
-            .raft
+            .openraft()
             .wait(WAIT)
             .applied_index(Some(index), format!("node {id} applies {index}"))
             .await

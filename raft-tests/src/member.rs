@@ -10,11 +10,12 @@ use tokio::net::TcpListener;
 
 use warren::broker::state::BrokerState;
 use warren::cluster::cookie::Cookie;
-use warren::cluster::network::{serve_raft_rpc, ClusterNetwork};
 use warren::cluster::transport::PeerServer;
-use warren::cluster::{PeerHandler, PeerRequest, PeerResponse};
+use warren::cluster::PeerHandler;
 use warren::raft::contact::LeaderContact;
 use warren::raft::node::{Raft, RaftNode};
+use warren::raft::peer_network::{serve_raft_rpc, ClusterNetwork};
+use warren::raft::protocol::{NodeProtocol, PeerRequest, PeerResponse};
 use warren::raft::state_machine::BrokerStateMachine;
 use warren::raft::types::NodeId;
 
@@ -28,6 +29,8 @@ struct RaftRpc {
 }
 
 impl PeerHandler for RaftRpc {
+    type Protocol = NodeProtocol;
+
     async fn handle(&self, request: PeerRequest) -> PeerResponse {
         match serve_raft_rpc(&self.raft, &self.state_machine, &self.contact, request).await {
             Some(response) => response,
@@ -91,7 +94,7 @@ impl Member {
 
     fn serve(node: RaftNode, id: NodeId, listener: TcpListener, cookie: &Cookie) -> Member {
         let handler = Arc::new(RaftRpc {
-            raft: node.raft.clone(),
+            raft: node.openraft().clone(),
             state_machine: node.state_machine.clone(),
             contact: node.contact(),
         });
@@ -118,7 +121,7 @@ impl Member {
     pub async fn settled_index_within(&self, bound: Option<std::time::Duration>) -> u64 {
         let metrics = self
             .node
-            .raft
+            .openraft()
             .wait(bound)
             .metrics(
                 |m| {

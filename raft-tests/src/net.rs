@@ -23,7 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use warren::cluster::network::Dialer;
+use warren::raft::peer_network::Dialer;
 
 /// A place a node runs, numbered from 1.
 pub type Host = u64;

@@ -154,7 +154,7 @@ async fn a_ram_node_restarts_as_a_new_member_and_the_entry_survives() {
     // Node 2 needs two of {1, 2, 3}: the new RAM start is not 3, so nobody can lead.
     let no_leader = members[&2]
         .node
-        .raft
+        .openraft()
         .wait(Some(Duration::from_secs(3)))
         .metrics(
             |m| m.current_leader == Some(2),
@@ -175,7 +175,7 @@ async fn a_ram_node_restarts_as_a_new_member_and_the_entry_survives() {
         .map(|(id, m)| (*id, m))
         .collect();
     let leader = wait_for_leader_among(&disks).await;
-    let raft = &members[&leader].node.raft;
+    let raft = &members[&leader].node.openraft();
     raft.add_learner(RAM_AGAIN, s.nodes[&RAM].clone(), true)
         .await
         .expect("the new RAM start catches up as a learner");

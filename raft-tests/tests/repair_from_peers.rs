@@ -29,7 +29,7 @@ async fn a_wiped_and_demoted_node_catches_up_from_the_leader() {
 
     // The damaged node stops; it is demoted and wiped while the others commit more.
     c.stop(victim).await;
-    let raft = c.node(leader).raft.clone();
+    let raft = c.node(leader).openraft().clone();
     raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([victim])), true)
         .await
         .expect("demote");
@@ -48,7 +48,7 @@ async fn a_wiped_and_demoted_node_catches_up_from_the_leader() {
     c.start_node(c.host_of(victim), victim).await;
     let index = c.members[&leader].settled_index().await;
     c.node(victim)
-        .raft
+        .openraft()
         .wait(WAIT)
         .applied_index_at_least(Some(index), "the wiped node catches up")
         .await

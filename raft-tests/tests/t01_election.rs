@@ -33,7 +33,7 @@ async fn t01_isolated_leader_is_replaced_in_a_higher_term() {
 
     tracing::info!("--- heal; the old leader follows the new one");
     c.net.heal_all();
-    let raft = &c.node(old).raft;
+    let raft = c.node(old).openraft();
     raft.wait(WAIT)
         .metrics(
             |m| m.state == ServerState::Follower && m.current_leader == Some(new),
@@ -70,7 +70,7 @@ async fn t02_minority_leader_never_commits() {
         .expect("the leader takes it");
     let appended = c
         .node(old)
-        .raft
+        .openraft()
         .wait(WAIT)
         .log_index_at_least(Some(before + 1), "appended on the cut-off leader")
         .await
@@ -90,14 +90,14 @@ async fn t02_minority_leader_never_commits() {
     c.net.heal_all();
     let new = c.leader_among(&others).await;
     c.node(old)
-        .raft
+        .openraft()
         .wait(WAIT)
         .current_leader(new, "old leader follows")
         .await
         .expect("follows");
     let index = c.members[&new].settled_index().await;
     c.node(old)
-        .raft
+        .openraft()
         .wait(WAIT)
         .applied_index(Some(index), "old leader catches up")
         .await
@@ -197,7 +197,7 @@ async fn t05_a_returning_follower_does_not_depose_the_leader() {
     // The leader's own record of the follower's silence: polled, as time passing notifies
     // no metrics watcher.
     loop {
-        let metrics = c.node(leader).raft.metrics().borrow_watched().clone();
+        let metrics = c.node(leader).openraft().metrics().borrow_watched().clone();
         let acked = metrics
             .heartbeat
             .and_then(|h| h.get(&cut_off).copied().flatten());
@@ -219,7 +219,7 @@ async fn t05_a_returning_follower_does_not_depose_the_leader() {
     tracing::info!("--- heal; the follower hears from the same leader, in the same term");
     c.net.heal_all();
     c.node(cut_off)
-        .raft
+        .openraft()
         .wait(WAIT)
         .current_leader(leader, "the follower follows the leader again")
         .await

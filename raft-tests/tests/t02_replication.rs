@@ -98,7 +98,7 @@ async fn t03_cut_off_follower_catches_up_from_the_log() {
     c.net.heal_all();
 
     check_invariants(&c).await;
-    let m = c.node(behind).raft.metrics().borrow_watched().clone();
+    let m = c.node(behind).openraft().metrics().borrow_watched().clone();
     assert_eq!(m.snapshot, None, "caught up from the log, not a snapshot");
     c.shutdown().await;
 }
@@ -147,14 +147,14 @@ async fn t04_entries_larger_together_than_a_frame_reach_a_returning_follower() {
     tracing::info!("--- restart it: it catches up from the log");
     c.start_node(c.host_of(behind), behind).await;
     c.node(behind)
-        .raft
+        .openraft()
         .wait(bound)
         .applied_index_at_least(Some(index), "caught up from the log")
         .await
         .expect("caught up");
     // The leader kept those entries (openraft keeps 1,000 behind a snapshot): the follower
     // could only get them by appends.
-    let purged = c.node(leader).raft.metrics().borrow_watched().purged;
+    let purged = c.node(leader).openraft().metrics().borrow_watched().purged;
     assert!(purged.is_none(), "the leader purged its log: {purged:?}");
 
     check_invariants(&c).await;

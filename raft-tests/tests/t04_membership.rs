@@ -34,7 +34,7 @@ async fn t01_add_learner_then_voter_while_a_link_flaps() {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     });
-    let raft = &c.node(leader).raft;
+    let raft = c.node(leader).openraft();
     raft.add_learner(4, c.basic_node(4), true)
         .await
         .expect("4 joins as a learner and catches up");
@@ -68,7 +68,7 @@ async fn t02_remove_a_cut_off_voter() {
     c.net.isolate(c.host_of(gone));
     let change = ChangeMembers::RemoveVoters(BTreeSet::from([gone]));
     c.node(leader)
-        .raft
+        .openraft()
         .change_membership(change, false)
         .await
         .expect("removed without it");

@@ -39,7 +39,7 @@ async fn t01_ram_node_rejoins_under_a_new_id_with_a_link_cut() {
         again,
         "--- the leader adds the new start and swaps it for the old id"
     );
-    let raft = &c.node(leader).raft;
+    let raft = c.node(leader).openraft();
     raft.add_learner(again, c.basic_node(RAM_HOST), true)
         .await
         .expect("the new start catches up as a learner");
@@ -54,7 +54,7 @@ async fn t01_ram_node_rejoins_under_a_new_id_with_a_link_cut() {
     c.publish_confirmed(&[1, 2], 2, 20).await;
     let index = c.members[&leader].settled_index().await;
     c.node(again)
-        .raft
+        .openraft()
         .wait(WAIT)
         .applied_index_at_least(Some(index), "the RAM node applies through the leader alone")
         .await

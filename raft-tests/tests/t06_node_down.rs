@@ -27,7 +27,7 @@ const SILENT_AFTER: Duration = Duration::from_secs(1);
 
 /// How long ago `leader` last had a heartbeat acknowledged by `member` (None: never).
 fn silent_for(c: &Cluster, leader: NodeId, member: NodeId) -> Option<Duration> {
-    let metrics = c.node(leader).raft.metrics().borrow_watched().clone();
+    let metrics = c.node(leader).openraft().metrics().borrow_watched().clone();
     let acked = metrics.heartbeat?.get(&member).copied().flatten()?;
     Some(acked.elapsed())
 }

@@ -13,10 +13,10 @@ use bytes::Bytes;
 use raft_tests::cluster::{Cluster, Kind};
 use raft_tests::invariants::check_invariants;
 use raft_tests::publish_body;
-use warren::cluster::{MembershipChange, PeerResponse};
+use warren::raft::membership;
 use warren::raft::node::wall_clock_ms;
+use warren::raft::protocol::{MembershipChange, PeerResponse};
 use warren::raft::types::{ram_node_id, NodeId};
-use warren::server::membership;
 
 const RAM_HOST: u64 = 3;
 /// How soon confirms must resume after the RAM node dies, when the other two voters hold the
@@ -72,7 +72,7 @@ async fn t01_a_lagging_learner_becomes_a_voter_only_once_caught_up() {
     // Node 1 leads, so the repaired node (2) is not the lowest id, which would initialise.
     let mut leader = c.leader().await;
     if leader != 1 {
-        let raft = &c.node(leader).raft;
+        let raft = c.node(leader).openraft();
         raft.trigger().transfer_leader(1).await.expect("hand over");
         leader = c.leader_among(&[1, 2]).await;
     }

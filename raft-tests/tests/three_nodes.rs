@@ -70,7 +70,7 @@ async fn three_nodes_replicate_fail_over_and_catch_up() {
 
     tracing::info!("--- snapshot and purge on the survivors: a restart must catch up by snapshot");
     for member in members.values() {
-        let raft = &member.node.raft;
+        let raft = member.node.openraft();
         raft.trigger().snapshot().await.expect("trigger snapshot");
         raft.wait(WAIT)
             .metrics(
@@ -100,7 +100,7 @@ async fn three_nodes_replicate_fail_over_and_catch_up() {
     assert_eq!(state.queues["q"].queue.n_ready(), 4);
     members[&old_leader]
         .node
-        .raft
+        .openraft()
         .wait(WAIT)
         .metrics(
             |m| m.snapshot.is_some_and(|s| s.index >= index),

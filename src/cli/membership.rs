@@ -1,18 +1,18 @@
 //! `warren join`, `leave`, `forget`, `promote`, `demote` and `stop`: requests sent over the
-//! cluster transport (with the cookie) to the leader (`cluster/ask_leader.rs` finds it), or
+//! cluster transport (with the cookie) to the leader (`server/ask_leader.rs` finds it), or
 //! to the node itself for `stop`.
 
 use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::cluster::transport::PeerClient;
-use crate::cluster::{PeerRequest, PeerResponse};
 use crate::config::NodeConfig;
+use crate::raft::protocol::PeerClient;
+use crate::raft::protocol::{PeerRequest, PeerResponse};
 
-pub use crate::cluster::ask_leader::ask_leader;
-use crate::cluster::ask_leader::{load_cookie, CLIENT_ID};
 use crate::limits::{LEADER_SEARCH_ROUND_PAUSE, STOP_WAIT};
+pub use crate::server::ask_leader::ask_leader;
+use crate::server::ask_leader::{load_cookie, CLIENT_ID};
 
 /// Asks this node (the one `config` describes) to stop gracefully and waits until it has
 /// closed its cluster port.

@@ -8,9 +8,9 @@ use serde::Serialize;
 
 use crate::cluster::cookie::Cookie;
 use crate::cluster::handshake::ANY_NODE;
-use crate::cluster::network::call_peer;
-use crate::cluster::{NodeStatus, PeerRequest, PeerResponse, StateDigest};
 use crate::config::NodeConfig;
+use crate::raft::peer_network::call_peer;
+use crate::raft::protocol::{NodeStatus, PeerRequest, PeerResponse, StateDigest};
 
 /// How long one node may take to answer before it is shown as unreachable.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);

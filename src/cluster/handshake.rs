@@ -24,8 +24,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::cookie::{random_bytes, Cookie, MAC_LEN};
 use super::wire::{read_frame, write_frame, WireError};
+use super::NodeId;
 use crate::limits::CLUSTER_HANDSHAKE_FRAME_MAX;
-use crate::raft::types::NodeId;
 
 /// The target a command-line client names when it addresses whoever listens at an address
 /// (`warren cluster-status`, `join`, ...): it does not know a RAM node's current Raft id. No

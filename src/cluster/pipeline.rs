@@ -16,29 +16,28 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::transport::{Connection, PeerClient};
 use super::wire::{read_frame, write_frame};
-use super::{PeerRequest, PeerResponse};
+use super::{NodeId, Protocol};
 use crate::limits::CLUSTER_FRAME_MAX;
-use crate::raft::types::NodeId;
 
 /// Where the response to one sent request arrives; a closed channel means the pipeline
 /// broke before it came.
-pub type Answer = oneshot::Receiver<anyhow::Result<PeerResponse>>;
+pub type Answer<P> = oneshot::Receiver<anyhow::Result<<P as Protocol>::Response>>;
 
-type Waiter = oneshot::Sender<anyhow::Result<PeerResponse>>;
+type Waiter<P> = oneshot::Sender<anyhow::Result<<P as Protocol>::Response>>;
 
-pub struct PeerPipeline {
+pub struct PeerPipeline<P: Protocol> {
     to: NodeId,
     wr: OwnedWriteHalf,
     /// The senders of the requests written and not yet answered, in order.
-    waiting: mpsc::UnboundedSender<Waiter>,
+    waiting: mpsc::UnboundedSender<Waiter<P>>,
     reader: tokio::task::JoinHandle<()>,
     broken: bool,
 }
 
-impl PeerPipeline {
+impl<P: Protocol> PeerPipeline<P> {
     /// Opens a connection to `client`'s node (connect and handshake, each within its
     /// timeout) and starts reading its responses.
-    pub async fn open(client: &PeerClient) -> anyhow::Result<PeerPipeline> {
+    pub async fn open(client: &PeerClient<P>) -> anyhow::Result<Self> {
         let Connection { rd, wr } = client.open().await?;
         let (waiting, queue) = mpsc::unbounded_channel();
         let to = client.to();
@@ -46,7 +45,7 @@ impl PeerPipeline {
             to,
             wr,
             waiting,
-            reader: tokio::spawn(read_responses(rd, queue, to)),
+            reader: tokio::spawn(read_responses::<P>(rd, queue, to)),
             broken: false,
         })
     }
@@ -65,9 +64,9 @@ impl PeerPipeline {
     /// returns where its response will arrive. A failed write breaks the pipeline.
     pub async fn send(
         &mut self,
-        request: &PeerRequest,
+        request: &P::Request,
         timeout: Duration,
-    ) -> anyhow::Result<Answer> {
+    ) -> anyhow::Result<Answer<P>> {
         anyhow::ensure!(!self.is_broken(), "pipeline to node {} is broken", self.to);
         let (waiter, answer) = oneshot::channel();
         // Queued before the write, so the reader never sees a response before its waiter.
@@ -90,7 +89,7 @@ impl PeerPipeline {
     }
 }
 
-impl Drop for PeerPipeline {
+impl<P: Protocol> Drop for PeerPipeline<P> {
     fn drop(&mut self) {
         self.reader.abort();
     }
@@ -98,9 +97,9 @@ impl Drop for PeerPipeline {
 
 /// Hands each response to the oldest waiter; ends at the first failure, which drops the
 /// remaining waiters (their answers see a closed channel).
-async fn read_responses(
+async fn read_responses<P: Protocol>(
     mut rd: BufReader<OwnedReadHalf>,
-    mut queue: mpsc::UnboundedReceiver<Waiter>,
+    mut queue: mpsc::UnboundedReceiver<Waiter<P>>,
     to: NodeId,
 ) {
     while let Some(waiter) = queue.recv().await {

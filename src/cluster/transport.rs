@@ -29,12 +29,11 @@ use tracing::Instrument;
 use super::cookie::Cookie;
 use super::handshake;
 use super::wire::{read_frame, write_frame, WireError};
-use super::{PeerHandler, PeerRequest, PeerResponse, PendingResponse};
+use super::{NodeId, PeerHandler, Pending, Protocol};
 use crate::limits::{
     CLUSTER_CALL_TIMEOUT_MS, CLUSTER_CONNECTIONS_MAX, CLUSTER_CONNECT_TIMEOUT_MS,
     CLUSTER_FRAME_MAX, CLUSTER_HANDSHAKE_TIMEOUT_MS, PEER_PIPELINE_DEPTH,
 };
-use crate::raft::types::NodeId;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(CLUSTER_HANDSHAKE_TIMEOUT_MS);
 
@@ -151,10 +150,11 @@ async fn serve_connection<H: PeerHandler>(
     tracing::debug!(from, "peer connected");
     // Requests start in arrival order; their responses are written in the same order while
     // later requests start (a pipelining client matches them by position).
-    let (started, mut finishing) = mpsc::channel::<PendingResponse<'_>>(PEER_PIPELINE_DEPTH);
+    type Response<H> = <<H as PeerHandler>::Protocol as Protocol>::Response;
+    let (started, mut finishing) = mpsc::channel::<Pending<'_, Response<H>>>(PEER_PIPELINE_DEPTH);
     let start_requests = async move {
         loop {
-            let request: PeerRequest = match read_frame(&mut rd, CLUSTER_FRAME_MAX).await {
+            let request = match read_frame(&mut rd, CLUSTER_FRAME_MAX).await {
                 Ok(request) => request,
                 Err(WireError::Closed) => return tracing::debug!(from, "peer disconnected"),
                 Err(e) => return tracing::warn!(from, error = %e, "bad request from peer"),
@@ -185,17 +185,19 @@ pub(super) struct Connection {
     pub(super) wr: OwnedWriteHalf,
 }
 
-/// One connection from this node (`from`) to node `to` at `addr`, opened on first use.
-pub struct PeerClient {
+/// One connection from this node (`from`) to node `to` at `addr`, opened on first use,
+/// carrying `P`'s requests and responses.
+pub struct PeerClient<P> {
     addr: String,
     from: NodeId,
     to: NodeId,
     cookie: Cookie,
     call_timeout: Duration,
     connection: Option<Connection>,
+    protocol: std::marker::PhantomData<fn() -> P>,
 }
 
-impl std::fmt::Debug for PeerClient {
+impl<P> std::fmt::Debug for PeerClient<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PeerClient")
             .field("addr", &self.addr)
@@ -206,9 +208,9 @@ impl std::fmt::Debug for PeerClient {
     }
 }
 
-impl PeerClient {
+impl<P: Protocol> PeerClient<P> {
     /// A client for node `to` at `addr`; nothing is connected until the first call.
-    pub fn new(addr: impl Into<String>, from: NodeId, to: NodeId, cookie: Cookie) -> PeerClient {
+    pub fn new(addr: impl Into<String>, from: NodeId, to: NodeId, cookie: Cookie) -> Self {
         PeerClient {
             addr: addr.into(),
             from,
@@ -216,6 +218,7 @@ impl PeerClient {
             cookie,
             call_timeout: Duration::from_millis(CLUSTER_CALL_TIMEOUT_MS),
             connection: None,
+            protocol: std::marker::PhantomData,
         }
     }
 
@@ -238,7 +241,7 @@ impl PeerClient {
 
     /// Sends `request` and waits for its response, within the client's call timeout
     /// ([`CLUSTER_CALL_TIMEOUT_MS`]), connecting first if needed.
-    pub async fn call(&mut self, request: PeerRequest) -> anyhow::Result<PeerResponse> {
+    pub async fn call(&mut self, request: P::Request) -> anyhow::Result<P::Response> {
         self.call_timeout(request, self.call_timeout).await
     }
 
@@ -246,9 +249,9 @@ impl PeerClient {
     /// the error holds a `tokio::time::error::Elapsed` (callers may tell it apart).
     pub async fn call_timeout(
         &mut self,
-        request: PeerRequest,
+        request: P::Request,
         timeout: Duration,
-    ) -> anyhow::Result<PeerResponse> {
+    ) -> anyhow::Result<P::Response> {
         let to = self.to;
         let addr = self.addr.clone();
         match tokio::time::timeout(timeout, self.exchange(request)).await {
@@ -261,7 +264,7 @@ impl PeerClient {
         }
     }
 
-    async fn exchange(&mut self, request: PeerRequest) -> anyhow::Result<PeerResponse> {
+    async fn exchange(&mut self, request: P::Request) -> anyhow::Result<P::Response> {
         // Out of `self` while in use: if this future is dropped or fails half-way, the
         // connection is dropped with it instead of being reused out of step.
         let mut connection = match self.connection.take() {

@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::cluster::handshake::HandshakeError;
-use crate::cluster::NodeStatus;
+use crate::raft::protocol::{
+    NodeProtocol, NodeStatus, PeerClient, PeerRequest, PeerResponse, PendingResponse,
+};
 
 /// Answers `Status` with its node id, anything else with an error.
 struct Echo {
@@ -11,6 +13,8 @@ struct Echo {
 }
 
 impl PeerHandler for Echo {
+    type Protocol = NodeProtocol;
+
     async fn handle(&self, request: PeerRequest) -> PeerResponse {
         match request {
             PeerRequest::Status => PeerResponse::Status(NodeStatus {
@@ -153,6 +157,8 @@ struct Gate {
 }
 
 impl PeerHandler for Gate {
+    type Protocol = NodeProtocol;
+
     async fn handle(&self, _: PeerRequest) -> PeerResponse {
         PeerResponse::Error("gate only starts requests".to_string())
     }

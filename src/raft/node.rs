@@ -25,7 +25,7 @@ use super::snapshot_data::SnapshotData;
 use super::state_machine::{Batch, BrokerStateMachine};
 use super::types::{Entry, NodeId, Response, TypeConfig};
 use crate::broker::command::{Command, Refusal, Reply};
-use crate::cluster::network::ClusterNetwork;
+use crate::raft::peer_network::ClusterNetwork;
 
 pub type Raft = openraft::Raft<TypeConfig, BrokerStateMachine>;
 
@@ -36,7 +36,9 @@ pub type Replies = Result<Vec<Result<Reply, Refusal>>, ProposeError>;
 const LEADER_WAIT_S: u64 = 10;
 
 pub struct RaftNode {
-    pub raft: Raft,
+    /// openraft itself: used only inside `src/raft` (invariant 9) and, through
+    /// [`RaftNode::openraft`], by raft-tests.
+    pub(crate) raft: Raft,
     pub state_machine: BrokerStateMachine,
     pub id: NodeId,
     log: LogView,
@@ -82,6 +84,20 @@ impl RaftNode {
     /// through `network`. The member with the lowest id initialises the cluster when its
     /// directory is new; the others start empty and wait to hear from a leader. Returns at
     /// once: a leader may not be elected yet.
+    /// [`RaftNode::open_cluster`] with the initial members given by their cluster addresses.
+    pub async fn open_cluster_at(
+        dir: &Path,
+        id: NodeId,
+        network: ClusterNetwork,
+        addrs: BTreeMap<NodeId, String>,
+    ) -> anyhow::Result<RaftNode> {
+        let members = addrs
+            .into_iter()
+            .map(|(id, addr)| (id, openraft::BasicNode::new(addr)))
+            .collect();
+        RaftNode::open_cluster(dir, id, network, members).await
+    }
+
     pub async fn open_cluster(
         dir: &Path,
         id: NodeId,
@@ -260,6 +276,13 @@ impl RaftNode {
         (self.log)().await
     }
 
+    /// openraft's handle, for raft-tests, which check openraft's own behaviour under
+    /// Warren's storage and network. Nothing in `src/` outside `src/raft` calls it
+    /// (architecture invariant 9; `.ci/run` checks).
+    pub fn openraft(&self) -> &Raft {
+        &self.raft
+    }
+
     /// When a leader was last heard, and whether deliveries must wait (`contact.rs`).
     pub fn contact(&self) -> Arc<LeaderContact> {
         Arc::clone(&self.contact)
@@ -295,6 +318,23 @@ impl RaftNode {
             origin: None,
         };
         Ok(self.submit(&batch).await?.await?.replies)
+    }
+
+    /// Stops the Raft core (through a shared handle; see also [`RaftNode::shutdown`]).
+    pub async fn stop(&self) -> anyhow::Result<()> {
+        self.raft
+            .shutdown()
+            .await
+            .map_err(|e| anyhow::anyhow!("shut down raft: {e}"))
+    }
+
+    /// Serves one of openraft's RPCs from a peer (`None` for a request that is not one).
+    pub async fn serve_raft_rpc(
+        &self,
+        request: super::protocol::PeerRequest,
+    ) -> Option<super::protocol::PeerResponse> {
+        let contact = &self.contact;
+        super::peer_network::serve_raft_rpc(&self.raft, &self.state_machine, contact, request).await
     }
 
     pub async fn shutdown(self) -> anyhow::Result<()> {

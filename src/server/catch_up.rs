@@ -6,12 +6,12 @@
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use openraft::async_runtime::WatchReceiver;
-
-use crate::cluster::{call_peer, Cookie, PeerRequest, PeerResponse};
+use crate::cluster::Cookie;
 use crate::limits::CATCH_UP_RETRY;
 use crate::raft::contact::Hold;
 use crate::raft::node::RaftNode;
+use crate::raft::peer_network::call_peer;
+use crate::raft::protocol::{PeerRequest, PeerResponse};
 
 /// Starts the task; it ends with the node.
 pub fn start(node: &Arc<RaftNode>, cookie: Cookie) {
@@ -48,18 +48,10 @@ async fn ask_once(node: &Weak<RaftNode>, cookie: &Cookie, generation: u64) -> bo
 }
 
 async fn read_index(node: &RaftNode, cookie: &Cookie) -> anyhow::Result<u64> {
-    let (leader, addr) = {
-        let m = node.raft.metrics().borrow_watched().clone();
-        let leader = m
-            .current_leader
-            .ok_or_else(|| anyhow::anyhow!("no leader known"))?;
-        let addr = m
-            .membership_config
-            .membership()
-            .get_node(&leader)
-            .map(|n| n.addr.clone());
-        (leader, addr)
-    };
+    let leader = node
+        .leader()
+        .ok_or_else(|| anyhow::anyhow!("no leader known"))?;
+    let addr = node.members().addr(leader).map(str::to_string);
     if leader == node.id {
         return Ok(node.read_index().await?);
     }

@@ -9,11 +9,11 @@ use anyhow::Context;
 
 use super::peer::NodeHandler;
 use crate::cluster::cookie::Cookie;
-use crate::cluster::network::ClusterNetwork;
 use crate::cluster::transport::PeerServer;
-use crate::cluster::MembershipChange;
 use crate::config::{NodeConfig, Role};
 use crate::raft::node::{wall_clock_ms, RaftNode};
+use crate::raft::peer_network::ClusterNetwork;
+use crate::raft::protocol::MembershipChange;
 use crate::raft::types::ram_node_id;
 
 /// Pause between two join attempts of a RAM node while the cluster has no leader.
@@ -28,11 +28,11 @@ pub async fn open(
     let cookie = Cookie::load(&cookie_path)
         .with_context(|| format!("load cluster cookie {}", cookie_path.display()))?;
     // RAM peers are not initial members: each start of one joins under a new Raft id.
-    let members: BTreeMap<u64, openraft::BasicNode> = config
+    let members: BTreeMap<u64, String> = config
         .peers
         .iter()
         .filter(|p| p.role == Role::Disk)
-        .map(|p| (p.id, openraft::BasicNode::new(p.cluster.to_string())))
+        .map(|p| (p.id, p.cluster.to_string()))
         .collect();
     let id = match config.role() {
         Role::Disk => config.node_id,
@@ -44,7 +44,7 @@ pub async fn open(
         .with_context(|| format!("bind cluster listener on {}", config.cluster_listen))?;
     // Does not wait for a leader: the election needs the peer server below.
     let node = match config.role() {
-        Role::Disk => RaftNode::open_cluster(&config.data_dir, id, network, members).await,
+        Role::Disk => RaftNode::open_cluster_at(&config.data_dir, id, network, members).await,
         Role::Ram => RaftNode::open_ram(id, network).await,
     };
     let node = Arc::new(node.context("open raft node")?);
@@ -74,7 +74,7 @@ async fn join_as_ram_node(config: &NodeConfig, id: u64) {
         voter: true,
     };
     loop {
-        match crate::cluster::ask_leader::ask_leader(config, change.clone()).await {
+        match crate::server::ask_leader::ask_leader(config, change.clone()).await {
             Ok(done) => {
                 tracing::info!(%done, "RAM node joined");
                 return;

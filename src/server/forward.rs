@@ -13,16 +13,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use openraft::async_runtime::WatchReceiver;
 
 use crate::broker::command::{Refusal, Reply};
 use crate::cluster::cookie::Cookie;
-use crate::cluster::pipeline::{Answer, PeerPipeline};
-use crate::cluster::transport::PeerClient;
-use crate::cluster::{PeerRequest, PeerResponse};
 use crate::limits::CLUSTER_CALL_TIMEOUT_MS;
 use crate::raft::node::RaftNode;
 use crate::raft::propose_error::ProposeError;
+use crate::raft::protocol::PeerClient;
+use crate::raft::protocol::{Answer, PeerPipeline};
+use crate::raft::protocol::{PeerRequest, PeerResponse};
 use crate::raft::sessions::Sequenced;
 use crate::raft::state_machine::Batch;
 use crate::raft::types::{NodeId, Response};
@@ -105,12 +104,9 @@ pub async fn forward(
     };
     // A paused or cut-off leader may hold the answer until the timeout; once another node
     // leads, the batch is better sent there (the sessions make the resend safe).
-    let waiter = node.raft.wait(None);
+    let node = Arc::clone(node);
     Box::pin(async move {
-        let replaced = waiter.metrics(
-            |m| m.current_leader.is_some() && m.current_leader != Some(leader),
-            "leader replaced",
-        );
+        let replaced = node.wait_leader_other_than(Some(leader), None);
         let timeout = Duration::from_millis(CLUSTER_CALL_TIMEOUT_MS);
         tokio::select! {
             answer = tokio::time::timeout(timeout, answer) => match answer {
@@ -156,21 +152,12 @@ fn from_leader(leader: NodeId, response: PeerResponse) -> Attempt {
 }
 
 async fn wait_for_leader(node: &RaftNode) -> anyhow::Result<NodeId> {
-    let metrics = node
-        .raft
-        .wait(Some(LEADER_WAIT))
-        .metrics(|m| m.current_leader.is_some(), "a leader")
-        .await
-        .context("no leader")?;
-    metrics.current_leader.context("no leader")
+    node.wait_for_leader(LEADER_WAIT).await
 }
 
 fn leader_addr(node: &RaftNode, leader: NodeId) -> anyhow::Result<String> {
-    let metrics = node.raft.metrics().borrow_watched().clone();
-    let membership = metrics.membership_config.membership();
-    let addr = membership
-        .get_node(&leader)
-        .map(|n| n.addr.clone())
-        .with_context(|| format!("leader {leader} has no address in the membership"))?;
-    Ok(addr)
+    let members = node.members();
+    let addr = members.addr(leader).filter(|a| !a.is_empty());
+    let addr = addr.with_context(|| format!("leader {leader} has no address in the membership"))?;
+    Ok(addr.to_string())
 }

@@ -6,13 +6,13 @@
 
 use std::sync::{Arc, Weak};
 
-use openraft::async_runtime::WatchReceiver;
-
 use super::proposer::Proposer;
 use crate::broker::command::Command;
-use crate::cluster::{call_peer, Cookie, PeerRequest, PeerResponse};
+use crate::cluster::Cookie;
 use crate::limits::MACHINE_UPGRADE_CHECK_EVERY;
 use crate::raft::envelope::MACHINE_VERSION;
+use crate::raft::peer_network::call_peer;
+use crate::raft::protocol::{PeerRequest, PeerResponse};
 
 /// Starts the check (it does nothing while this node does not lead).
 pub fn start(proposer: &Arc<Proposer>, cookie: Cookie) {
@@ -45,14 +45,8 @@ async fn check(proposer: &Weak<Proposer>, cookie: &Cookie) -> bool {
     if !node.is_leader() || cluster >= MACHINE_VERSION {
         return true;
     }
-    let members: Vec<(u64, String)> = {
-        let m = node.raft.metrics().borrow_watched().clone();
-        let membership = m.membership_config.membership();
-        membership
-            .nodes()
-            .map(|(id, n)| (*id, n.addr.clone()))
-            .collect()
-    };
+    let members = node.members();
+    let members: Vec<(u64, String)> = members.all().map(|(id, a)| (*id, a.clone())).collect();
     let mut members_max = Vec::with_capacity(members.len());
     for (id, addr) in members {
         if id == node.id {

@@ -2,6 +2,7 @@
 //! client methods into broker commands.
 
 pub mod alarm;
+pub mod ask_leader;
 mod batching;
 mod catch_up;
 mod cluster_node;
@@ -10,14 +11,12 @@ mod forward;
 pub mod incarnation;
 pub mod listener;
 mod machine_upgrade;
-pub mod membership;
 mod node_down;
 mod node_tasks;
 mod peer;
 pub mod proposer;
 pub mod routes;
 mod sequencer;
-mod stop;
 
 pub use listener::{bind, serve};
 pub use proposer::Proposer;

@@ -9,9 +9,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use openraft::async_runtime::WatchReceiver;
-use openraft::Instant as _;
-
 use super::proposer::Proposer;
 use crate::broker::command::Command;
 
@@ -41,25 +38,21 @@ async fn check(proposer: &Weak<Proposer>, never_acked: &mut HashMap<u64, Instant
         return false;
     };
     let node = proposer.node();
-    let metrics = node.raft.metrics().borrow_watched().clone();
-    let Some(heartbeats) = metrics.heartbeat.filter(|_| node.is_leader()) else {
+    let Some((term, silences)) = node.heartbeat_silences() else {
         never_acked.clear();
         return true;
     };
     let mut down = Vec::new();
-    for (id, acked) in heartbeats.iter().filter(|(id, _)| **id != node.id) {
-        let silent_for = match acked {
-            Some(at) => {
-                never_acked.remove(id);
-                at.elapsed()
+    for (id, silence) in silences {
+        let silent_for = match silence {
+            Some(silence) => {
+                never_acked.remove(&id);
+                silence
             }
-            None => never_acked
-                .entry(*id)
-                .or_insert_with(Instant::now)
-                .elapsed(),
+            None => never_acked.entry(id).or_insert_with(Instant::now).elapsed(),
         };
         if silent_for > NODE_DOWN_AFTER {
-            down.push(*id);
+            down.push(id);
         }
     }
     if down.is_empty() {
@@ -80,10 +73,7 @@ async fn check(proposer: &Weak<Proposer>, never_acked: &mut HashMap<u64, Instant
     );
     // Bound to this leader's term: if it loses leadership before this commits, its
     // proposer may hand the batch to the next leader, whose entry will not apply it.
-    let commands = vec![Command::NodeDown {
-        conns,
-        term: metrics.current_term,
-    }];
+    let commands = vec![Command::NodeDown { conns, term }];
     let _ = proposer.submit(commands).await.await;
     true
 }

@@ -17,20 +17,8 @@ impl Proposer {
     pub fn start_fail_stop(self: &Arc<Self>) {
         let proposer = Arc::clone(self);
         tokio::spawn(async move {
-            let stopped = proposer
-                .node
-                .raft
-                .wait(None)
-                .metrics(
-                    |m| m.state == openraft::ServerState::Shutdown,
-                    "raft core stops",
-                )
-                .await;
-            let stopped = match stopped {
-                Ok(_) | Err(openraft::metrics::WaitError::ShuttingDown) => true,
-                Err(openraft::metrics::WaitError::Timeout(..)) => false,
-            };
-            if stopped && !proposer.stopping.load(Ordering::SeqCst) {
+            proposer.node.wait_stopped().await;
+            if !proposer.stopping.load(Ordering::SeqCst) {
                 tracing::error!("raft stopped on its own (storage failure?); exiting");
                 std::process::exit(70);
             }

@@ -3,15 +3,14 @@
 
 use std::sync::Arc;
 
-use openraft::async_runtime::WatchReceiver;
-
 use super::forward::Attempt;
-use crate::cluster::{
-    NodeStatus, PeerHandler, PeerRequest, PeerResponse, PendingResponse, StateDigest,
-};
+use crate::cluster::PeerHandler;
 use crate::config::NodeConfig;
 use crate::raft::node::RaftNode;
 use crate::raft::propose_error::ProposeError;
+use crate::raft::protocol::{
+    NodeProtocol, NodeStatus, PeerRequest, PeerResponse, PendingResponse, StateDigest,
+};
 
 pub struct NodeHandler {
     pub node: Arc<RaftNode>,
@@ -21,6 +20,8 @@ pub struct NodeHandler {
 }
 
 impl PeerHandler for NodeHandler {
+    type Protocol = NodeProtocol;
+
     async fn start(&self, request: PeerRequest) -> PendingResponse<'_> {
         match request {
             PeerRequest::Propose(batch) => self.append_forwarded(batch).await,
@@ -49,20 +50,18 @@ impl PeerHandler for NodeHandler {
                 }
             }
             PeerRequest::ChangeMembership(change) => {
-                super::membership::change(&self.node, change).await
+                crate::raft::membership::change(&self.node, change).await
             }
             PeerRequest::Stop => {
                 tracing::info!("stop requested");
                 self.stop.notify_one();
                 PeerResponse::Done("stopping".to_string())
             }
-            raft_rpc => {
-                let (raft, sm) = (&self.node.raft, &self.node.state_machine);
-                let contact = self.node.contact();
-                crate::cluster::network::serve_raft_rpc(raft, sm, &contact, raft_rpc)
-                    .await
-                    .unwrap_or_else(|| PeerResponse::Error("unexpected request".to_string()))
-            }
+            raft_rpc => self
+                .node
+                .serve_raft_rpc(raft_rpc)
+                .await
+                .unwrap_or_else(|| PeerResponse::Error("unexpected request".to_string())),
         }
     }
 }
@@ -76,7 +75,7 @@ impl NodeHandler {
     ) -> PendingResponse<'_> {
         // Entries carry the leader's clock.
         batch.time_ms = crate::raft::node::wall_clock_ms();
-        let leader = || self.node.raft.metrics().borrow_watched().current_leader;
+        let leader = || self.node.leader();
         if leader() != Some(self.node.id) {
             let not_leader = ProposeError::NotLeader { leader: leader() };
             return Box::pin(std::future::ready(PeerResponse::Refused(not_leader)));
@@ -91,37 +90,23 @@ impl NodeHandler {
     }
 }
 
-/// This node's view of itself and of the cluster, from openraft's metrics.
+/// This node's view of itself and of the cluster.
 pub fn status(node: &RaftNode, config: &NodeConfig) -> NodeStatus {
-    let m = node.raft.metrics().borrow_watched().clone();
-    let membership = m.membership_config.membership();
-    let addr = |id: u64| {
-        membership
-            .get_node(&id)
-            .map(|n| n.addr.clone())
-            .unwrap_or_default()
-    };
+    let view = node.view();
     NodeStatus {
         node_id: node.id,
         node_name: config.node_name.clone(),
         amqp_addr: config.amqp_listen.to_string(),
         cluster_addr: config.cluster_listen.to_string(),
         role: config.role().name().to_string(),
-        raft_state: format!("{:?}", m.state).to_lowercase(),
-        term: m.current_term,
-        last_log_index: m.last_log_index,
-        applied_index: m.last_applied.map(|l| l.index),
-        leader: m.current_leader,
-        voters: membership.voter_ids().map(|id| (id, addr(id))).collect(),
-        learners: membership.learner_ids().map(|id| (id, addr(id))).collect(),
-        replication: m
-            .replication
-            .map(|r| {
-                r.into_iter()
-                    .map(|(id, l)| (id, l.map(|l| l.index)))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        raft_state: view.state,
+        term: view.term,
+        last_log_index: view.last_log_index,
+        applied_index: view.applied_index,
+        leader: view.leader,
+        voters: view.members.voters.into_iter().collect(),
+        learners: view.members.learners.into_iter().collect(),
+        replication: view.replication,
         machine_version: node.state_machine.machine_version(),
         machine_version_max: crate::raft::envelope::MACHINE_VERSION,
     }

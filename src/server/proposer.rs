@@ -109,8 +109,8 @@ impl Proposer {
     /// cluster does not wait an election timeout.
     pub async fn shutdown(&self) {
         self.stopping.store(true, Ordering::SeqCst);
-        super::stop::hand_over_leadership(&self.node).await;
-        if let Err(e) = self.node.raft.shutdown().await {
+        crate::raft::hand_over::hand_over_leadership(&self.node).await;
+        if let Err(e) = self.node.stop().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
     }

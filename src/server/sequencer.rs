@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
-use openraft::async_runtime::WatchReceiver;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::forward::{forward, submit_here, Attempt, AttemptFuture, LeaderLink};
@@ -110,7 +109,7 @@ impl Sequencer {
     /// here when this node leads, sent down one pipeline to the leader otherwise (both
     /// append in the order sent). Only one waits for a leader when none is known.
     async fn send_more(&mut self) {
-        let leader = self.node.raft.metrics().borrow_watched().current_leader;
+        let leader = self.node.leader();
         let local = self.cookie.is_none() || leader == Some(self.node.id);
         let limit = if local || leader.is_some() {
             PROPOSE_ENTRIES_IN_FLIGHT_MAX
@@ -151,15 +150,10 @@ impl Sequencer {
                     return;
                 }
                 tracing::debug!(%why, "entry not committed; sending it again");
-                let leader = self.node.raft.metrics().borrow_watched().current_leader;
+                let leader = self.node.leader();
                 let _ = self
                     .node
-                    .raft
-                    .wait(Some(RETRY_WAIT))
-                    .metrics(
-                        |m| m.current_leader.is_some() && m.current_leader != leader,
-                        "new leader",
-                    )
+                    .wait_leader_other_than(leader, Some(RETRY_WAIT))
                     .await;
             }
         }

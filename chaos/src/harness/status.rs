@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use warren::cluster::handshake::ANY_NODE;
-use warren::cluster::{call_peer, NodeStatus, PeerRequest, PeerResponse, StateDigest};
+use warren::raft::peer_network::call_peer;
+use warren::raft::protocol::{NodeStatus, PeerRequest, PeerResponse, StateDigest};
 
 use super::cluster::Cluster;
 

@@ -12,8 +12,8 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use warren::cluster::MembershipChange;
 use warren::config::NodeConfig;
+use warren::raft::protocol::MembershipChange;
 
 use super::super::status;
 use super::target;

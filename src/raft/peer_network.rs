@@ -28,10 +28,9 @@ use openraft::raft::{
 };
 use openraft::{BasicNode, OptionalSend, RPCTypes};
 
-use super::cookie::Cookie;
 use super::network_chunks::{cap_append, payload_bytes, read_chunk, receive_snapshot_chunk};
-use super::transport::PeerClient;
-use super::{PeerRequest, PeerResponse};
+use super::protocol::{PeerClient, PeerRequest, PeerResponse};
+use crate::cluster::Cookie;
 use crate::limits::{
     APPEND_BYTES_MAX, CLUSTER_APPEND_BYTES_PER_S_MIN, CLUSTER_RPC_TIMEOUT_MIN_MS,
     CLUSTER_SNAPSHOT_TIMEOUT_MIN_MS, SNAPSHOT_CHUNK_BYTES,

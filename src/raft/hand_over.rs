@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
 
-use crate::raft::node::RaftNode;
+use super::node::RaftNode;
 
 /// How long a stopping leader waits for another voter to take over.
 const HAND_OVER_WAIT: Duration = Duration::from_secs(3);

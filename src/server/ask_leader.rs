@@ -7,12 +7,11 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::cookie::Cookie;
-use super::handshake::ANY_NODE;
-use super::transport::PeerClient;
-use super::{MembershipChange, PeerRequest, PeerResponse};
+use crate::cluster::handshake::ANY_NODE;
+use crate::cluster::Cookie;
 use crate::config::NodeConfig;
 use crate::limits::{LEADER_SEARCH, LEADER_SEARCH_ROUND_PAUSE, MEMBERSHIP_CHANGE_TIMEOUT};
+use crate::raft::protocol::{MembershipChange, PeerClient, PeerRequest, PeerResponse};
 
 /// The node id a command-line client gives as its own: no node has it.
 pub const CLIENT_ID: u64 = 0;

@@ -19,10 +19,10 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::metrics::WaitError;
 use openraft::{BasicNode, ChangeMembers};
 
-use crate::cluster::{MembershipChange, PeerResponse};
+use super::node::RaftNode;
+use super::protocol::{MembershipChange, PeerResponse};
+use super::types::{config_node_of, is_ram_id, NodeId, TypeConfig};
 use crate::limits::PROMOTE_CATCH_UP_S_MAX;
-use crate::raft::node::RaftNode;
-use crate::raft::types::{config_node_of, is_ram_id, NodeId, TypeConfig};
 
 type ChangeError = RaftError<TypeConfig, ClientWriteError<TypeConfig>>;
 type Change = ChangeMembers<NodeId, BasicNode>;

@@ -5,7 +5,7 @@
 
 use openraft::raft::AppendEntriesRequest;
 
-use super::PeerResponse;
+use super::protocol::PeerResponse;
 use crate::raft::node::Raft;
 use crate::raft::snapshot_data::SnapshotData;
 use crate::raft::state_machine::{remove_received, BrokerStateMachine};
