@@ -128,6 +128,9 @@ struct Inner {
     observer: Option<Arc<dyn ApplyObserver>>,
     /// Entry payload bytes applied since the last snapshot build began.
     log_bytes_since_snapshot: u64,
+    /// When the first message in any queue's head expires, published after every entry so
+    /// the expiry ticks read it without taking the state lock.
+    next_expiry_ms: tokio::sync::watch::Sender<Option<u64>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -154,6 +157,8 @@ pub struct BrokerStateMachine {
     snapshot_wanted: Arc<tokio::sync::Notify>,
     /// The snapshot being received from the leader, chunk by chunk.
     inbox: Arc<Mutex<snapshot_inbox::Inbox>>,
+    /// What `Inner::publish` sent last of the next expiry.
+    next_expiry: tokio::sync::watch::Receiver<Option<u64>>,
 }
 
 impl Batch {
@@ -204,7 +209,9 @@ impl BrokerStateMachine {
         store: Option<MessageStore>,
         dir: Option<PathBuf>,
     ) -> BrokerStateMachine {
+        let (next_expiry_ms, next_expiry) = tokio::sync::watch::channel(body.broker.next_expiry());
         BrokerStateMachine {
+            next_expiry,
             inner: Arc::new(Mutex::new(Inner {
                 body,
                 current,
@@ -212,6 +219,7 @@ impl BrokerStateMachine {
                 cold: ColdMessages::new(store),
                 observer: None,
                 log_bytes_since_snapshot: 0,
+                next_expiry_ms,
             })),
             snapshot_wanted: Arc::new(tokio::sync::Notify::new()),
             inbox: Arc::default(),
@@ -241,6 +249,12 @@ impl BrokerStateMachine {
                 broker: &inner.body.broker,
             },
         )
+    }
+
+    /// When the first message in any queue's head expires (ms, the leader's clock), as of
+    /// the last entry applied; read without the state lock.
+    pub fn next_expiry_ms(&self) -> Option<u64> {
+        *self.next_expiry.borrow()
     }
 
     /// The state-machine version the cluster runs, as far as this node has applied.
@@ -327,6 +341,16 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Inner {
+    /// Publishes what async tasks read of the state after it changed.
+    pub(super) fn publish(&self) {
+        let next_expiry = self.body.broker.next_expiry();
+        self.next_expiry_ms.send_if_modified(|was| {
+            let changed = *was != next_expiry;
+            *was = next_expiry;
+            changed
+        });
+    }
+
     /// The batch of the entry at `index`. One that does not decode stops the node: skipping
     /// it would leave this node's state different from its peers' with no error.
     fn decode(&self, index: u64, request: &Request) -> io::Result<Batch> {
@@ -396,6 +420,7 @@ impl Inner {
             read_fault(&self.body.broker)?;
         }
         self.cold.after_entry(&mut self.body.broker)?;
+        self.publish();
         let replies: Vec<_> = outcomes.into_iter().map(|o| o.reply).collect();
         if let Some(origin) = batch.origin {
             self.body.sessions.record(origin, index, &replies);

@@ -42,7 +42,7 @@ impl Proposer {
                 let due = proposer
                     .node
                     .state_machine
-                    .with_broker(|broker| broker.next_expiry())
+                    .next_expiry_ms()
                     .is_some_and(|at| at <= wall_clock_ms());
                 if due {
                     let _ = proposer.propose(Command::Tick).await;

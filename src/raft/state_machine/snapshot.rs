@@ -182,6 +182,7 @@ impl BrokerStateMachine {
         inner.cold = ColdMessages::new(store);
         inner.current = Some(meta.clone());
         inner.current_bytes = keep;
+        inner.publish();
         Ok(())
     }
 
