@@ -101,16 +101,18 @@ async fn a_prefetch_0_consumer_drains_a_backlog_of_several_windows_exactly_once(
 /// event that must not happen.
 const QUIET: Duration = Duration::from_millis(500);
 
-/// A no_ack consumer that reads nothing takes one window, plus what its socket buffers let
-/// the connection write (far less than another window of 1 KB messages): the rest of the
-/// backlog stays in the queue. Before credit, the consume itself moved the whole backlog
-/// into the connection's memory. Once it reads, everything arrives.
+/// A no_ack consumer that reads nothing takes one window, plus the credit of what the
+/// socket buffers took: Linux's defaults let the server's send buffer grow to 4 MiB and the
+/// client's receive buffer start at 128 KiB, about 1,000 messages of 4 KB, so at most one
+/// refill and never the two that 2 windows of writes would bring. The rest of the backlog
+/// stays in the queue. Before credit, the consume itself moved the whole backlog into the
+/// connection's memory. Once it reads, everything arrives.
 #[tokio::test]
 async fn a_no_ack_consumer_that_stops_reading_stops_taking_messages() {
     let server = start_server();
     let n = 3 * CONSUMER_CREDIT_WINDOW;
     let (_conn, publisher) = confirm_channel(server.addr, "credit-silent").await;
-    let body = vec![b'x'; 1000];
+    let body = vec![b'x'; 4000];
     let mut confirms = Vec::new();
     for _ in 0..n {
         let publish = publisher.basic_publish(
