@@ -103,9 +103,9 @@ const QUIET: Duration = Duration::from_millis(500);
 
 /// A no_ack consumer that reads nothing takes one window, plus the credit of what the
 /// socket buffers took: Linux's defaults let the server's send buffer grow to 4 MiB and the
-/// client's receive buffer start at 128 KiB, about 1,000 messages of 4 KB, so at most one
-/// refill and never the two that 2 windows of writes would bring. The rest of the backlog
-/// stays in the queue. Before credit, the consume itself moved the whole backlog into the
+/// client's receive buffer start at 128 KiB, about 1,000 messages of 4 KB, half of the one
+/// more window the assertion allows (8 MB of writes). The rest of the backlog stays in the
+/// queue. Before credit, the consume itself moved the whole backlog into the
 /// connection's memory. Once it reads, everything arrives.
 #[tokio::test]
 async fn a_no_ack_consumer_that_stops_reading_stops_taking_messages() {
