@@ -2,8 +2,9 @@
 //!
 //! A message is in exactly one place: `ready` (waiting), `unacked` (checked out to one
 //! consumer's channel) or gone (settled). Assignment is deterministic: consumers are served
-//! round-robin in the order they were added, each up to its prefetch, so every node applying
-//! the same commands makes the same deliveries. Bodies live elsewhere; this type only moves ids.
+//! round-robin in the order they were added, each up to its prefetch (or, for no_ack and
+//! prefetch-0 consumers, its credit window), so every node applying the same commands makes
+//! the same deliveries. Bodies live elsewhere; this type only moves ids.
 //! A channel's own limit (basic.qos global=true) is asked through [`ChannelCredit`] at every
 //! delivery and told of every consumer delivery that comes back.
 //!
