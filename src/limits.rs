@@ -31,6 +31,24 @@ pub const PROPOSE_BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// reading its socket until some complete.
 pub const IN_FLIGHT_PER_CONNECTION_MAX: usize = 1024;
 
+/// Deliveries a consumer that prefetch does not bound (no_ack, or prefetch 0) may be handed
+/// before its connection reports that it wrote them to the socket (`Command::Credit`,
+/// rabbit_fifo's credit): what bounds the deliveries queued in a node's memory for one such
+/// consumer, whatever the backlog of its queue.
+pub const CONSUMER_CREDIT_WINDOW: u32 = 2000;
+/// The connection hands credit back in runs of this many written deliveries: one Credit
+/// command per run. Small runs keep several refills committing while the socket takes the
+/// rest of the window, so a fast consumer drains at about (window - run) per commit round
+/// trip instead of stalling on each (with half-window runs the drain of a 1,000,000
+/// backlog ran at 60,000/s, docs/benchmarks.md).
+pub const CONSUMER_CREDIT_RETURN_AFTER: u32 = CONSUMER_CREDIT_WINDOW / 4;
+const _: () = assert!(CONSUMER_CREDIT_RETURN_AFTER > 0);
+// At least three quarters of the window is still to write when a refill is asked for.
+const _: () = assert!(CONSUMER_CREDIT_RETURN_AFTER * 4 <= CONSUMER_CREDIT_WINDOW);
+/// Times a credit whose outcome is unknown is proposed again (with backoff up to 2 s: about
+/// a minute) before it is given up.
+pub const CONSUMER_CREDIT_RETRIES_MAX: u32 = 32;
+
 const _: () = assert!(FRAME_SIZE_MIN <= FRAME_SIZE_MAX);
 // A batch must hold at least one full frame of body.
 const _: () = assert!(FRAME_SIZE_MAX as usize <= PROPOSE_BATCH_BYTES_MAX);

@@ -173,6 +173,15 @@ pub enum Command {
     SetMachineVersion {
         version: u16,
     },
+    /// The connection holding `consumer` wrote `n` more of its deliveries to the socket:
+    /// a consumer its prefetch does not bound (no_ack, prefetch 0) gets that much of its
+    /// credit window back and is served (`queue.rs`, rabbit_fifo's credit). A consumer that
+    /// is gone, or bound by its prefetch, is left as it is. Machine version 1.
+    Credit {
+        queue: String,
+        consumer: ConsumerKey,
+        n: u32,
+    },
 }
 
 /// A channel error for the client: the AMQP reply code and text.

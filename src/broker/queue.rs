@@ -2,8 +2,9 @@
 //!
 //! A message is in exactly one place: `ready` (waiting), `unacked` (checked out to one
 //! consumer's channel) or gone (settled). Assignment is deterministic: consumers are served
-//! round-robin in the order they were added, each up to its prefetch, so every node applying
-//! the same commands makes the same deliveries. Bodies live elsewhere; this type only moves ids.
+//! round-robin in the order they were added, each up to its prefetch (or, for no_ack and
+//! prefetch-0 consumers, its credit window), so every node applying the same commands makes
+//! the same deliveries. Bodies live elsewhere; this type only moves ids.
 //! A channel's own limit (basic.qos global=true) is asked through [`ChannelCredit`] at every
 //! delivery and told of every consumer delivery that comes back.
 //!
@@ -19,6 +20,7 @@ use super::args::QueueLimits;
 use super::channel_limit::ChannelCredit;
 use super::dead_letter::DeathReason;
 use super::ready::{Ready, ReadyList};
+use crate::limits::CONSUMER_CREDIT_WINDOW;
 
 /// Identifies a consumer: the connection and channel that hold it, and its tag.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -42,6 +44,11 @@ pub struct Consumer {
     /// basic.consume(exclusive): no other consumer while this one is registered.
     pub exclusive: bool,
     pub n_unacked: u32,
+    /// For a consumer its prefetch does not bound (no_ack or prefetch 0, see [`windowed`]):
+    /// the deliveries it may still be handed before its connection says it wrote earlier
+    /// ones to the socket (`Command::Credit`). Without it one apply could move a whole
+    /// backlog into one connection's memory. Unused for the others.
+    pub n_credit: u32,
 }
 
 /// A message checked out to a consumer, waiting for its settle.
@@ -181,6 +188,7 @@ impl Queue {
             no_ack,
             exclusive,
             n_unacked: 0,
+            n_credit: CONSUMER_CREDIT_WINDOW,
         });
         self.assign(credit)
     }
@@ -196,6 +204,28 @@ impl Queue {
             self.next_consumer -= 1;
         }
         true
+    }
+
+    /// Consumer `key`'s connection wrote `n` of its deliveries to the socket: a windowed
+    /// consumer gets that credit back (never past the window) and is served. Anything else
+    /// (a consumer gone, or one its prefetch bounds) changes nothing.
+    pub fn add_credit(
+        &mut self,
+        key: &ConsumerKey,
+        n: u32,
+        credit: &mut impl ChannelCredit,
+    ) -> Vec<Delivery> {
+        let Some(consumer) = self.consumers.iter_mut().find(|c| &c.key == key) else {
+            return Vec::new();
+        };
+        if !windowed(consumer) {
+            return Vec::new();
+        }
+        consumer.n_credit = consumer
+            .n_credit
+            .saturating_add(n)
+            .min(CONSUMER_CREDIT_WINDOW);
+        self.assign(credit)
     }
 
     /// Takes the head message for basic.get; with `no_ack` it is settled at once.
@@ -427,7 +457,7 @@ impl Queue {
     }
 
     /// Hands ready messages to consumers with credit of their own and from their channel
-    /// (no_ack consumers need neither), round-robin. Called after every change that can
+    /// (no_ack consumers need only their own), round-robin. Called after every change that can
     /// make a delivery possible, and by the state when a channel gains credit.
     pub fn assign(&mut self, credit: &mut impl ChannelCredit) -> Vec<Delivery> {
         let mut out = Vec::new();
@@ -435,7 +465,7 @@ impl Queue {
         while !self.ready.is_empty() && !self.consumers.is_empty() {
             let n = self.consumers.len();
             let may_serve =
-                |c: &Consumer| c.no_ack || (has_credit(c) && credit.may_deliver(&c.key));
+                |c: &Consumer| has_credit(c) && (c.no_ack || credit.may_deliver(&c.key));
             let Some(offset) =
                 (0..n).find(|i| may_serve(&self.consumers[(self.next_consumer + i) % n]))
             else {
@@ -448,6 +478,10 @@ impl Queue {
                 break;
             };
             let consumer = &mut self.consumers[index];
+            if windowed(consumer) {
+                debug_assert!(consumer.n_credit > 0);
+                consumer.n_credit -= 1;
+            }
             if !consumer.no_ack {
                 consumer.n_unacked += 1;
                 credit.delivered(&consumer.key);
@@ -473,9 +507,20 @@ impl Queue {
     }
 }
 
-/// Whether `consumer` may take one more delivery as far as its own prefetch goes.
+/// Whether `consumer` may take one more delivery as far as its own limit goes: its credit
+/// window when its prefetch does not bound it, else its prefetch.
 fn has_credit(consumer: &Consumer) -> bool {
-    consumer.no_ack || consumer.prefetch == 0 || consumer.n_unacked < consumer.prefetch
+    if windowed(consumer) {
+        return consumer.n_credit > 0;
+    }
+    consumer.n_unacked < consumer.prefetch
+}
+
+/// Whether `consumer` is bounded by a credit window (its connection tops it up as it
+/// writes) rather than by its prefetch: no_ack settles as it delivers and prefetch 0 is
+/// unlimited, so neither would ever stop taking messages.
+pub fn windowed(consumer: &Consumer) -> bool {
+    consumer.no_ack || consumer.prefetch == 0
 }
 
 fn delivery(ready: Ready, consumer: ConsumerKey, settled: bool) -> Delivery {
@@ -492,6 +537,9 @@ fn delivery(ready: Ready, consumer: ConsumerKey, settled: bool) -> Delivery {
 mod limits;
 pub use limits::Offer;
 
+#[cfg(test)]
+#[path = "queue_credit_tests.rs"]
+mod credit_tests;
 #[cfg(test)]
 #[path = "queue_prop_tests.rs"]
 mod prop_tests;

@@ -60,6 +60,10 @@ enum Op {
         advance_ms: u64,
     },
     Purge,
+    Credit {
+        index: usize,
+        n: u32,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -79,6 +83,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..20u64).prop_map(|ttl_ms| Op::EnqueueWithTtl { ttl_ms }),
         1 => (0..10u64).prop_map(|advance_ms| Op::Touch { advance_ms }),
         1 => Just(Op::Purge),
+        1 => (0..8usize, 0..3000u32).prop_map(|(index, n)| Op::Credit { index, n }),
     ]
 }
 
@@ -180,6 +185,11 @@ fn step(q: &mut Queue, op: &Op, model: &mut Model) {
         Op::Purge => {
             q.purge();
         }
+        Op::Credit { index, n } => {
+            if let Some(c) = q.consumers.get(*index).map(|c| c.key.clone()) {
+                q.add_credit(&c, *n, &mut Unlimited);
+            }
+        }
     }
     for (id, _) in q.take_dying() {
         assert!(model.dead.insert(id), "message {id} died twice");
@@ -224,6 +234,10 @@ fn check_invariants(q: &Queue, model: &Model) {
         assert!(
             c.no_ack || c.prefetch == 0 || c.n_unacked <= c.prefetch,
             "prefetch exceeded"
+        );
+        assert!(
+            c.n_credit <= crate::limits::CONSUMER_CREDIT_WINDOW,
+            "credit past the window"
         );
     }
     if q.consumers.iter().any(has_credit) {

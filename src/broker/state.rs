@@ -324,6 +324,10 @@ impl BrokerState {
                 self.channel_qos((conn, channel), prefetch, fx);
                 Ok(Reply::Done)
             }
+            Command::Credit { queue, consumer, n } => {
+                self.credit(&queue, &consumer, n, fx);
+                Ok(Reply::Done)
+            }
         }
     }
 

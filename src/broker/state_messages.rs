@@ -212,6 +212,17 @@ impl BrokerState {
         Ok(Reply::Done)
     }
 
+    /// Credit back for `consumer` (`Command::Credit`). Fire-and-forget from the connection,
+    /// so it answers nothing: a queue gone by then is no error.
+    pub(super) fn credit(&mut self, queue: &str, consumer: &ConsumerKey, n: u32, fx: &mut Effects) {
+        let Some(entry) = self.queues.get_mut(queue) else {
+            return;
+        };
+        entry.queue.touch(self.now_ms);
+        let mut gate = self.channel_limits.gate(queue);
+        fx.deliver(queue, entry.queue.add_credit(consumer, n, &mut gate));
+    }
+
     pub(super) fn get(
         &mut self,
         queue: &str,

@@ -110,3 +110,40 @@ fn exclusive_consumers_refuse_company_with_403() {
     assert_eq!(consume_as(&mut s, "c", 3, false), Err(403));
     assert_eq!(consume_as(&mut s, "d", 2, true), Err(403));
 }
+
+/// A no_ack consumer of a backlog gets one credit window; `Command::Credit` gives it as
+/// many more as came back, each released to the delivering node; a credit for a queue or
+/// a consumer that is not there changes nothing.
+#[test]
+fn credit_lets_a_no_ack_consumer_take_as_many_more_as_came_back() {
+    use crate::limits::CONSUMER_CREDIT_WINDOW;
+    let mut s = BrokerState::default();
+    declare(&mut s, "q");
+    for _ in 0..CONSUMER_CREDIT_WINDOW + 3 {
+        publish(&mut s, "", "q");
+    }
+    let first = consume(&mut s, "q", "c", true);
+    assert_eq!(first.deliveries.len(), CONSUMER_CREDIT_WINDOW as usize);
+    assert_eq!(s.queues["q"].queue.n_ready(), 3);
+    let credit = |queue: &str, tag: &str, n| Command::Credit {
+        queue: queue.into(),
+        consumer: consumer(tag),
+        n,
+    };
+    let before = postcard::to_stdvec(&s).expect("encode");
+    for missing in [credit("nowhere", "c", 5), credit("q", "nobody", 5)] {
+        let out = s.apply(0, missing);
+        assert_eq!((out.reply, out.deliveries.len()), (Ok(Reply::Done), 0));
+    }
+    assert_eq!(postcard::to_stdvec(&s).expect("encode"), before);
+    let more = s.apply(0, credit("q", "c", 2));
+    let ids: Vec<u64> = more.deliveries.iter().map(|(_, d)| d.msg_id).collect();
+    let first_more = u64::from(CONSUMER_CREDIT_WINDOW) + 1;
+    assert_eq!(ids, vec![first_more, first_more + 1]);
+    assert_eq!(
+        more.released.len(),
+        2,
+        "no_ack deliveries travel with the outcome"
+    );
+    assert_eq!(s.queues["q"].queue.n_ready(), 1);
+}

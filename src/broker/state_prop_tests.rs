@@ -95,6 +95,14 @@ enum Op {
         channel: u16,
         prefetch: u32,
     },
+    /// A connection hands a consumer credit back (often one that is not there).
+    Credit {
+        queue: usize,
+        conn: u64,
+        channel: u16,
+        tag: usize,
+        n: u32,
+    },
 }
 
 fn conn() -> impl Strategy<Value = u64> {
@@ -203,6 +211,15 @@ fn op() -> impl Strategy<Value = Op> {
             channel,
             prefetch,
         }),
+        1 => (0..QUEUES.len(), conn(), channel(), 0..TAGS.len(), 0u32..3000).prop_map(
+            |(queue, conn, channel, tag, n)| Op::Credit {
+                queue,
+                conn,
+                channel,
+                tag,
+                n,
+            }
+        ),
     ]
 }
 
@@ -378,6 +395,17 @@ fn command(s: &BrokerState, op: &Op) -> Command {
             conn,
             channel,
             prefetch,
+        },
+        Op::Credit {
+            queue,
+            conn,
+            channel,
+            tag,
+            n,
+        } => Command::Credit {
+            queue: QUEUES[queue].to_string(),
+            consumer: key(conn, channel, tag),
+            n,
         },
     }
 }

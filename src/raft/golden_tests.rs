@@ -46,6 +46,7 @@ fn variant(command: &Command) -> &'static str {
         Command::ChannelQos { .. } => "ChannelQos",
         Command::NodeDown { .. } => "NodeDown",
         Command::SetMachineVersion { .. } => "SetMachineVersion",
+        Command::Credit { .. } => "Credit",
     }
 }
 
@@ -187,6 +188,11 @@ fn samples() -> Vec<Command> {
             term: 9,
         },
         Command::SetMachineVersion { version: 2 },
+        Command::Credit {
+            queue: queue(),
+            consumer: consumer(),
+            n: 1000,
+        },
     ]
 }
 
@@ -219,7 +225,7 @@ fn encode_all() -> String {
 }
 
 /// Every variant, in declaration order: a variant added to [`variant`] goes here too.
-const VARIANTS: [&str; 23] = [
+const VARIANTS: [&str; 24] = [
     "ExchangeDeclare",
     "ExchangeDelete",
     "QueueDeclare",
@@ -243,6 +249,7 @@ const VARIANTS: [&str; 23] = [
     "ChannelQos",
     "NodeDown",
     "SetMachineVersion",
+    "Credit",
 ];
 
 #[test]

@@ -119,8 +119,10 @@ impl Proposer {
     /// the node's incarnation in their upper half, so no id is reused across restarts.
     ///
     /// The delivery queue is unbounded on purpose: it is filled under the state lock, which
-    /// must never wait for a slow consumer. What bounds it is consumer credit (prefetch);
-    /// the contents it holds are shared `Bytes`, not copies.
+    /// must never wait for a slow consumer. What bounds it is the state's credit: a
+    /// consumer's prefetch, or for no_ack and prefetch-0 consumers (which prefetch does not
+    /// bound) a credit window that the connection tops up as it writes to its socket
+    /// (`Command::Credit`, `connection/credit.rs`); the contents it holds are shared `Bytes`.
     pub fn register(&self) -> (u64, mpsc::UnboundedReceiver<Dispatch>) {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();

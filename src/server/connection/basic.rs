@@ -115,6 +115,10 @@ impl Conn {
         }
         let prefetch = state.prefetch;
         state.consumers.insert(tag.clone(), queue.clone());
+        // The state gives such a consumer a credit window (`queue.rs`'s `windowed`).
+        if c.no_ack || prefetch == 0 {
+            state.written.insert(tag.clone(), 0);
+        }
         let consumer = ConsumerKey {
             conn: self.id,
             channel: ch,
@@ -130,7 +134,9 @@ impl Conn {
             exclusive: c.exclusive,
         };
         if let Err(refusal) = self.propose_reply(command).await {
-            self.state(ch)?.consumers.remove(&tag);
+            let state = self.state(ch)?;
+            state.consumers.remove(&tag);
+            state.written.remove(&tag);
             return Err(refusal);
         }
         if !c.nowait {
@@ -144,7 +150,9 @@ impl Conn {
 
     async fn cancel(&mut self, ch: u16, c: basic::Cancel) -> Result<(), Refusal> {
         let tag = c.consumer_tag.as_str().to_string();
-        if let Some(queue) = self.state(ch)?.consumers.remove(&tag) {
+        let state = self.state(ch)?;
+        state.written.remove(&tag);
+        if let Some(queue) = state.consumers.remove(&tag) {
             let consumer = ConsumerKey {
                 conn: self.id,
                 channel: ch,

@@ -33,6 +33,9 @@ pub struct ChannelState {
     pub unacked: BTreeMap<u64, Unacked>,
     /// consumer tag -> queue.
     pub consumers: HashMap<String, String>,
+    /// consumer tag -> deliveries written since its last credit, for the consumers with a
+    /// credit window (no_ack or prefetch 0: `credit.rs`).
+    pub written: HashMap<String, u32>,
     pub pending: Option<PendingPublish>,
 }
 
@@ -47,6 +50,7 @@ impl ChannelState {
             next_delivery_tag: 1,
             unacked: BTreeMap::new(),
             consumers: HashMap::new(),
+            written: HashMap::new(),
             pending: None,
         }
     }
@@ -109,6 +113,7 @@ impl Conn {
             state.tx = None;
             state.unacked.clear();
             state.consumers.clear();
+            state.written.clear();
         }
         self.channel_closed(ch).await;
         self.send_method(

@@ -75,14 +75,19 @@ impl Conn {
     /// Writes a basic.deliver with its content to the consumer's channel.
     fn deliver(&mut self, queue: String, delivery: Delivery, message: StoredMessage) {
         let ch = delivery.consumer.channel;
-        let Some(state) = self.channels.get_mut(&ch) else {
-            return; // channel gone: its close returns the message
-        };
         // A dispatch queued before its channel or consumer went away: the state already
-        // returned the message (ChannelClosed) or still holds it for this channel.
-        if state.closing || !state.consumers.contains_key(&delivery.consumer.tag) {
+        // returned the message (ChannelClosed) or still holds it for this channel (a gone
+        // channel's close returns it).
+        let live = self.channels.get(&ch).is_some_and(|state| {
+            !state.closing && state.consumers.contains_key(&delivery.consumer.tag)
+        });
+        if !live {
             return;
         }
+        self.count_written(&queue, &delivery.consumer);
+        let Some(state) = self.channels.get_mut(&ch) else {
+            return;
+        };
         let tag = state.next_delivery_tag;
         state.next_delivery_tag += 1;
         if !delivery.settled {
@@ -111,6 +116,7 @@ impl Conn {
         let Some(state) = self.channels.get_mut(&ch) else {
             return;
         };
+        state.written.remove(&consumer.tag);
         if state.consumers.remove(&consumer.tag).is_none() || !self.cancel_notify {
             return;
         }

@@ -13,6 +13,7 @@
 mod basic;
 mod channel;
 mod completion;
+mod credit;
 mod declare;
 mod deliver;
 mod handshake;
@@ -76,6 +77,8 @@ struct Conn {
     in_flight: VecDeque<InFlight>,
     /// Per channel, a run of confirm tags completed and not yet sent (first, last).
     confirm_runs: HashMap<u16, (u64, u64)>,
+    /// Credit for deliveries in `out`, proposed once `out` is written (`credit.rs`).
+    credit_due: Vec<Command>,
     out: BytesMut,
     next_queue_name: u64,
     next_consumer_tag: u64,
@@ -118,6 +121,7 @@ pub async fn run(
         channels: HashMap::new(),
         in_flight: VecDeque::new(),
         confirm_runs: HashMap::new(),
+        credit_due: Vec::new(),
         out: BytesMut::new(),
         next_queue_name: 1,
         next_consumer_tag: 1,
@@ -280,6 +284,7 @@ impl Conn {
                 socket.write_all(&self.out).await?;
                 self.out.clear();
             }
+            self.return_credit().await;
             if self.done {
                 // The client closed: after our close-ok it closes the socket (AMQP 0-9-1
                 // §4.2.3), and closing first could race its reading of the close-ok.

@@ -1,0 +1,76 @@
+//! Credit back for the consumers their prefetch does not bound (no_ack, prefetch 0).
+//!
+//! The state hands such a consumer at most `CONSUMER_CREDIT_WINDOW` deliveries ahead
+//! (`broker/queue.rs`); this connection counts the ones it has written to the socket and,
+//! every `CONSUMER_CREDIT_RETURN_AFTER` of them, proposes `Command::Credit` for that many.
+//! So what waits in this connection's dispatch queue stays within about one window per
+//! consumer, however large the backlog, and a client that stops reading stops the flow
+//! (its socket buffer fills, the write waits, no credit returns).
+//!
+//! Must never: propose a credit before its deliveries are handed to the socket, or lose a
+//! credit whose outcome is unknown (the consumer would stall): it is proposed again. A
+//! credit applied twice is harmless, since the state caps credit at the window.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Conn;
+use crate::broker::command::Command;
+use crate::broker::queue::ConsumerKey;
+use crate::limits::{CONSUMER_CREDIT_RETRIES_MAX, CONSUMER_CREDIT_RETURN_AFTER};
+use crate::server::proposer::Proposer;
+
+impl Conn {
+    /// Counts one delivery to `consumer` written into the output buffer, if the consumer is
+    /// windowed; a full run becomes a Credit that goes once the buffer reaches the socket.
+    pub(super) fn count_written(&mut self, queue: &str, consumer: &ConsumerKey) {
+        let Some(state) = self.channels.get_mut(&consumer.channel) else {
+            return;
+        };
+        let Some(n_written) = state.written.get_mut(&consumer.tag) else {
+            return; // bound by its prefetch: acks pace it
+        };
+        *n_written += 1;
+        if *n_written < CONSUMER_CREDIT_RETURN_AFTER {
+            return;
+        }
+        let n = std::mem::take(n_written);
+        self.credit_due.push(Command::Credit {
+            queue: queue.to_string(),
+            consumer: consumer.clone(),
+            n,
+        });
+    }
+
+    /// Proposes the credits of deliveries now written to the socket, without waiting for
+    /// their commit (one submission: they share an entry).
+    pub(super) async fn return_credit(&mut self) {
+        if self.credit_due.is_empty() {
+            return;
+        }
+        let due = std::mem::take(&mut self.credit_due);
+        let receiver = self.proposer.submit(due.clone()).await;
+        let proposer = Arc::clone(&self.proposer);
+        tokio::spawn(async move {
+            if !matches!(receiver.await, Ok(Ok(_))) {
+                propose_again(&proposer, due).await;
+            }
+        });
+    }
+}
+
+/// Retries credits whose entry may not have committed (no leader, a leader lost
+/// mid-commit), with backoff, a bounded number of times: past that the node cannot commit
+/// anything and its connections end anyway.
+async fn propose_again(proposer: &Proposer, due: Vec<Command>) {
+    let mut wait = Duration::from_millis(50);
+    for _ in 0..CONSUMER_CREDIT_RETRIES_MAX {
+        tokio::time::sleep(wait).await;
+        let receiver = proposer.submit(due.clone()).await;
+        if let Ok(Ok(_)) = receiver.await {
+            return;
+        }
+        wait = (wait * 2).min(Duration::from_secs(2));
+    }
+    tracing::warn!(n = due.len(), "consumer credit not committed; dropped");
+}
