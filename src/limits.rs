@@ -143,3 +143,40 @@ pub const MEMBERSHIP_CHANGE_TIMEOUT: std::time::Duration = std::time::Duration::
 pub const LEADER_SEARCH_ROUND_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
 /// How long `warren stop` waits for the node to close its cluster port.
 pub const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+// Timing constants of the node's tasks and clients.
+/// How long the front entry may stay unknown before its submitters are told so.
+pub const PROPOSE_GIVE_UP_AFTER: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long a failed attempt waits for a leader change before it is sent again.
+pub const PROPOSE_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+/// How long an attempt waits for the cluster to have a leader.
+pub const FORWARD_LEADER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often the leader looks for members gone silent (`server/node_down.rs`).
+pub const NODE_DOWN_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+/// How often resident memory is sampled.
+pub const MEMORY_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// Pause between two join attempts of a RAM node while the cluster has no leader.
+pub const RAM_JOIN_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a channel close may take to commit before the connection is ended instead.
+pub const CHANNEL_CLOSE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a connection closed by the server waits for the client's close-ok.
+pub const CLOSE_OK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long `open` waits for the node to become leader of its one-member cluster.
+pub const SINGLE_NODE_LEADER_WAIT_S: u64 = 10;
+/// How many times the message store tries to open while sled still locks it (a state machine
+/// of this process just shut down may take a moment to drop its handle).
+pub const MESSAGE_STORE_OPEN_ATTEMPTS_MAX: u32 = 100;
+/// How far apart those attempts are.
+pub const MESSAGE_STORE_OPEN_RETRY_MS: u64 = 50;
+/// How long a stopping leader waits for another voter to take over.
+pub const HAND_OVER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long `--detach` waits for the node to listen, and `stop` for it to exit.
+pub const DETACH_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often `--detach` and `stop` look.
+pub const DETACH_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+/// How long one node may take to answer before it is shown as unreachable.
+pub const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+const _: () = assert!(PROPOSE_RETRY_WAIT.as_millis() < PROPOSE_GIVE_UP_AFTER.as_millis());
+const _: () = assert!(FORWARD_LEADER_WAIT.as_millis() < PROPOSE_GIVE_UP_AFTER.as_millis());
+const _: () = assert!(NODE_DOWN_CHECK_EVERY.as_millis() < NODE_DOWN_AFTER.as_millis());
+const _: () = assert!(DETACH_POLL.as_millis() < DETACH_WAIT.as_millis());

@@ -5,15 +5,12 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 
 use crate::config::NodeConfig;
-
-/// How long `--detach` waits for the node to listen, and `stop` for it to exit.
-const WAIT: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(50);
+use crate::limits::{DETACH_POLL, DETACH_WAIT};
 
 pub fn pid_file(config: &NodeConfig) -> PathBuf {
     config.data_dir.join("warren.pid")
@@ -50,7 +47,7 @@ pub fn spawn(config_path: Option<&Path>, config: &NodeConfig) -> anyhow::Result<
     let pid_path = pid_file(config);
     std::fs::write(&pid_path, format!("{}\n", child.id()))
         .with_context(|| format!("write {}", pid_path.display()))?;
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + DETACH_WAIT;
     loop {
         if std::net::TcpStream::connect(config.amqp_listen)
             .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
@@ -70,11 +67,11 @@ pub fn spawn(config_path: Option<&Path>, config: &NodeConfig) -> anyhow::Result<
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "the node did not listen on {} within {WAIT:?}; {}",
+            "the node did not listen on {} within {DETACH_WAIT:?}; {}",
             config.amqp_listen,
             log_tail(&log_path)
         );
-        std::thread::sleep(POLL);
+        std::thread::sleep(DETACH_POLL);
     }
 }
 
@@ -122,13 +119,13 @@ pub fn stop(config: &NodeConfig) -> anyhow::Result<()> {
     if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
         anyhow::bail!("signal pid {pid}: {}", std::io::Error::last_os_error());
     }
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + DETACH_WAIT;
     while alive(pid) {
         anyhow::ensure!(
             Instant::now() < deadline,
-            "pid {pid} still runs after {WAIT:?}"
+            "pid {pid} still runs after {DETACH_WAIT:?}"
         );
-        std::thread::sleep(POLL);
+        std::thread::sleep(DETACH_POLL);
     }
     let _ = std::fs::remove_file(&path);
     Ok(())

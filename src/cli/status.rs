@@ -1,19 +1,16 @@
 //! `warren cluster-status`: asks every configured member for its own view (over the cluster
 //! transport, with the cookie) and prints one table, or JSON.
 
-use std::time::Duration;
-
 use anyhow::Context;
 use serde::Serialize;
 
 use crate::cluster::cookie::Cookie;
 use crate::cluster::handshake::ANY_NODE;
 use crate::config::NodeConfig;
+use crate::limits::STATUS_TIMEOUT;
 use crate::raft::peer_network::call_peer;
 use crate::raft::protocol::{NodeStatus, PeerRequest, PeerResponse, StateDigest};
 
-/// How long one node may take to answer before it is shown as unreachable.
-const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 /// The node id the status client gives as its own: no node has it.
 const CLIENT_ID: u64 = 0;
 

@@ -1,14 +1,10 @@
 //! A graceful stop: a leader hands its leadership to the most caught-up voter before it goes,
 //! so the others need not wait for an election timeout to commit again.
 
-use std::time::Duration;
-
 use openraft::async_runtime::WatchReceiver;
 
 use super::node::RaftNode;
-
-/// How long a stopping leader waits for another voter to take over.
-const HAND_OVER_WAIT: Duration = Duration::from_secs(3);
+use crate::limits::HAND_OVER_WAIT;
 
 /// If this node leads, asks the voter with the highest matched log index to take over and
 /// waits (bounded) until it has. Without a willing voter the node stops anyway: the others

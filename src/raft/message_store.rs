@@ -20,15 +20,12 @@ use bytes::Bytes;
 use super::message_record;
 use crate::broker::messages::{ColdIter, ColdStore};
 use crate::broker::state::StoredMessage;
+use crate::limits::{MESSAGE_STORE_OPEN_ATTEMPTS_MAX, MESSAGE_STORE_OPEN_RETRY_MS};
 
 /// sled's page cache: what this store may hold in memory. Small on purpose: a message is
 /// read once or twice (dead-lettering, delivery), and the point of the store is to keep the
 /// backlog out of memory.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
-
-/// How often, and how far apart, opening retries while the store is locked.
-const OPEN_ATTEMPTS_MAX: u32 = 100;
-const OPEN_RETRY_MS: u64 = 50;
 
 /// A value: `[record_len u32 LE][record][body]`.
 const RECORD_LEN_BYTES: usize = 4;
@@ -90,13 +87,15 @@ impl MessageStore {
             .mode(sled::Mode::HighThroughput);
         // sled locks its directory; a state machine of this process that was just shut
         // down (a restart in place) may take a moment to drop its handle.
-        let mut attempts_left = OPEN_ATTEMPTS_MAX;
+        let mut attempts_left = MESSAGE_STORE_OPEN_ATTEMPTS_MAX;
         let db = loop {
             match config.open() {
                 Ok(db) => break db,
                 Err(sled::Error::Io(e)) if attempts_left > 1 && is_locked(&e) => {
                     attempts_left -= 1;
-                    std::thread::sleep(std::time::Duration::from_millis(OPEN_RETRY_MS));
+                    std::thread::sleep(std::time::Duration::from_millis(
+                        MESSAGE_STORE_OPEN_RETRY_MS,
+                    ));
                 }
                 Err(e) => return Err(e.into()),
             }

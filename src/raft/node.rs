@@ -25,15 +25,13 @@ use super::snapshot_data::SnapshotData;
 use super::state_machine::{Batch, BrokerStateMachine};
 use super::types::{Entry, NodeId, Response, TypeConfig};
 use crate::broker::command::{Command, Refusal, Reply};
+use crate::limits::SINGLE_NODE_LEADER_WAIT_S;
 use crate::raft::peer_network::ClusterNetwork;
 
 pub type Raft = openraft::Raft<TypeConfig, BrokerStateMachine>;
 
 /// The replies to one entry's commands, or why there are none.
 pub type Replies = Result<Vec<Result<Reply, Refusal>>, ProposeError>;
-
-/// How long `open` waits for the node to become leader of its one-member cluster.
-const LEADER_WAIT_S: u64 = 10;
 
 pub struct RaftNode {
     /// openraft itself: used only inside `src/raft` (invariant 9) and, through
@@ -73,7 +71,7 @@ impl RaftNode {
                 .context("initialise one-member cluster")?;
         }
         node.raft
-            .wait(Some(Duration::from_secs(LEADER_WAIT_S)))
+            .wait(Some(Duration::from_secs(SINGLE_NODE_LEADER_WAIT_S)))
             .current_leader(id, "become leader")
             .await
             .context("wait for leadership")?;

@@ -2,12 +2,9 @@
 //! connections stop being read and clients that asked for it get connection.blocked, as
 //! RabbitMQ's memory alarm does; both end when memory falls back below the watermark.
 
-use std::time::Duration;
-
+use crate::limits::MEMORY_SAMPLE_EVERY;
 use tokio::sync::watch;
 
-/// How often resident memory is sampled.
-const SAMPLE_EVERY: Duration = Duration::from_millis(250);
 /// Share of the machine's memory used when no watermark is configured (RabbitMQ's 0.4).
 const DEFAULT_SHARE_PERCENT: u64 = 40;
 
@@ -19,7 +16,7 @@ pub fn start(configured_watermark: u64) -> watch::Receiver<bool> {
     };
     let (alarm, receiver) = watch::channel(false);
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(SAMPLE_EVERY);
+        let mut ticks = tokio::time::interval(MEMORY_SAMPLE_EVERY);
         loop {
             ticks.tick().await;
             let on = resident_memory().is_some_and(|rss| rss > watermark);

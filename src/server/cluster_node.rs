@@ -11,13 +11,11 @@ use super::peer::NodeHandler;
 use crate::cluster::cookie::Cookie;
 use crate::cluster::transport::PeerServer;
 use crate::config::{NodeConfig, Role};
+use crate::limits::RAM_JOIN_RETRY;
 use crate::raft::node::{wall_clock_ms, RaftNode};
 use crate::raft::peer_network::ClusterNetwork;
 use crate::raft::protocol::MembershipChange;
 use crate::raft::types::ram_node_id;
-
-/// Pause between two join attempts of a RAM node while the cluster has no leader.
-const RAM_JOIN_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Opens this node's Raft state as a cluster member and starts answering peers.
 pub async fn open(

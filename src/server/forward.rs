@@ -17,6 +17,7 @@ use anyhow::Context;
 use crate::broker::command::{Refusal, Reply};
 use crate::cluster::cookie::Cookie;
 use crate::limits::CLUSTER_CALL_TIMEOUT_MS;
+use crate::limits::FORWARD_LEADER_WAIT;
 use crate::raft::node::RaftNode;
 use crate::raft::propose_error::ProposeError;
 use crate::raft::protocol::PeerClient;
@@ -25,9 +26,6 @@ use crate::raft::protocol::{PeerRequest, PeerResponse};
 use crate::raft::sessions::Sequenced;
 use crate::raft::state_machine::Batch;
 use crate::raft::types::{NodeId, Response};
-
-/// How long an attempt waits for the cluster to have a leader.
-const LEADER_WAIT: Duration = Duration::from_secs(2);
 
 /// What became of one attempt.
 #[derive(Debug)]
@@ -152,7 +150,7 @@ fn from_leader(leader: NodeId, response: PeerResponse) -> Attempt {
 }
 
 async fn wait_for_leader(node: &RaftNode) -> anyhow::Result<NodeId> {
-    node.wait_for_leader(LEADER_WAIT).await
+    node.wait_for_leader(FORWARD_LEADER_WAIT).await
 }
 
 fn leader_addr(node: &RaftNode, leader: NodeId) -> anyhow::Result<String> {

@@ -7,20 +7,19 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::proposer::Proposer;
 use crate::broker::command::Command;
+use crate::limits::NODE_DOWN_CHECK_EVERY;
 
 pub use crate::limits::NODE_DOWN_AFTER;
-/// How often the leader looks.
-const CHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// Starts the watcher (it does nothing while this node is not the leader).
 pub fn start(proposer: &Arc<Proposer>) {
     let proposer = Arc::downgrade(proposer);
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(CHECK_EVERY);
+        let mut ticks = tokio::time::interval(NODE_DOWN_CHECK_EVERY);
         let mut never_acked = HashMap::new();
         loop {
             ticks.tick().await;

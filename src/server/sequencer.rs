@@ -8,13 +8,13 @@
 //! connection, a gap), the attempts behind it are dropped and the window is sent again from
 //! that entry, to whichever node leads now: the state machine applies each number once and
 //! in order, so a resend can neither duplicate nor reorder. Only when the front entry's
-//! outcome stays unknown past [`GIVE_UP_AFTER`] are the window's submitters told "unknown"
+//! outcome stays unknown past [`PROPOSE_GIVE_UP_AFTER`] are the window's submitters told "unknown"
 //! (their channels close with 541, never a nack) and the sequence restarted under a new
 //! proposer id.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
@@ -24,15 +24,11 @@ use super::forward::{forward, submit_here, Attempt, AttemptFuture, LeaderLink};
 use super::proposer::SubmitReplies;
 use crate::cluster::cookie::Cookie;
 use crate::limits::PROPOSE_ENTRIES_IN_FLIGHT_MAX;
+use crate::limits::{PROPOSE_GIVE_UP_AFTER, PROPOSE_RETRY_WAIT};
 use crate::raft::node::RaftNode;
 use crate::raft::propose_error::ProposeError;
 use crate::raft::sessions::Origin;
 use crate::raft::state_machine::Batch;
-
-/// How long the front entry may stay unknown before its submitters are told so.
-const GIVE_UP_AFTER: Duration = Duration::from_secs(15);
-/// How long a failed attempt waits for a leader change before it is sent again.
-const RETRY_WAIT: Duration = Duration::from_millis(100);
 
 /// Who waits for a part of an entry's replies: how many commands are theirs, and where to.
 pub type Waiters = Vec<(usize, oneshot::Sender<SubmitReplies>)>;
@@ -139,7 +135,7 @@ impl Sequencer {
                 self.in_flight = FuturesOrdered::new();
                 self.link = None;
                 let since = *self.front_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= GIVE_UP_AFTER {
+                if since.elapsed() >= PROPOSE_GIVE_UP_AFTER {
                     tracing::error!(%why, n = self.window.len(), "outcome unknown; giving up");
                     for pending in self.window.drain(..) {
                         super::batching::answer(pending.waiters, Err(why.clone()));
@@ -153,7 +149,7 @@ impl Sequencer {
                 let leader = self.node.leader();
                 let _ = self
                     .node
-                    .wait_leader_other_than(leader, Some(RETRY_WAIT))
+                    .wait_leader_other_than(leader, Some(PROPOSE_RETRY_WAIT))
                     .await;
             }
         }

@@ -12,9 +12,7 @@ use super::wire::{
 use super::Conn;
 use crate::broker::command::{Command, Refusal};
 use crate::limits;
-
-/// How long a channel close may take to commit before the connection is ended instead.
-const CHANNEL_CLOSE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+use crate::limits::CHANNEL_CLOSE_PATIENCE;
 
 /// An unacked delivery on a channel: which queue and message it is.
 pub type Unacked = (String, u64);

@@ -44,6 +44,7 @@ use crate::amqp::frame::{
 };
 use crate::broker::command::Command;
 use crate::config::NodeConfig;
+use crate::limits::CLOSE_OK_WAIT;
 use crate::limits::IN_FLIGHT_PER_CONNECTION_MAX;
 
 enum Phase {
@@ -204,9 +205,6 @@ async fn await_client_eof(socket: &mut TcpStream) {
     };
     let _ = tokio::time::timeout(CLOSE_OK_WAIT, drain).await;
 }
-
-/// How long a connection closed by the server waits for the client's close-ok.
-const CLOSE_OK_WAIT: Duration = Duration::from_secs(5);
 
 impl Conn {
     async fn serve(
