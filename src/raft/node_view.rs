@@ -24,13 +24,6 @@ impl Members {
     pub fn all(&self) -> impl Iterator<Item = (&NodeId, &String)> {
         self.voters.iter().chain(&self.learners)
     }
-
-    pub fn addr(&self, id: NodeId) -> Option<&str> {
-        self.voters
-            .get(&id)
-            .or_else(|| self.learners.get(&id))
-            .map(String::as_str)
-    }
 }
 
 /// The leader's term and, per other member, how long since it last acknowledged a
@@ -64,16 +57,16 @@ impl RaftNode {
 
     /// The members of the membership this node knows.
     pub fn members(&self) -> Members {
-        let metrics = self.raft.metrics().borrow_watched().clone();
-        let membership = metrics.membership_config.membership();
-        let addr = |id: NodeId| {
-            let node = membership.get_node(&id);
-            node.map(|n| n.addr.clone()).unwrap_or_default()
-        };
-        Members {
-            voters: membership.voter_ids().map(|id| (id, addr(id))).collect(),
-            learners: membership.learner_ids().map(|id| (id, addr(id))).collect(),
-        }
+        members_of(&self.raft.metrics().borrow_watched())
+    }
+
+    /// Member `id`'s cluster address, if the membership this node knows gives one.
+    pub fn member_addr(&self, id: NodeId) -> anyhow::Result<String> {
+        let receiver = self.raft.metrics();
+        let metrics = receiver.borrow_watched();
+        let node = metrics.membership_config.membership().get_node(&id);
+        let addr = node.map(|n| n.addr.clone()).filter(|a| !a.is_empty());
+        addr.ok_or_else(|| anyhow::anyhow!("node {id} has no address in the membership"))
     }
 
     /// This node's view of Raft.
@@ -89,7 +82,7 @@ impl RaftNode {
             last_log_index: m.last_log_index,
             applied_index: m.last_applied.map(|l| l.index),
             leader: m.current_leader,
-            members: self.members(),
+            members: members_of(&m),
             replication: replication.unwrap_or_default(),
         }
     }
@@ -138,5 +131,17 @@ impl RaftNode {
         };
         let wait = self.raft.wait(None);
         let _ = wait.metrics(stopped, "raft core stops").await;
+    }
+}
+
+fn members_of(metrics: &openraft::RaftMetrics<super::types::TypeConfig>) -> Members {
+    let membership = metrics.membership_config.membership();
+    let addr = |id: NodeId| {
+        let node = membership.get_node(&id);
+        node.map(|n| n.addr.clone()).unwrap_or_default()
+    };
+    Members {
+        voters: membership.voter_ids().map(|id| (id, addr(id))).collect(),
+        learners: membership.learner_ids().map(|id| (id, addr(id))).collect(),
     }
 }

@@ -51,11 +51,10 @@ async fn read_index(node: &RaftNode, cookie: &Cookie) -> anyhow::Result<u64> {
     let leader = node
         .leader()
         .ok_or_else(|| anyhow::anyhow!("no leader known"))?;
-    let addr = node.members().addr(leader).map(str::to_string);
     if leader == node.id {
         return Ok(node.read_index().await?);
     }
-    let addr = addr.ok_or_else(|| anyhow::anyhow!("no address for leader {leader}"))?;
+    let addr = node.member_addr(leader)?;
     match call_peer(&addr, leader, node.id, cookie, PeerRequest::ReadIndex).await? {
         PeerResponse::ReadIndex(index) => Ok(index),
         other => anyhow::bail!("leader {leader} answered {other:?}"),

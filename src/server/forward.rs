@@ -12,8 +12,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-
 use crate::broker::command::{Refusal, Reply};
 use crate::cluster::cookie::Cookie;
 use crate::limits::CLUSTER_CALL_TIMEOUT_MS;
@@ -85,7 +83,7 @@ pub async fn forward(
     let Some(leader) = leader else {
         let node = Arc::clone(node);
         return Box::pin(async move {
-            match wait_for_leader(&node).await {
+            match node.wait_for_leader(FORWARD_LEADER_WAIT).await {
                 Ok(leader) => Attempt::Failed(ProposeError::NotLeader {
                     leader: Some(leader),
                 }),
@@ -129,7 +127,7 @@ async fn send(
         .as_ref()
         .is_none_or(|l| l.to() != leader || l.is_broken())
     {
-        let client = PeerClient::new(leader_addr(node, leader)?, node.id, leader, cookie.clone());
+        let client = PeerClient::new(node.member_addr(leader)?, node.id, leader, cookie.clone());
         *link = Some(PeerPipeline::open(&client).await?);
     }
     let Some(pipeline) = link.as_mut() else {
@@ -147,15 +145,4 @@ fn from_leader(leader: NodeId, response: PeerResponse) -> Attempt {
         PeerResponse::Refused(why) => Attempt::Failed(why),
         other => Attempt::unknown(format!("leader {leader}: unexpected answer {other:?}")),
     }
-}
-
-async fn wait_for_leader(node: &RaftNode) -> anyhow::Result<NodeId> {
-    node.wait_for_leader(FORWARD_LEADER_WAIT).await
-}
-
-fn leader_addr(node: &RaftNode, leader: NodeId) -> anyhow::Result<String> {
-    let members = node.members();
-    let addr = members.addr(leader).filter(|a| !a.is_empty());
-    let addr = addr.with_context(|| format!("leader {leader} has no address in the membership"))?;
-    Ok(addr.to_string())
 }

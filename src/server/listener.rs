@@ -28,9 +28,9 @@ pub async fn bind(
     proposer.start_closing_stale_connections();
     if config.is_clustered() {
         super::node_down::start(&proposer);
-        let cookie =
-            crate::cluster::Cookie::load(&config.cookie_path()).context("load cluster cookie")?;
-        super::machine_upgrade::start(&proposer, cookie);
+        if let Some(cookie) = proposer.cookie() {
+            super::machine_upgrade::start(&proposer, cookie.clone());
+        }
     }
     let alarm = super::alarm::start(config.memory_high_watermark);
     let accept_loop = async move {

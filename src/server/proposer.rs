@@ -58,6 +58,8 @@ pub struct Proposer {
     pub(super) next_conn: AtomicU64,
     /// Answers this node's peers, for as long as the node runs (dropping it stops it).
     _peer_server: Option<crate::cluster::PeerServer>,
+    /// The cluster cookie, for the tasks that call peers.
+    cookie: Option<crate::cluster::Cookie>,
     /// Notified when `warren stop` asks this node to stop.
     stop: Arc<tokio::sync::Notify>,
     /// Set once a graceful stop has begun, so Raft's end is not taken for a failure.
@@ -85,7 +87,11 @@ impl Proposer {
         routes.attach(&node);
         let (queue, submissions) = mpsc::channel(PROPOSE_QUEUE_MAX);
         let (entries, pending) = mpsc::channel(PROPOSE_ENTRIES_IN_FLIGHT_MAX);
-        let sequencer = Sequencer::new(Arc::clone(&node), cookie, proposer_base(config.node_id));
+        let sequencer = Sequencer::new(
+            Arc::clone(&node),
+            cookie.clone(),
+            proposer_base(config.node_id),
+        );
         tokio::spawn(sequencer.run(pending));
         tokio::spawn(batch_loop(entries, submissions));
         let proposer = Proposer {
@@ -94,6 +100,7 @@ impl Proposer {
             routes,
             next_conn: AtomicU64::new(first_conn_id(config.node_id, incarnation)),
             _peer_server: peer_server,
+            cookie,
             stop,
             stopping: std::sync::atomic::AtomicBool::new(false),
         };
@@ -161,16 +168,37 @@ impl Proposer {
     /// Commits an idempotent `command` (a channel or connection close), retrying while its
     /// outcome is unknown (no leader, a leader lost mid-commit) until it is known.
     pub async fn propose_until_committed(&self, command: Command) {
+        self.submit_until_committed(vec![command], None).await;
+    }
+
+    /// Commits idempotent `commands` as one entry, submitting them again with backoff
+    /// while the outcome is unknown, at most `attempts_max` times (`None`: until known).
+    /// Whether they committed.
+    pub async fn submit_until_committed(
+        &self,
+        commands: Vec<Command>,
+        attempts_max: Option<u32>,
+    ) -> bool {
         let mut wait = std::time::Duration::from_millis(50);
+        let mut attempts = 0;
         loop {
-            let receiver = self.submit(vec![command.clone()]).await;
+            let receiver = self.submit(commands.clone()).await;
             if let Ok(Ok(_)) = receiver.await {
-                return;
+                return true;
             }
-            tracing::warn!(?command, "close not committed yet; retrying");
+            attempts += 1;
+            if attempts_max.is_some_and(|max| attempts >= max) {
+                return false;
+            }
+            tracing::warn!(?commands, "not committed yet; retrying");
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(std::time::Duration::from_secs(2));
         }
+    }
+
+    /// The cluster cookie (`None` on a single node), loaded once at open.
+    pub fn cookie(&self) -> Option<&crate::cluster::Cookie> {
+        self.cookie.as_ref()
     }
 
     /// The connections the state names that are held by one of `nodes` (configured node

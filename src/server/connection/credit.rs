@@ -12,13 +12,11 @@
 //! credit applied twice is harmless, since the state caps credit at the window.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::Conn;
 use crate::broker::command::Command;
 use crate::broker::queue::ConsumerKey;
 use crate::limits::{CONSUMER_CREDIT_RETRIES_MAX, CONSUMER_CREDIT_RETURN_AFTER};
-use crate::server::proposer::Proposer;
 
 impl Conn {
     /// Counts one delivery to `consumer` written into the output buffer, if the consumer is
@@ -52,25 +50,18 @@ impl Conn {
         let receiver = self.proposer.submit(due.clone()).await;
         let proposer = Arc::clone(&self.proposer);
         tokio::spawn(async move {
-            if !matches!(receiver.await, Ok(Ok(_))) {
-                propose_again(&proposer, due).await;
+            if matches!(receiver.await, Ok(Ok(_))) {
+                return;
+            }
+            // The entry may not have committed (no leader, a leader lost mid-commit; the
+            // sequencer says so only after trying for a while): again, with backoff, a
+            // bounded number of times; past that the node cannot commit anything and its
+            // connections end anyway.
+            let retries = Some(CONSUMER_CREDIT_RETRIES_MAX);
+            let n = due.len();
+            if !proposer.submit_until_committed(due, retries).await {
+                tracing::warn!(n, "consumer credit not committed; dropped");
             }
         });
     }
-}
-
-/// Retries credits whose entry may not have committed (no leader, a leader lost
-/// mid-commit), with backoff, a bounded number of times: past that the node cannot commit
-/// anything and its connections end anyway.
-async fn propose_again(proposer: &Proposer, due: Vec<Command>) {
-    let mut wait = Duration::from_millis(50);
-    for _ in 0..CONSUMER_CREDIT_RETRIES_MAX {
-        tokio::time::sleep(wait).await;
-        let receiver = proposer.submit(due.clone()).await;
-        if let Ok(Ok(_)) = receiver.await {
-            return;
-        }
-        wait = (wait * 2).min(Duration::from_secs(2));
-    }
-    tracing::warn!(n = due.len(), "consumer credit not committed; dropped");
 }
