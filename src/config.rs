@@ -31,6 +31,10 @@ pub struct NodeConfig {
     pub memory_high_watermark: u64,
     /// Users who may only log in from a loopback address (RabbitMQ's `loopback_users`).
     pub loopback_users: Vec<String>,
+    /// The user a new cluster starts with, with every right on `/` (RabbitMQ's
+    /// `default_user` and `default_pass`); written once, when the cluster is formed.
+    pub default_user: String,
+    pub default_pass: Secret,
     /// This node's Raft id (unique in the cluster, never reused).
     pub node_id: u64,
     /// Where this node listens for its peers (Raft RPCs, forwarded batches, status).
@@ -39,6 +43,22 @@ pub struct NodeConfig {
     pub cookie_file: Option<PathBuf>,
     /// The cluster's initial members, this node included; empty for a single node.
     pub peers: Vec<Peer>,
+}
+
+/// A password from the config: never shown by `Debug` (configs are logged).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 /// The largest node id: connection ids and RAM nodes' Raft ids carry it in 8 bits.
@@ -82,6 +102,8 @@ impl Default for NodeConfig {
             body_size_max: limits::BODY_SIZE_MAX_DEFAULT,
             memory_high_watermark: 0,
             loopback_users: vec!["guest".to_string()],
+            default_user: "guest".to_string(),
+            default_pass: Secret("guest".to_string()),
             node_id: 1,
             cluster_listen: SocketAddr::from(([127, 0, 0, 1], 25672)),
             cookie_file: None,
@@ -151,6 +173,8 @@ impl NodeConfig {
                 self.memory_high_watermark = integer(value, 0, i64::MAX)? as u64
             }
             "loopback_users" => self.loopback_users = strings(value)?,
+            "default_user" => self.default_user = string(value)?,
+            "default_pass" => self.default_pass = Secret(string(value)?),
             "node_id" => self.node_id = integer(value, 1, NODE_ID_MAX)? as u64,
             "cluster_listen" => self.cluster_listen = address(value)?,
             "cookie_file" => self.cookie_file = Some(PathBuf::from(string(value)?)),

@@ -125,6 +125,9 @@ pub const CATCH_UP_RETRY: std::time::Duration = std::time::Duration::from_millis
 /// How often the leader looks whether every member runs a newer state-machine version
 /// (`server/machine_upgrade.rs`).
 pub const MACHINE_UPGRADE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+/// The same while the cluster has not moved up yet, or its default user is not written.
+pub const MACHINE_UPGRADE_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+const _: () = assert!(MACHINE_UPGRADE_RETRY.as_millis() < MACHINE_UPGRADE_CHECK_EVERY.as_millis());
 /// How often the leader looks for expired messages and proposes a `Tick` when one is due
 /// (`server/node_tasks.rs`).
 pub const EXPIRY_TICK_EVERY: std::time::Duration = std::time::Duration::from_millis(100);

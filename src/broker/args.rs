@@ -190,3 +190,12 @@ pub fn alternate_exchange(arguments: &Arguments) -> Option<String> {
         _ => None,
     }
 }
+
+/// The `x-dead-letter-exchange` of queue.declare arguments, when a string (the front end's
+/// permission check; the queue itself acts on [`QueueArgs`]).
+pub fn dead_letter_exchange(arguments: &Arguments) -> Option<&str> {
+    match lookup(arguments, "x-dead-letter-exchange") {
+        Some(ArgValue::Str(s)) => Some(s.as_str()),
+        _ => None,
+    }
+}

@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::access::{PasswordHash, Permission};
 use super::args::Arguments;
 use super::dead_letter::{Death, DeathReason};
 use super::exchange::{ExchangeKind, HeaderValue};
@@ -182,6 +183,105 @@ pub enum Command {
         consumer: ConsumerKey,
         n: u32,
     },
+    /// `command` in vhost `vhost` (`vhost.rs`); a command outside this wrapper is in `/`.
+    /// Machine version 2, as every variant after it.
+    InVhost {
+        vhost: String,
+        command: Box<Command>,
+    },
+    /// add_vhost: a new vhost with the builtin exchanges.
+    AddVhost {
+        name: String,
+    },
+    /// delete_vhost: the vhost and all it holds; its connections are closed (320).
+    DeleteVhost {
+        name: String,
+    },
+    /// add_user (`create_only`: refused when the user exists) or a user written whole
+    /// (definitions, the HTTP API's PUT). Only the hash travels: never a password.
+    PutUser {
+        name: String,
+        password: PasswordHash,
+        tags: Vec<String>,
+        create_only: bool,
+    },
+    DeleteUser {
+        name: String,
+    },
+    ChangePassword {
+        name: String,
+        password: PasswordHash,
+    },
+    SetUserTags {
+        name: String,
+        tags: Vec<String>,
+    },
+    /// set_permissions: configure, write and read regular expressions of `user` in `vhost`.
+    SetPermissions {
+        user: String,
+        vhost: String,
+        permission: Permission,
+    },
+    ClearPermissions {
+        user: String,
+        vhost: String,
+    },
+    /// The cluster's first leader at machine version 2 writes the configured default user
+    /// (RabbitMQ's `default_user`) with every permission on `/`; applied once in a cluster's
+    /// life (later ones change nothing), so a restart with another config changes nothing.
+    InitAccess {
+        user: String,
+        password: PasswordHash,
+    },
+}
+
+impl Command {
+    /// The state-machine version that brought vhosts, users and permissions.
+    pub const ACCESS_MACHINE_VERSION: u16 = 2;
+
+    /// Whether the command is about the cluster's users, permissions or vhosts rather than
+    /// what one vhost holds.
+    pub fn is_cluster_wide(&self) -> bool {
+        matches!(
+            self,
+            Command::AddVhost { .. }
+                | Command::DeleteVhost { .. }
+                | Command::PutUser { .. }
+                | Command::DeleteUser { .. }
+                | Command::ChangePassword { .. }
+                | Command::SetUserTags { .. }
+                | Command::SetPermissions { .. }
+                | Command::ClearPermissions { .. }
+                | Command::InitAccess { .. }
+        )
+    }
+
+    /// The variant's name, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::InVhost { .. } => "InVhost",
+            Command::AddVhost { .. } => "AddVhost",
+            Command::DeleteVhost { .. } => "DeleteVhost",
+            Command::PutUser { .. } => "PutUser",
+            Command::DeleteUser { .. } => "DeleteUser",
+            Command::ChangePassword { .. } => "ChangePassword",
+            Command::SetUserTags { .. } => "SetUserTags",
+            Command::SetPermissions { .. } => "SetPermissions",
+            Command::ClearPermissions { .. } => "ClearPermissions",
+            Command::InitAccess { .. } => "InitAccess",
+            _ => "a queue or exchange command",
+        }
+    }
+
+    /// The oldest state-machine version that applies this command (`raft/envelope.rs`):
+    /// a node must not propose it before the cluster runs that version.
+    pub fn machine_version_min(&self) -> u16 {
+        match self {
+            Command::InVhost { .. } => Command::ACCESS_MACHINE_VERSION,
+            c if c.is_cluster_wide() => Command::ACCESS_MACHINE_VERSION,
+            _ => 1,
+        }
+    }
 }
 
 /// A channel error for the client: the AMQP reply code and text.
@@ -191,9 +291,6 @@ pub struct Refusal {
     pub reply_text: String,
 }
 
-/// The only vhost Warren has; RabbitMQ names it in most reply texts.
-pub const VHOST: &str = "/";
-
 impl Refusal {
     fn new(reply_code: u16, reply_text: String) -> Refusal {
         Refusal {
@@ -201,17 +298,23 @@ impl Refusal {
             reply_text,
         }
     }
-    pub fn no_queue(name: &str) -> Refusal {
+    pub fn no_queue(vhost: &str, name: &str) -> Refusal {
         Refusal::new(
             404,
-            format!("NOT_FOUND - no queue '{name}' in vhost '{VHOST}'"),
+            format!("NOT_FOUND - no queue '{name}' in vhost '{vhost}'"),
         )
     }
-    pub fn no_exchange(name: &str) -> Refusal {
+    pub fn no_exchange(vhost: &str, name: &str) -> Refusal {
         Refusal::new(
             404,
-            format!("NOT_FOUND - no exchange '{name}' in vhost '{VHOST}'"),
+            format!("NOT_FOUND - no exchange '{name}' in vhost '{vhost}'"),
         )
+    }
+    pub fn no_vhost(name: &str) -> Refusal {
+        Refusal::new(404, format!("NOT_FOUND - no vhost '{name}'"))
+    }
+    pub fn no_user(name: &str) -> Refusal {
+        Refusal::new(404, format!("NOT_FOUND - no user '{name}'"))
     }
     pub fn precondition_failed(text: String) -> Refusal {
         Refusal::new(406, format!("PRECONDITION_FAILED - {text}"))
@@ -219,19 +322,19 @@ impl Refusal {
     pub fn access_refused(text: String) -> Refusal {
         Refusal::new(403, format!("ACCESS_REFUSED - {text}"))
     }
-    /// A redeclare whose `arg` differs: `what` is e.g. "queue 'q'".
+    /// A redeclare whose `arg` differs: `what` is e.g. "queue 'q' in vhost '/'".
     pub fn inequivalent(what: &str, arg: &str, received: String, current: String) -> Refusal {
         Refusal::precondition_failed(format!(
-            "inequivalent arg '{arg}' for {what} in vhost '{VHOST}': \
+            "inequivalent arg '{arg}' for {what}: \
              received {received} but current is {current}"
         ))
     }
-    pub fn resource_locked(queue: &str) -> Refusal {
+    pub fn resource_locked(vhost: &str, queue: &str) -> Refusal {
         Refusal::new(
             405,
             format!(
                 "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{queue}' \
-                 in vhost '{VHOST}'. It could be originally declared on another connection \
+                 in vhost '{vhost}'. It could be originally declared on another connection \
                  or the exclusive property value does not match that of the original \
                  declaration."
             ),
@@ -256,6 +359,8 @@ pub struct Outcome {
     /// Consumers removed because their queue went (queue.delete, auto-delete, the exclusive
     /// owner's close): the node holding each sends basic.cancel (consumer_cancel_notify).
     pub cancelled: Vec<(String, ConsumerKey)>,
+    /// A vhost that went (vhost.delete): each node closes its connections to it.
+    pub vhost_deleted: Option<String>,
 }
 
 impl Outcome {
@@ -266,6 +371,23 @@ impl Outcome {
             deliveries: Vec::new(),
             released: Vec::new(),
             cancelled: Vec::new(),
+            vhost_deleted: None,
+        }
+    }
+
+    /// A command refused: nothing changed.
+    pub fn refused(refusal: Refusal) -> Outcome {
+        Outcome {
+            reply: Err(refusal),
+            ..Outcome::done()
+        }
+    }
+
+    /// A command with only a reply.
+    pub fn reply(reply: Result<Reply, Refusal>) -> Outcome {
+        Outcome {
+            reply,
+            ..Outcome::done()
         }
     }
 }

@@ -110,7 +110,7 @@ impl BrokerState {
     /// Every queue's dying messages, in queue-name order then the order they died.
     fn take_dying(&mut self) -> Vec<(String, u64, DeathReason)> {
         let mut dying = Vec::new();
-        for (name, entry) in self.queues.iter_mut() {
+        for (name, entry) in self.here.queues.iter_mut() {
             let named = entry.queue.take_dying().into_iter();
             dying.extend(named.map(|(id, reason)| (name.clone(), id, reason)));
         }
@@ -136,7 +136,7 @@ impl BrokerState {
         msg_id: u64,
         reason: DeathReason,
     ) -> Option<(StoredMessage, Vec<String>)> {
-        let args = &self.queues.get(queue)?.args;
+        let args = &self.here.queues.get(queue)?.args;
         let dlx = args.dead_letter_exchange.as_ref()?;
         let Some(message) = self.messages.get(msg_id) else {
             // A bug, or a failed read of a disk node's store (which fails the entry).

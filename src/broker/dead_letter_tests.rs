@@ -47,7 +47,7 @@ fn death(queue: &str, reason: DeathReason, exchange: &str, key: &str, time_ms: u
 
 /// The ids of the messages `queue` holds (ready first, oldest first, then checked out).
 fn held(s: &BrokerState, queue: &str) -> Vec<u64> {
-    s.queues[queue].queue.all_msg_ids()
+    s.vhosts["/"].queues[queue].queue.all_msg_ids()
 }
 
 #[test]
@@ -133,7 +133,7 @@ fn without_a_dead_letter_exchange_or_a_route_the_message_is_dropped() {
         assert_eq!(reject(&mut s, 0, queue, vec![id]).reply, Ok(Reply::Done));
     }
     assert!(s.messages.is_empty());
-    assert!(s.queues.values().all(|e| e.queue.n_ready() == 0));
+    assert!(s.vhosts["/"].queues.values().all(|e| e.queue.n_ready() == 0));
 }
 
 #[test]
@@ -148,7 +148,7 @@ fn an_automatic_expiry_cycle_is_dropped_but_a_retry_loop_with_a_rejection_is_not
     declare_with(&mut s, "b", ttl("a"));
     publish_at(&mut s, 0, "", "a", Vec::new());
     s.apply(10, Command::Tick);
-    assert_eq!(s.queues["b"].queue.n_ready(), 1, "first expiry moves on");
+    assert_eq!(s.vhosts["/"].queues["b"].queue.n_ready(), 1, "first expiry moves on");
     s.apply(20, Command::Tick);
     assert!(s.messages.is_empty(), "back into 'a' would cycle for ever");
 
@@ -357,7 +357,7 @@ fn a_dead_letter_chain_longer_than_the_round_bound_is_cut() {
     }
     declare(&mut s, &format!("q{hops}"));
     publish_at(&mut s, 0, "", "q0", Vec::new());
-    let last = &s.queues[&format!("q{hops}")].queue;
+    let last = &s.vhosts["/"].queues[&format!("q{hops}")].queue;
     assert_eq!(last.n_ready(), 1, "a chain within the bound arrives");
     let (_, message) = s
         .messages

@@ -7,6 +7,7 @@
 //! machine hands to [`messages::Messages`] (the model never writes it, and a failed read
 //! fails the entry rather than change what it does).
 
+pub mod access;
 pub mod args;
 pub mod channel_limit;
 pub mod command;
@@ -17,9 +18,11 @@ pub mod queue;
 pub mod ready;
 pub mod state;
 mod state_declare;
+pub mod state_legacy;
 mod state_lifecycle;
 mod state_messages;
 mod state_qos;
 #[cfg(test)]
 pub(crate) mod test_support;
 pub mod topic;
+pub mod vhost;

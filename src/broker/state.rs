@@ -15,11 +15,13 @@ use super::args::{Arguments, QueueArgs};
 use super::channel_limit::ChannelLimits;
 use super::command::{Command, Content, Outcome, Refusal, Reply};
 use super::dead_letter::{Death, DeathReason};
-use super::exchange::{Destination, Exchange, ExchangeKind, HeaderValue};
+use super::exchange::{Destination, Exchange, HeaderValue};
 use super::messages::Messages;
 use super::queue::{ConsumerKey, Delivery, Queue};
 use super::state_declare::QueueDeclare;
 use super::state_messages::Published;
+use super::access::Access;
+use super::vhost::{scope_of, Scope, Vhost, DEFAULT_VHOST};
 
 /// A queue and what it was declared with.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -62,8 +64,10 @@ impl StoredMessage {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BrokerState {
-    pub exchanges: BTreeMap<String, Exchange>,
-    pub queues: BTreeMap<String, QueueEntry>,
+    /// Every vhost's exchanges and queues (`vhost.rs`).
+    pub vhosts: BTreeMap<String, Vhost>,
+    /// Users and their permissions (`access.rs`).
+    pub access: Access,
     /// Stored messages: in memory, or (a disk node) in its cold store (`messages.rs`).
     pub messages: Messages,
     pub(super) next_msg_id: u64,
@@ -71,29 +75,29 @@ pub struct BrokerState {
     pub(super) now_ms: u64,
     /// Channel prefetch limits (basic.qos global=true) and their use.
     pub channel_limits: ChannelLimits,
+    /// The exchanges and queues of the vhost a command is being applied in, moved out of
+    /// `vhosts` for the time of the command (`vhost.rs`); empty between commands.
+    #[serde(skip, default = "Vhost::empty")]
+    pub(super) here: Vhost,
+    /// The name of the vhost in `here`, for reply texts.
+    #[serde(skip)]
+    pub(super) here_name: String,
 }
 
 impl Default for BrokerState {
-    /// The predeclared exchanges every RabbitMQ vhost has.
+    /// A fresh cluster's state: the vhost `/` with its predeclared exchanges, no user yet
+    /// (the first leader writes the default one: `Command::InitAccess`).
     fn default() -> Self {
-        let builtin = [
-            ("amq.direct", ExchangeKind::Direct),
-            ("amq.fanout", ExchangeKind::Fanout),
-            ("amq.topic", ExchangeKind::Topic),
-            ("amq.headers", ExchangeKind::Headers),
-            ("amq.match", ExchangeKind::Headers),
-        ];
-        let exchanges = builtin
-            .iter()
-            .map(|(n, k)| (n.to_string(), Exchange::new(*k)))
-            .collect();
+        let vhosts = [(DEFAULT_VHOST.to_string(), Vhost::with_builtins())];
         BrokerState {
-            exchanges,
-            queues: BTreeMap::new(),
+            vhosts: vhosts.into_iter().collect(),
+            access: Access::default(),
             messages: Messages::default(),
             next_msg_id: 1,
             now_ms: 0,
             channel_limits: ChannelLimits::default(),
+            here: Vhost::empty(),
+            here_name: String::new(),
         }
     }
 }
@@ -118,8 +122,23 @@ impl BrokerState {
     pub fn apply(&mut self, now_ms: u64, command: Command) -> Outcome {
         // Leader clocks may step back across an election; message expiry must not.
         self.now_ms = self.now_ms.max(now_ms);
+        match scope_of(command) {
+            (Scope::In(vhost), command) => self.apply_in(&vhost, command),
+            (Scope::Everywhere, command) => self.apply_everywhere(command),
+            (Scope::Cluster, command) => self.apply_cluster_wide(command),
+        }
+    }
+
+    /// Applies a command in the vhost in the working place (`vhost.rs`).
+    pub(super) fn apply_here(&mut self, command: Command) -> Outcome {
         let mut fx = Effects::default();
         let reply = self.dispatch(command, &mut fx);
+        self.finish(reply, fx)
+    }
+
+    /// What follows every command in a vhost: waiting queues served, dying messages
+    /// dead-lettered, messages let go of while delivering released.
+    pub(super) fn finish(&mut self, reply: Result<Reply, Refusal>, mut fx: Effects) -> Outcome {
         // Before dead-lettering: serving may expire messages, dead-lettering frees no credit.
         self.serve_waiting(&mut fx);
         self.dead_letter_dying(&mut fx);
@@ -141,6 +160,7 @@ impl BrokerState {
             deliveries: fx.deliveries,
             released,
             cancelled: fx.cancelled,
+            vhost_deleted: None,
         }
     }
 
@@ -300,11 +320,11 @@ impl BrokerState {
             Command::SetMachineVersion { .. } => Ok(Reply::Done),
             Command::Tick => {
                 let now_ms = self.now_ms;
-                self.queues.values_mut().for_each(|e| e.queue.touch(now_ms));
+                self.here.queues.values_mut().for_each(|e| e.queue.touch(now_ms));
                 Ok(Reply::Done)
             }
             Command::Recover { conn, channel } => {
-                for (name, entry) in self.queues.iter_mut() {
+                for (name, entry) in self.here.queues.iter_mut() {
                     let mut gate = self.channel_limits.gate(name);
                     fx.deliver(name, entry.queue.recover(conn, channel, &mut gate));
                 }
@@ -328,22 +348,42 @@ impl BrokerState {
                 self.credit(&queue, &consumer, n, fx);
                 Ok(Reply::Done)
             }
+            // `scope_of` unwraps one InVhost and routes the cluster-wide commands elsewhere:
+            // what is left is a vhost inside a vhost, or a bug.
+            other => Err(Refusal::precondition_failed(format!(
+                "not a command for a vhost: {}",
+                other.name()
+            ))),
         }
     }
 
     /// The earliest time a queue's head message expires: when a `Tick` has work to do.
     pub fn next_expiry(&self) -> Option<u64> {
-        self.queues
-            .values()
-            .filter_map(|e| e.queue.head_expires_at())
+        self.all_queues()
+            .filter_map(|(_, _, e)| e.queue.head_expires_at())
             .min()
+    }
+
+    /// Every queue of every vhost: (vhost, name, entry).
+    pub fn all_queues(&self) -> impl Iterator<Item = (&str, &str, &QueueEntry)> {
+        self.vhosts.iter().flat_map(|(v, vhost)| {
+            vhost
+                .queues
+                .iter()
+                .map(move |(name, entry)| (v.as_str(), name.as_str(), entry))
+        })
+    }
+
+    /// Queue `name` of vhost `vhost`.
+    pub fn queue(&self, vhost: &str, name: &str) -> Option<&QueueEntry> {
+        self.vhosts.get(vhost)?.queues.get(name)
     }
 
     /// Every connection the state refers to: consumers, checked-out messages and exclusive
     /// queue owners (so a restarted node can close those of its earlier lives).
     pub fn connections(&self) -> std::collections::BTreeSet<u64> {
         let mut conns = std::collections::BTreeSet::new();
-        for entry in self.queues.values() {
+        for (_, _, entry) in self.all_queues() {
             conns.extend(entry.queue.holder_conns());
             conns.extend(entry.exclusive_conn);
         }
@@ -368,12 +408,14 @@ impl BrokerState {
     /// ever gains records with ids from `next_msg_id` on).
     pub fn copy_for_build(&self) -> BrokerState {
         BrokerState {
-            exchanges: self.exchanges.clone(),
-            queues: self.queues.clone(),
+            vhosts: self.vhosts.clone(),
+            access: self.access.clone(),
             messages: self.messages.view(self.next_msg_id),
             next_msg_id: self.next_msg_id,
             now_ms: self.now_ms,
             channel_limits: self.channel_limits.clone(),
+            here: Vhost::empty(),
+            here_name: String::new(),
         }
     }
 
@@ -381,8 +423,8 @@ impl BrokerState {
     /// wherever the node keeps it: equal states give equal bytes on every node.
     pub fn digest_into(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
         let head = (
-            &self.exchanges,
-            &self.queues,
+            &self.vhosts,
+            &self.access,
             self.next_msg_id,
             self.now_ms,
             &self.channel_limits,
@@ -421,12 +463,13 @@ impl BrokerState {
         conn: u64,
     ) -> Result<(&mut QueueEntry, &mut ChannelLimits), Refusal> {
         let entry = self
+            .here
             .queues
             .get_mut(name)
-            .ok_or_else(|| Refusal::no_queue(name))?;
+            .ok_or_else(|| Refusal::no_queue(&self.here_name, name))?;
         entry.queue.touch(self.now_ms);
         if entry.exclusive_conn.is_some_and(|owner| owner != conn) {
-            return Err(Refusal::resource_locked(name));
+            return Err(Refusal::resource_locked(&self.here_name, name));
         }
         Ok((entry, &mut self.channel_limits))
     }

@@ -4,7 +4,7 @@
 //! it compares) and reply texts, so clients that match on them behave as against RabbitMQ.
 
 use super::args::{queue_args_mismatch, render_arg, Arguments, QueueArgs};
-use super::command::{Refusal, Reply, VHOST};
+use super::command::{Refusal, Reply};
 use super::exchange::{Binding, Destination, Exchange};
 use super::queue::Queue;
 use super::state::{declared, BrokerState, Effects, QueueEntry};
@@ -24,8 +24,13 @@ fn quoted(value: impl std::fmt::Display) -> String {
 }
 
 /// The first property of `current` that a redeclare as `req` would change.
-fn exchange_mismatch(name: &str, current: &Exchange, req: &Exchange) -> Option<Refusal> {
-    let what = format!("exchange '{name}'");
+fn exchange_mismatch(
+    vhost: &str,
+    name: &str,
+    current: &Exchange,
+    req: &Exchange,
+) -> Option<Refusal> {
+    let what = format!("exchange '{name}' in vhost '{vhost}'");
     let fields = [
         ("type", current.kind.as_str(), req.kind.as_str()),
         ("durable", bool_str(current.durable), bool_str(req.durable)),
@@ -73,24 +78,24 @@ impl BrokerState {
     ) -> Result<Reply, Refusal> {
         if passive {
             // The default exchange always exists; a passive declare only checks existence.
-            return match name.is_empty() || self.exchanges.contains_key(&name) {
+            return match name.is_empty() || self.here.exchanges.contains_key(&name) {
                 true => Ok(Reply::Done),
-                false => Err(Refusal::no_exchange(&name)),
+                false => Err(Refusal::no_exchange(&self.here_name, &name)),
             };
         }
         if name.is_empty() {
             return Err(Refusal::default_exchange());
         }
-        let Some(current) = self.exchanges.get(&name) else {
+        let Some(current) = self.here.exchanges.get(&name) else {
             if name.starts_with("amq.") {
                 return Err(Refusal::access_refused(format!(
                     "exchange name '{name}' contains reserved prefix 'amq.*'"
                 )));
             }
-            self.exchanges.insert(name, req);
+            self.here.exchanges.insert(name, req);
             return Ok(Reply::Done);
         };
-        match exchange_mismatch(&name, current, &req) {
+        match exchange_mismatch(&self.here_name, &name, current, &req) {
             Some(refusal) => Err(refusal),
             None => Ok(Reply::Done),
         }
@@ -106,16 +111,16 @@ impl BrokerState {
         }
         if name.starts_with("amq.") {
             return Err(Refusal::access_refused(format!(
-                "deletion of system exchange '{name}' in vhost '{VHOST}' not allowed"
+                "deletion of system exchange '{name}' in vhost '{}' not allowed", self.here_name
             )));
         }
         // RabbitMQ 3.10 answers delete-ok for an exchange that does not exist.
-        let Some(x) = self.exchanges.get(name) else {
+        let Some(x) = self.here.exchanges.get(name) else {
             return Ok(Reply::Done);
         };
         if if_unused && !x.bindings.is_empty() {
             return Err(Refusal::precondition_failed(format!(
-                "exchange '{name}' in vhost '{VHOST}' in use"
+                "exchange '{name}' in vhost '{}' in use", self.here_name
             )));
         }
         self.remove_exchange(name);
@@ -132,8 +137,8 @@ impl BrokerState {
             let entry = self.queue_mut(&name, req.conn)?;
             return Ok(declared(name, &entry.queue));
         }
-        if let Some(entry) = self.queues.get(&name) {
-            queue_equivalent(&name, entry, &req)?;
+        if let Some(entry) = self.here.queues.get(&name) {
+            queue_equivalent(&self.here_name, &name, entry, &req)?;
             return Ok(declared(name, &entry.queue));
         }
         let args = QueueArgs::parse(&name, &req.arguments)?;
@@ -146,7 +151,7 @@ impl BrokerState {
             args,
         };
         let reply = declared(name.clone(), &entry.queue);
-        self.queues.insert(name, entry);
+        self.here.queues.insert(name, entry);
         Ok(reply)
     }
 
@@ -159,18 +164,18 @@ impl BrokerState {
         fx: &mut Effects,
     ) -> Result<Reply, Refusal> {
         // RabbitMQ 3.10 answers delete-ok (0 messages) for a queue that does not exist.
-        if !self.queues.contains_key(name) {
+        if !self.here.queues.contains_key(name) {
             return Ok(Reply::Counted { message_count: 0 });
         }
         let entry = self.queue_mut(name, conn)?;
         if if_unused && entry.queue.n_consumers() > 0 {
             return Err(Refusal::precondition_failed(format!(
-                "queue '{name}' in vhost '{VHOST}' in use"
+                "queue '{name}' in vhost '{}' in use", self.here_name
             )));
         }
         if if_empty && entry.queue.n_ready() + entry.queue.n_unacked() > 0 {
             return Err(Refusal::precondition_failed(format!(
-                "queue '{name}' in vhost '{VHOST}' not empty"
+                "queue '{name}' in vhost '{}' not empty", self.here_name
             )));
         }
         let message_count = self.remove_queue(name, fx);
@@ -200,21 +205,21 @@ impl BrokerState {
         if source.is_empty() || destination == Destination::Exchange(String::new()) {
             return Err(Refusal::default_exchange());
         }
-        if !self.exchanges.contains_key(source) {
-            return Err(Refusal::no_exchange(source));
+        if !self.here.exchanges.contains_key(source) {
+            return Err(Refusal::no_exchange(&self.here_name, source));
         }
         match &destination {
             Destination::Queue(q) => {
                 self.queue_mut(q, conn)?;
             }
-            Destination::Exchange(x) if !self.exchanges.contains_key(x) => {
-                return Err(Refusal::no_exchange(x));
+            Destination::Exchange(x) if !self.here.exchanges.contains_key(x) => {
+                return Err(Refusal::no_exchange(&self.here_name, x));
             }
             Destination::Exchange(_) => {}
         }
         let binding = Binding::new(destination, routing_key, arguments);
-        let Some(x) = self.exchanges.get_mut(source) else {
-            return Err(Refusal::no_exchange(source));
+        let Some(x) = self.here.exchanges.get_mut(source) else {
+            return Err(Refusal::no_exchange(&self.here_name, source));
         };
         let (d, k, a) = (
             &binding.destination,
@@ -236,11 +241,16 @@ impl BrokerState {
 
 /// RabbitMQ's `assert_equivalence` for a non-passive redeclare of an existing queue: the
 /// exclusive owner must match exactly, then durable, auto_delete and the compared arguments.
-fn queue_equivalent(name: &str, entry: &QueueEntry, req: &QueueDeclare) -> Result<(), Refusal> {
+fn queue_equivalent(
+    vhost: &str,
+    name: &str,
+    entry: &QueueEntry,
+    req: &QueueDeclare,
+) -> Result<(), Refusal> {
     if entry.exclusive_conn != req.exclusive.then_some(req.conn) {
-        return Err(Refusal::resource_locked(name));
+        return Err(Refusal::resource_locked(vhost, name));
     }
-    let what = format!("queue '{name}'");
+    let what = format!("queue '{name}' in vhost '{vhost}'");
     let fields = [
         ("durable", entry.durable, req.durable),
         ("auto_delete", entry.auto_delete, req.auto_delete),

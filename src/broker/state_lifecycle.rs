@@ -15,7 +15,7 @@ impl BrokerState {
     pub(super) fn channel_closed(&mut self, conn: u64, channel: u16, fx: &mut Effects) {
         // The queues that waited for its credit need it no more.
         self.channel_limits.remove((conn, channel));
-        for (name, entry) in self.queues.iter_mut() {
+        for (name, entry) in self.here.queues.iter_mut() {
             let mut gate = self.channel_limits.gate(name);
             fx.deliver(name, entry.queue.channel_closed(conn, channel, &mut gate));
         }
@@ -27,11 +27,12 @@ impl BrokerState {
     /// their last consumer.
     pub(super) fn connection_closed(&mut self, conn: u64, fx: &mut Effects) {
         self.channel_limits.remove_connection(conn);
-        for (name, entry) in self.queues.iter_mut() {
+        for (name, entry) in self.here.queues.iter_mut() {
             let mut gate = self.channel_limits.gate(name);
             fx.deliver(name, entry.queue.connection_closed(conn, &mut gate));
         }
         let owned: Vec<String> = self
+            .here
             .queues
             .iter()
             .filter(|(_, e)| e.exclusive_conn == Some(conn))
@@ -46,6 +47,7 @@ impl BrokerState {
     /// Deletes the auto-delete queues whose last consumer went.
     pub(super) fn auto_delete_queues(&mut self, fx: &mut Effects) {
         let unused: Vec<String> = self
+            .here
             .queues
             .iter()
             .filter(|(_, e)| e.auto_delete && e.queue.lost_all_consumers())
@@ -61,7 +63,7 @@ impl BrokerState {
     /// (RabbitMQ frees that credit only at the client's ack; here the count must match the
     /// queues). Returns how many messages were ready.
     pub(super) fn remove_queue(&mut self, name: &str, fx: &mut Effects) -> u32 {
-        let Some(entry) = self.queues.remove(name) else {
+        let Some(entry) = self.here.queues.remove(name) else {
             return 0;
         };
         let mut gate = self.channel_limits.gate(name);
@@ -89,16 +91,16 @@ impl BrokerState {
         let mut work = vec![gone];
         while let Some(destination) = work.pop() {
             if let Destination::Exchange(name) = &destination {
-                self.exchanges.remove(name);
+                self.here.exchanges.remove(name);
             }
-            for (name, x) in self.exchanges.iter_mut() {
+            for (name, x) in self.here.exchanges.iter_mut() {
                 let before = x.bindings.len();
                 x.bindings.retain(|b| b.destination != destination);
                 if x.auto_delete && before > 0 && x.bindings.is_empty() {
                     work.push(Destination::Exchange(name.clone()));
                 }
             }
-            debug_assert!(work.len() <= self.exchanges.len() + 1);
+            debug_assert!(work.len() <= self.here.exchanges.len() + 1);
         }
     }
 }

@@ -49,10 +49,10 @@ fn connection_close_returns_every_channels_deliveries_and_drops_exclusive_queues
     let out = s.apply(0, Command::ConnectionClosed { conn: 5 });
     assert_eq!(out.reply, Ok(Reply::Done));
     assert!(
-        !s.queues.contains_key("mine"),
+        !s.vhosts["/"].queues.contains_key("mine"),
         "the owner's exclusive queue goes"
     );
-    let shared = &s.queues["shared"].queue;
+    let shared = &s.vhosts["/"].queues["shared"].queue;
     assert_eq!(
         (shared.n_ready(), shared.n_unacked(), shared.n_consumers()),
         (2, 0, 0)
@@ -81,7 +81,7 @@ fn auto_delete_queue_goes_with_its_last_consumer_only_after_having_one() {
             channel: 1,
         },
     );
-    assert!(s.queues.contains_key("auto"), "never had a consumer");
+    assert!(s.vhosts["/"].queues.contains_key("auto"), "never had a consumer");
     consume(&mut s, "auto", key(1, 1, "a"));
     consume(&mut s, "auto", key(1, 2, "b"));
     let cancel = s.apply(
@@ -92,7 +92,7 @@ fn auto_delete_queue_goes_with_its_last_consumer_only_after_having_one() {
         },
     );
     assert_eq!(cancel.reply, Ok(Reply::Done));
-    assert!(s.queues.contains_key("auto"), "one consumer is left");
+    assert!(s.vhosts["/"].queues.contains_key("auto"), "one consumer is left");
     s.apply(
         0,
         Command::ChannelClosed {
@@ -100,8 +100,8 @@ fn auto_delete_queue_goes_with_its_last_consumer_only_after_having_one() {
             channel: 2,
         },
     );
-    assert!(!s.queues.contains_key("auto"));
-    assert!(s.exchanges["amq.direct"].bindings.is_empty());
+    assert!(!s.vhosts["/"].queues.contains_key("auto"));
+    assert!(s.vhosts["/"].exchanges["amq.direct"].bindings.is_empty());
 }
 
 #[test]
@@ -134,7 +134,7 @@ fn auto_delete_exchange_goes_with_its_last_source_binding_and_cascades() {
             conn: 1,
         },
     );
-    assert!(s.exchanges.contains_key("ax"), "one binding is left");
+    assert!(s.vhosts["/"].exchanges.contains_key("ax"), "one binding is left");
     let delete = s.apply(
         0,
         Command::QueueDelete {
@@ -146,11 +146,11 @@ fn auto_delete_exchange_goes_with_its_last_source_binding_and_cascades() {
     );
     assert!(delete.reply.is_ok());
     assert!(
-        !s.exchanges.contains_key("ax"),
+        !s.vhosts["/"].exchanges.contains_key("ax"),
         "its last binding went with q2"
     );
     assert!(
-        !s.exchanges.contains_key("upstream"),
+        !s.vhosts["/"].exchanges.contains_key("upstream"),
         "upstream's only binding led to ax"
     );
 }
@@ -197,7 +197,7 @@ fn recover_redelivers_the_channels_unacked_and_keeps_its_consumers() {
         .map(|(_, d)| (d.msg_id, d.redelivered, d.delivery_count))
         .collect();
     assert_eq!(again, vec![(1, true, 1), (2, true, 1)]);
-    assert_eq!(s.queues["q"].queue.n_consumers(), 1);
+    assert_eq!(s.vhosts["/"].queues["q"].queue.n_consumers(), 1);
     let other = s.apply(
         0,
         Command::Recover {

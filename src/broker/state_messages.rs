@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use super::command::{Content, Refusal, Reply, VHOST};
+use super::command::{Content, Refusal, Reply};
 use super::exchange::{route, HeaderValue};
 use super::queue::{ConsumerKey, Offer};
 use super::state::{BrokerState, Effects, StoredMessage};
@@ -27,17 +27,17 @@ impl BrokerState {
         fx: &mut Effects,
     ) -> Result<Reply, Refusal> {
         let (exchange, routing_key) = (&message.exchange, &message.routing_key);
-        if self.exchanges.get(exchange).is_some_and(|x| x.internal) {
+        if self.here.exchanges.get(exchange).is_some_and(|x| x.internal) {
             return Err(Refusal::access_refused(format!(
-                "cannot publish to internal exchange '{exchange}' in vhost '{VHOST}'"
+                "cannot publish to internal exchange '{exchange}' in vhost '{}'", self.here_name
             )));
         }
         let Some(queues) = self.route_to_queues(exchange, routing_key, headers) else {
-            return Err(Refusal::no_exchange(exchange));
+            return Err(Refusal::no_exchange(&self.here_name, exchange));
         };
         // Headers are kept only where a dead-letter copy may need them (headers exchanges).
         let dead_letters = |q: &String| {
-            let entry = self.queues.get(q);
+            let entry = self.here.queues.get(q);
             entry.is_some_and(|e| e.args.dead_letter_exchange.is_some())
         };
         let headers = match queues.iter().any(dead_letters) {
@@ -73,13 +73,13 @@ impl BrokerState {
         headers: &[(String, HeaderValue)],
     ) -> Option<Vec<String>> {
         if exchange.is_empty() {
-            let queue = self.queues.contains_key(routing_key);
+            let queue = self.here.queues.contains_key(routing_key);
             return Some(queue.then(|| routing_key.to_string()).into_iter().collect());
         }
-        if !self.exchanges.contains_key(exchange) {
+        if !self.here.exchanges.contains_key(exchange) {
             return None;
         }
-        let queues = route(&self.exchanges, exchange, routing_key, headers);
+        let queues = route(&self.here.exchanges, exchange, routing_key, headers);
         Some(queues.into_iter().collect())
     }
 
@@ -99,7 +99,7 @@ impl BrokerState {
         let body_bytes = message.body_len();
         let (mut n_holders, mut rejected_by) = (0u32, 0u32);
         for name in queues {
-            let Some(entry) = self.queues.get_mut(name) else {
+            let Some(entry) = self.here.queues.get_mut(name) else {
                 continue;
             };
             entry.queue.touch(self.now_ms);
@@ -186,6 +186,7 @@ impl BrokerState {
         fx: &mut Effects,
     ) -> Result<Reply, Refusal> {
         let in_use = self
+            .here
             .queues
             .values()
             .any(|e| e.queue.consumer_keys().any(|k| *k == consumer));
@@ -201,7 +202,8 @@ impl BrokerState {
         let (entry, limits) = self.queue_and_limits(queue, consumer.conn)?;
         if entry.queue.in_exclusive_use(exclusive) {
             return Err(Refusal::access_refused(format!(
-                "queue '{queue}' in vhost '{VHOST}' in exclusive use"
+                "queue '{queue}' in vhost '{}' in exclusive use",
+                self.here_name
             )));
         }
         let mut gate = limits.gate(queue);
@@ -215,7 +217,7 @@ impl BrokerState {
     /// Credit back for `consumer` (`Command::Credit`). Fire-and-forget from the connection,
     /// so it answers nothing: a queue gone by then is no error.
     pub(super) fn credit(&mut self, queue: &str, consumer: &ConsumerKey, n: u32, fx: &mut Effects) {
-        let Some(entry) = self.queues.get_mut(queue) else {
+        let Some(entry) = self.here.queues.get_mut(queue) else {
             return;
         };
         entry.queue.touch(self.now_ms);

@@ -32,7 +32,7 @@ fn reject_publish_refuses_for_the_full_queue_only() {
     let second = publish_at(&mut s, 0, "amq.fanout", "", Vec::new());
     assert_eq!(second.reply, Ok(published(2, 2, 1)), "4 bytes do not");
     assert_eq!(s.message(2).expect("big holds it").n_holders, 1);
-    assert_eq!(s.queues["small"].queue.all_msg_ids(), vec![1]);
+    assert_eq!(s.vhosts["/"].queues["small"].queue.all_msg_ids(), vec![1]);
 
     let only = publish_at(&mut s, 0, "", "small", Vec::new());
     assert_eq!(only.reply, Ok(published(3, 1, 1)));
@@ -53,7 +53,7 @@ fn drop_head_without_a_dead_letter_exchange_drops_the_oldest() {
             Ok(Reply::Published { rejected_by: 0, .. })
         ));
     }
-    assert_eq!(s.queues["q"].queue.all_msg_ids(), vec![4, 5]);
+    assert_eq!(s.vhosts["/"].queues["q"].queue.all_msg_ids(), vec![4, 5]);
     assert_eq!(s.messages.len(), 2);
 }
 
@@ -124,7 +124,7 @@ fn credit_lets_a_no_ack_consumer_take_as_many_more_as_came_back() {
     }
     let first = consume(&mut s, "q", "c", true);
     assert_eq!(first.deliveries.len(), CONSUMER_CREDIT_WINDOW as usize);
-    assert_eq!(s.queues["q"].queue.n_ready(), 3);
+    assert_eq!(s.vhosts["/"].queues["q"].queue.n_ready(), 3);
     let credit = |queue: &str, tag: &str, n| Command::Credit {
         queue: queue.into(),
         consumer: consumer(tag),
@@ -145,5 +145,5 @@ fn credit_lets_a_no_ack_consumer_take_as_many_more_as_came_back() {
         2,
         "no_ack deliveries travel with the outcome"
     );
-    assert_eq!(s.queues["q"].queue.n_ready(), 1);
+    assert_eq!(s.vhosts["/"].queues["q"].queue.n_ready(), 1);
 }

@@ -337,7 +337,7 @@ fn command(s: &BrokerState, op: &Op) -> Command {
             own,
         } => {
             let name = QUEUES[queue].to_string();
-            let entry = s.queues.get(&name);
+            let entry = s.vhosts["/"].queues.get(&name);
             let mine = entry.map(|e| e.queue.checked_out_to(conn, channel));
             let held = match mine {
                 Some(mine) if own && !mine.is_empty() => mine,
@@ -414,7 +414,7 @@ fn command(s: &BrokerState, op: &Op) -> Command {
 /// queue holds is a stored message.
 fn check_holders(s: &BrokerState) -> Result<(), TestCaseError> {
     let mut held: BTreeMap<u64, u32> = BTreeMap::new();
-    for entry in s.queues.values() {
+    for entry in s.vhosts["/"].queues.values() {
         for id in entry.queue.all_msg_ids() {
             *held.entry(id).or_default() += 1;
         }
@@ -438,6 +438,7 @@ fn check_holders(s: &BrokerState) -> Result<(), TestCaseError> {
 fn check_channel_limits(s: &BrokerState) -> Result<(), TestCaseError> {
     for (&(conn, channel), limit) in s.channel_limits.iter() {
         let held = s
+            .vhosts["/"]
             .queues
             .values()
             .flat_map(|e| e.queue.consumer_checkouts())
@@ -458,7 +459,7 @@ fn check_channel_limits(s: &BrokerState) -> Result<(), TestCaseError> {
             limit
         );
     }
-    for (name, entry) in &s.queues {
+    for (name, entry) in &s.vhosts["/"].queues {
         let (mut queue, mut limits) = (entry.queue.clone(), s.channel_limits.clone());
         let missed = queue.assign(&mut limits.gate(name));
         prop_assert!(

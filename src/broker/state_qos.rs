@@ -22,6 +22,7 @@ impl BrokerState {
             return;
         }
         let held = self
+            .here
             .queues
             .values()
             .flat_map(|e| e.queue.consumer_checkouts())
@@ -59,7 +60,7 @@ impl BrokerState {
 
     /// Lets queue `name` deliver what credit now allows.
     fn serve_queue(&mut self, name: &str, fx: &mut Effects) {
-        let Some(entry) = self.queues.get_mut(name) else {
+        let Some(entry) = self.here.queues.get_mut(name) else {
             return;
         };
         entry.queue.touch(self.now_ms);

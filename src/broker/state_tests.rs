@@ -1,7 +1,7 @@
 //! Tests of `BrokerState::apply`: declares, routing, reply codes, message lifetimes.
 
 use super::*;
-use crate::broker::exchange::HeaderValue;
+use crate::broker::exchange::{ExchangeKind, HeaderValue};
 use crate::broker::queue::ConsumerKey;
 use crate::broker::test_support::*;
 
@@ -176,7 +176,7 @@ fn purge_and_delete_drop_stored_messages() {
         },
     );
     assert_eq!(out.reply, Ok(Reply::Counted { message_count: 1 }));
-    assert!(s.messages.is_empty() && s.queues.is_empty());
+    assert!(s.messages.is_empty() && s.vhosts["/"].queues.is_empty());
 }
 
 #[test]

@@ -19,7 +19,8 @@ use super::types::Request;
 /// The layout of an entry's payload this build writes and reads.
 pub const ENTRY_FORMAT: u8 = 1;
 /// The newest state-machine version this build applies (and every older one).
-pub const MACHINE_VERSION: u16 = 1;
+/// 2: vhosts, users and permissions (`Command::InVhost` and the commands after it).
+pub const MACHINE_VERSION: u16 = 2;
 /// The machine version a new cluster starts at.
 pub const MACHINE_VERSION_FIRST: u16 = 1;
 const _: () = assert!(MACHINE_VERSION_FIRST <= MACHINE_VERSION);

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use super::envelope;
 use super::sessions::Origin;
 use super::state_machine::Batch;
+use crate::broker::access::{HashingAlgorithm, PasswordHash, Permission};
 use crate::broker::command::{Command, Content};
 use crate::broker::exchange::{ExchangeKind, HeaderValue};
 use crate::broker::queue::ConsumerKey;
@@ -47,6 +48,16 @@ fn variant(command: &Command) -> &'static str {
         Command::NodeDown { .. } => "NodeDown",
         Command::SetMachineVersion { .. } => "SetMachineVersion",
         Command::Credit { .. } => "Credit",
+        Command::InVhost { .. } => "InVhost",
+        Command::AddVhost { .. } => "AddVhost",
+        Command::DeleteVhost { .. } => "DeleteVhost",
+        Command::PutUser { .. } => "PutUser",
+        Command::DeleteUser { .. } => "DeleteUser",
+        Command::ChangePassword { .. } => "ChangePassword",
+        Command::SetUserTags { .. } => "SetUserTags",
+        Command::SetPermissions { .. } => "SetPermissions",
+        Command::ClearPermissions { .. } => "ClearPermissions",
+        Command::InitAccess { .. } => "InitAccess",
     }
 }
 
@@ -193,7 +204,52 @@ fn samples() -> Vec<Command> {
             consumer: consumer(),
             n: 1000,
         },
+        Command::InVhost {
+            vhost: "v".into(),
+            command: Box::new(Command::QueuePurge { name: queue(), conn }),
+        },
+        Command::AddVhost { name: "v".into() },
+        Command::DeleteVhost { name: "v".into() },
+        Command::PutUser {
+            name: "u".into(),
+            password: password(),
+            tags: vec!["administrator".into(), "x".into()],
+            create_only: true,
+        },
+        Command::DeleteUser { name: "u".into() },
+        Command::ChangePassword {
+            name: "u".into(),
+            password: password(),
+        },
+        Command::SetUserTags {
+            name: "u".into(),
+            tags: vec!["monitoring".into()],
+        },
+        Command::SetPermissions {
+            user: "u".into(),
+            vhost: "v".into(),
+            permission: Permission {
+                configure: "^c".into(),
+                write: "^w".into(),
+                read: "^r".into(),
+            },
+        },
+        Command::ClearPermissions {
+            user: "u".into(),
+            vhost: "v".into(),
+        },
+        Command::InitAccess {
+            user: "guest".into(),
+            password: PasswordHash {
+                algorithm: HashingAlgorithm::Sha512,
+                hash: "h".into(),
+            },
+        },
     ]
+}
+
+fn password() -> PasswordHash {
+    PasswordHash::new([1, 2, 3, 4], b"secret")
 }
 
 /// A whole entry payload: envelope, then a batch holding the Publish sample.
@@ -250,6 +306,16 @@ const VARIANTS: [&str; 24] = [
     "NodeDown",
     "SetMachineVersion",
     "Credit",
+    "InVhost",
+    "AddVhost",
+    "DeleteVhost",
+    "PutUser",
+    "DeleteUser",
+    "ChangePassword",
+    "SetUserTags",
+    "SetPermissions",
+    "ClearPermissions",
+    "InitAccess",
 ];
 
 #[test]

@@ -93,7 +93,7 @@ async fn committed_commands_survive_a_restart_with_and_without_snapshot() {
     let node = RaftNode::open(dir.path(), 1).await.expect("reopen");
     wait_applied(&node, applied).await;
     assert_eq!(node.state_machine.with_broker(|b| b.clone()), before);
-    assert_eq!(before.queues["q"].queue.n_ready(), 3);
+    assert_eq!(before.vhosts["/"].queues["q"].queue.n_ready(), 3);
     node.shutdown().await.expect("shutdown");
 }
 

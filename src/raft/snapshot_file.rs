@@ -22,8 +22,13 @@ use serde::Serialize;
 /// 2: proposer sessions joined the snapshot. 3: streamed; bodies after the state, one record
 /// each; 64-bit lengths. 4: whole messages (record and body) after the state, none in it;
 /// the state's encoding changed too (consumers numbered, channel limits; docs/formats.md).
-/// 5: the state ends with the cluster's machine version (`envelope.rs`).
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 5;
+/// 5: the state ends with the cluster's machine version (`envelope.rs`). 6: vhosts, users
+/// and permissions in the state (machine version 2). The format follows the cluster's
+/// machine version, so members of an older build install what a newer leader sends while
+/// the cluster has not moved up: 5 is still written at machine version 1, and read.
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 6;
+/// The oldest format this build reads.
+pub const SNAPSHOT_FORMAT_OLDEST: u8 = 5;
 const HEADER_LEN: usize = 21;
 /// The size of the write buffer between the encoder and the file.
 const WRITE_BUFFER_BYTES: usize = 256 * 1024;
@@ -51,11 +56,22 @@ fn bad(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("snapshot: {what}"))
 }
 
+/// Decodes a state of postcard bytes that must be wholly used.
+pub fn decode_exact<S: DeserializeOwned>(bytes: &[u8]) -> io::Result<S> {
+    let (state, rest): (S, _) =
+        postcard::take_from_bytes(bytes).map_err(|e| bad(&e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(bad("state shorter than its length"));
+    }
+    Ok(state)
+}
+
 /// Writes `state` and then every message of `messages` (msg id, record, body) to `out` at
 /// its current position, and patches the header in. Returns `out`, positioned at the end;
 /// the caller syncs it.
 pub fn write<W, S, R, B>(
     mut out: W,
+    version: u8,
     state: &S,
     messages: impl IntoIterator<Item = io::Result<(u64, R, B)>>,
 ) -> io::Result<W>
@@ -87,7 +103,7 @@ where
     let sum = w.into_inner().map_err(|e| e.into_error())?;
     let (mut out, payload_len, crc) = (sum.inner, sum.len, sum.crc);
     let mut header = [0u8; HEADER_LEN];
-    header[0] = SNAPSHOT_FORMAT_VERSION;
+    header[0] = version;
     header[1..9].copy_from_slice(&payload_len.to_le_bytes());
     header[9..17].copy_from_slice(&state_len.to_le_bytes());
     header[17..21].copy_from_slice(&crc.to_le_bytes());
@@ -97,22 +113,24 @@ where
     Ok(out)
 }
 
-/// Reads a snapshot from `input`: returns its state once the whole payload was read and its
-/// checksum matched. Every message (id, record, body) is handed to `message` as it is read
-/// (provisional until `Ok`).
+/// Reads a snapshot from `input`: returns its state, decoded by `decode` from the format
+/// version and the state's bytes, once the whole payload was read and its checksum matched.
+/// Every message (id, record, body) is handed to `message` as it is read (provisional until
+/// `Ok`).
 pub fn read<R, S>(
     mut input: R,
+    decode: impl FnOnce(u8, &[u8]) -> io::Result<S>,
     mut message: impl FnMut(u64, Vec<u8>, Vec<u8>) -> io::Result<()>,
 ) -> io::Result<S>
 where
     R: Read,
-    S: DeserializeOwned,
 {
     let mut header = [0u8; HEADER_LEN];
     input
         .read_exact(&mut header)
         .map_err(|_| bad("shorter than its header"))?;
-    if header[0] != SNAPSHOT_FORMAT_VERSION {
+    let version = header[0];
+    if !(SNAPSHOT_FORMAT_OLDEST..=SNAPSHOT_FORMAT_VERSION).contains(&version) {
         return Err(bad("unknown format version"));
     }
     let u64_at = |i: usize| {
@@ -127,11 +145,7 @@ where
     }
     let mut crc = 0u32;
     let state_bytes = read_n(&mut input, state_len, &mut crc)?;
-    let (state, rest): (S, _) =
-        postcard::take_from_bytes(&state_bytes).map_err(|e| bad(&e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(bad("state shorter than its length"));
-    }
+    let state = decode(version, &state_bytes)?;
     drop(state_bytes);
     let mut remaining = payload_len - state_len;
     while remaining > 0 {
@@ -190,9 +204,13 @@ mod tests {
 
     use super::*;
 
+    fn exact(_: u8, bytes: &[u8]) -> io::Result<(u64, String)> {
+        decode_exact(bytes)
+    }
+
     fn encode(state: &(u64, String), messages: &[(u64, &[u8], &[u8])]) -> Vec<u8> {
         let items = messages.iter().map(|(id, r, b)| Ok((*id, *r, *b)));
-        write(Cursor::new(Vec::new()), state, items)
+        write(Cursor::new(Vec::new()), SNAPSHOT_FORMAT_VERSION, state, items)
             .expect("write")
             .into_inner()
     }
@@ -206,7 +224,7 @@ mod tests {
         let bytes = encode(&state, &messages);
         assert_eq!(bytes[0], SNAPSHOT_FORMAT_VERSION);
         let mut seen = Vec::new();
-        let back: (u64, String) = read(Cursor::new(&bytes), |id, r, b| {
+        let back: (u64, String) = read(Cursor::new(&bytes), exact, |id, r, b| {
             seen.push((id, r, b.len()));
             Ok(())
         })
@@ -223,7 +241,7 @@ mod tests {
     #[test]
     fn a_flipped_bit_a_short_file_or_a_trailing_byte_is_refused() {
         let bytes = encode(&(1, "s".into()), &[(1, b"rec", b"body")]);
-        let decode = |b: &[u8]| read::<_, (u64, String)>(Cursor::new(b), |_, _, _| Ok(()));
+        let decode = |b: &[u8]| read::<_, (u64, String)>(Cursor::new(b), exact, |_, _, _| Ok(()));
         assert!(decode(&bytes).is_ok());
         for i in 0..bytes.len() {
             let mut flipped = bytes.clone();

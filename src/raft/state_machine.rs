@@ -92,6 +92,10 @@ pub struct Batch {
 pub trait ApplyObserver: Send + Sync + 'static {
     /// `index` is the entry's log index.
     fn applied(&self, index: u64, outcomes: &[Outcome], state: &AppliedState<'_>);
+
+    /// The state changed: after every entry, and after a snapshot was installed (which
+    /// `applied` does not see). Under the state lock too.
+    fn state_changed(&self, _state: &AppliedState<'_>) {}
 }
 
 /// The state an observer sees.
@@ -343,6 +347,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Inner {
     /// Publishes what async tasks read of the state after it changed.
     pub(super) fn publish(&self) {
+        if let Some(observer) = &self.observer {
+            observer.state_changed(&AppliedState {
+                broker: &self.body.broker,
+            });
+        }
         let next_expiry = self.body.broker.next_expiry();
         self.next_expiry_ms.send_if_modified(|was| {
             let changed = *was != next_expiry;

@@ -441,7 +441,7 @@ fn a_channel_limit_goes_through_the_log_and_the_snapshot_file() {
     };
     apply(&sm, 8, vec![settle]);
     let queue = sm.with_broker(|b| {
-        let q = &b.queues["q"].queue;
+        let q = &b.vhosts["/"].queues["q"].queue;
         (q.n_unacked(), q.n_ready())
     });
     assert_eq!(
@@ -463,7 +463,7 @@ fn a_node_down_decision_applies_only_in_its_own_term() {
     apply(&sm, 2, vec![publish("q", body(1, 100))]);
     let counts = || {
         sm.with_broker(|b| {
-            let q = &b.queues["q"].queue;
+            let q = &b.vhosts["/"].queues["q"].queue;
             (q.n_consumers(), q.n_unacked(), q.n_ready())
         })
     };

@@ -4,7 +4,7 @@
 //! what makes the answer cover everything the cluster decided while this node was away.
 
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::cluster::Cookie;
 use crate::limits::CATCH_UP_RETRY;
@@ -45,6 +45,21 @@ async fn ask_once(node: &Weak<RaftNode>, cookie: &Cookie, generation: u64) -> bo
         }
     }
     true
+}
+
+/// Waits until this node applied everything the cluster committed before the call (the
+/// leader's read index), at most `timeout`; whether it did. A single node always has.
+pub async fn catch_up(node: &RaftNode, cookie: Option<&Cookie>, timeout: Duration) -> bool {
+    let Some(cookie) = cookie else {
+        return true;
+    };
+    let deadline = Instant::now() + timeout;
+    let asked = tokio::time::timeout(timeout, read_index(node, cookie)).await;
+    let Ok(Ok(index)) = asked else {
+        return false;
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    node.wait_applied(index, left).await
 }
 
 async fn read_index(node: &RaftNode, cookie: &Cookie) -> anyhow::Result<u64> {

@@ -28,10 +28,8 @@ pub async fn bind(
     proposer.start_closing_stale_connections();
     if config.is_clustered() {
         super::node_down::start(&proposer);
-        if let Some(cookie) = proposer.cookie() {
-            super::machine_upgrade::start(&proposer, cookie.clone());
-        }
     }
+    super::machine_upgrade::start(&proposer, proposer.cookie().cloned(), &config);
     let alarm = super::alarm::start(config.memory_high_watermark);
     let accept_loop = async move {
         let mut terminate =

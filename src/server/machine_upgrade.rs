@@ -9,23 +9,58 @@ use std::sync::{Arc, Weak};
 use super::proposer::Proposer;
 use crate::broker::command::Command;
 use crate::cluster::Cookie;
-use crate::limits::MACHINE_UPGRADE_CHECK_EVERY;
+use super::access_view::hash_password;
+use crate::config::{NodeConfig, Secret};
+use crate::limits::{MACHINE_UPGRADE_CHECK_EVERY, MACHINE_UPGRADE_RETRY};
 use crate::raft::envelope::MACHINE_VERSION;
 use crate::raft::peer_network::call_peer;
 use crate::raft::protocol::{PeerRequest, PeerResponse};
 
-/// Starts the check (it does nothing while this node does not lead).
-pub fn start(proposer: &Arc<Proposer>, cookie: Cookie) {
+/// Starts the check (it does nothing while this node does not lead). It looks often while
+/// there is work (a fresh cluster moves up within a second of electing a leader), then
+/// rarely. `cookie` is `None` on a single node, which has no one to ask.
+pub fn start(proposer: &Arc<Proposer>, cookie: Option<Cookie>, config: &NodeConfig) {
     let proposer = Arc::downgrade(proposer);
+    let default_user = (config.default_user.clone(), config.default_pass.clone());
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(MACHINE_UPGRADE_CHECK_EVERY);
         loop {
-            ticks.tick().await;
-            if !check(&proposer, &cookie).await {
+            let Some(pending) = check(&proposer, cookie.as_ref()).await else {
                 return;
-            }
+            };
+            let Some(pending) = init_access(&proposer, &default_user).await.map(|p| p || pending)
+            else {
+                return;
+            };
+            let pause = match pending {
+                true => MACHINE_UPGRADE_RETRY,
+                false => MACHINE_UPGRADE_CHECK_EVERY,
+            };
+            tokio::time::sleep(pause).await;
         }
     });
+}
+
+/// Writes the configured default user once the cluster runs a version that has users
+/// (`Command::InitAccess`); whether that is still to do; `None` once the proposer is gone.
+async fn init_access(proposer: &Weak<Proposer>, (user, pass): &(String, Secret)) -> Option<bool> {
+    let proposer = proposer.upgrade()?;
+    let node = proposer.node();
+    let version = node.state_machine.machine_version();
+    let initialized = node.state_machine.with_broker(|b| b.access.initialized);
+    if initialized || version < Command::ACCESS_MACHINE_VERSION {
+        return Some(!initialized);
+    }
+    if !node.is_leader() {
+        return Some(true);
+    }
+    let password = hash_password(pass.as_bytes());
+    let command = Command::InitAccess {
+        user: user.clone(),
+        password,
+    };
+    let done = proposer.propose(command).await;
+    tracing::info!(user, ok = done.is_ok(), "default user written");
+    Some(done.is_err())
 }
 
 /// The version to move the cluster to: the newest every member applies, if newer than the
@@ -35,15 +70,16 @@ pub fn upgrade_target(cluster: u16, members_max: &[Option<u16>]) -> Option<u16> 
     (lowest > cluster).then_some(lowest)
 }
 
-/// One look; false once the proposer is gone.
-async fn check(proposer: &Weak<Proposer>, cookie: &Cookie) -> bool {
-    let Some(proposer) = proposer.upgrade() else {
-        return false;
-    };
+/// One look; whether the cluster still has to move up; `None` once the proposer is gone.
+async fn check(proposer: &Weak<Proposer>, cookie: Option<&Cookie>) -> Option<bool> {
+    let proposer = proposer.upgrade()?;
     let node = proposer.node();
     let cluster = node.state_machine.machine_version();
-    if !node.is_leader() || cluster >= MACHINE_VERSION {
-        return true;
+    if cluster >= MACHINE_VERSION {
+        return Some(false);
+    }
+    if !node.is_leader() {
+        return Some(true);
     }
     let members = node.members();
     let members: Vec<(u64, String)> = members.all().map(|(id, a)| (*id, a.clone())).collect();
@@ -53,6 +89,10 @@ async fn check(proposer: &Weak<Proposer>, cookie: &Cookie) -> bool {
             members_max.push(Some(MACHINE_VERSION));
             continue;
         }
+        let Some(cookie) = cookie else {
+            members_max.push(None);
+            continue;
+        };
         let answer = call_peer(&addr, id, node.id, cookie, PeerRequest::Status).await;
         members_max.push(match answer {
             Ok(PeerResponse::Status(status)) => Some(status.machine_version_max),
@@ -69,7 +109,7 @@ async fn check(proposer: &Weak<Proposer>, cookie: &Cookie) -> bool {
             .propose(Command::SetMachineVersion { version })
             .await;
     }
-    true
+    Some(true)
 }
 
 #[cfg(test)]

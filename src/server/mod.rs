@@ -1,6 +1,7 @@
 //! The AMQP front end: a TCP listener, one task per connection, and the proposer that turns
 //! client methods into broker commands.
 
+pub mod access_view;
 pub mod alarm;
 pub mod ask_leader;
 mod batching;

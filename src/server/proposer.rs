@@ -137,6 +137,17 @@ impl Proposer {
         (id, rx)
     }
 
+    /// Users, vhosts and permissions as this node applied them (`access_view.rs`).
+    pub fn access(&self) -> tokio::sync::watch::Receiver<Arc<super::access_view::AccessView>> {
+        self.routes.access()
+    }
+
+    /// Waits until this node applied what the cluster committed before the call, at most
+    /// `timeout` (a login or vhost that may have been made a moment ago elsewhere).
+    pub async fn catch_up(&self, timeout: std::time::Duration) -> bool {
+        super::catch_up::catch_up(&self.node, self.cookie.as_ref(), timeout).await
+    }
+
     /// Forgets a connection; deliveries to it are dropped from now on (its ChannelClosed
     /// commands return them to their queues).
     pub fn unregister(&self, conn: u64) {
@@ -147,6 +158,10 @@ impl Proposer {
     /// The receiver yields the replies once the entry is applied.
     pub async fn submit(&self, commands: Vec<Command>) -> oneshot::Receiver<SubmitReplies> {
         let (reply, receiver) = oneshot::channel();
+        if let Some(refusal) = self.too_new(&commands) {
+            let _ = reply.send(Ok(commands.iter().map(|_| Err(refusal.clone())).collect()));
+            return receiver;
+        }
         if let Err(mpsc::error::SendError(lost)) =
             self.queue.send(Submission { commands, reply }).await
         {
@@ -154,6 +169,25 @@ impl Proposer {
             let _ = lost.reply.send(Err(Unknown));
         }
         receiver
+    }
+
+    /// A refusal when a command needs a newer state machine than the cluster runs: in a
+    /// rolling upgrade, members still on the old build could not read it (`envelope.rs`).
+    fn too_new(&self, commands: &[Command]) -> Option<Refusal> {
+        let first = crate::raft::envelope::MACHINE_VERSION_FIRST;
+        let newest = commands.iter().max_by_key(|c| c.machine_version_min())?;
+        let needed = newest.machine_version_min();
+        if needed <= first {
+            return None;
+        }
+        let cluster = self.node.state_machine.machine_version();
+        (needed > cluster).then(|| {
+            Refusal::precondition_failed(format!(
+                "{} needs state-machine version {needed}, the cluster runs {cluster} \
+                 (it moves up once every member runs a build that applies it)",
+                newest.name()
+            ))
+        })
     }
 
     /// Commits one command and returns its reply (541 when the outcome is unknown).

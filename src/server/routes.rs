@@ -14,8 +14,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
+use super::access_view::AccessView;
 use crate::broker::command::Outcome;
 use crate::broker::queue::{ConsumerKey, Delivery};
 use crate::broker::state::{BrokerState, StoredMessage};
@@ -44,6 +45,8 @@ pub enum Dispatch {
     /// the cluster had closed the connection (node-down) and may have handed its messages
     /// to others. The connection is closed (320) instead of delivering.
     Fenced,
+    /// A vhost was deleted: the connections to it close (320).
+    VhostDeleted(String),
 }
 
 /// Where each connection's deliveries go; fed by the state machine after every entry.
@@ -52,6 +55,8 @@ pub struct Routes {
     contact: Arc<LeaderContact>,
     /// Deliveries held while the node catches up, in apply order.
     held: Mutex<Vec<(u64, Dispatch)>>,
+    /// Users, vhosts and permissions as last applied, for the front end.
+    access: watch::Sender<Arc<AccessView>>,
 }
 
 impl Routes {
@@ -60,13 +65,21 @@ impl Routes {
             connections: Mutex::default(),
             contact,
             held: Mutex::default(),
+            access: watch::Sender::new(Arc::new(AccessView::unbuilt())),
         }
+    }
+
+    /// Users, vhosts and permissions as this node applied them, newest first.
+    pub fn access(&self) -> watch::Receiver<Arc<AccessView>> {
+        self.access.subscribe()
     }
 
     /// Connects the routes to `node`'s state machine, and releases held deliveries as soon
     /// as the leader's read index is learned, if this node has applied up to it already.
     pub fn attach(self: &Arc<Self>, node: &Arc<RaftNode>) {
         node.state_machine.set_observer(Arc::clone(self) as _);
+        node.state_machine
+            .observe_applied(|_, state| self.state_changed(state));
         let (routes, node) = (Arc::downgrade(self), Arc::downgrade(node));
         tokio::spawn(release_on_contact(routes, node));
     }
@@ -127,15 +140,25 @@ fn stands(broker: &BrokerState, dispatch: &Dispatch) -> bool {
     match dispatch {
         Dispatch::Deliver {
             queue, delivery, ..
-        } => broker
-            .queues
-            .get(queue)
-            .is_some_and(|entry| entry.queue.still_holds(delivery)),
-        Dispatch::Cancel { .. } | Dispatch::Fenced => true,
+        // The vhost is not in the dispatch: a queue of that name in another vhost cannot
+        // hold the same message (ids are cluster-wide) for the same consumer.
+        } => broker.vhosts.values().any(|vhost| {
+            let entry = vhost.queues.get(queue);
+            entry.is_some_and(|entry| entry.queue.still_holds(delivery))
+        }),
+        Dispatch::Cancel { .. } | Dispatch::Fenced | Dispatch::VhostDeleted(_) => true,
     }
 }
 
 impl ApplyObserver for Routes {
+    fn state_changed(&self, state: &AppliedState<'_>) {
+        let access = &state.broker.access;
+        if self.access.borrow().version != access.version {
+            let view = AccessView::build(state.broker);
+            self.access.send_replace(Arc::new(view));
+        }
+    }
+
     fn applied(&self, index: u64, outcomes: &[Outcome], state: &AppliedState<'_>) {
         let connections = lock(&self.connections);
         let mut dispatches = Vec::new();
@@ -161,6 +184,10 @@ impl ApplyObserver for Routes {
                     consumer: consumer.clone(),
                 };
                 dispatches.push((consumer.conn, dispatch));
+            }
+            if let Some(vhost) = &outcome.vhost_deleted {
+                let each = connections.keys();
+                dispatches.extend(each.map(|c| (*c, Dispatch::VhostDeleted(vhost.clone()))));
             }
         }
         drop(connections);

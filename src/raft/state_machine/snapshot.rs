@@ -15,7 +15,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{lock, meta_of, BrokerStateMachine, Snap, SnapshotBody, SNAPSHOT_FILE};
+use crate::broker::command::Command;
 use crate::broker::messages::Messages;
+use crate::broker::state::BrokerState;
+use crate::broker::state_legacy::LegacyBrokerState;
+use crate::raft::sessions::Sessions;
+use crate::raft::types::TypeConfig;
+use openraft::alias::{LogIdOf, StoredMembershipOf};
 use crate::raft::cold_messages::ColdMessages;
 use crate::raft::message_record;
 use crate::raft::message_store::MessageStore;
@@ -42,6 +48,49 @@ struct Loaded {
     last_id: Option<u64>,
 }
 
+/// The snapshot format of machine version 1 (`broker/state_legacy.rs`).
+const LEGACY_FORMAT: u8 = 5;
+
+/// A snapshot body as format 5 laid it out.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LegacyBody {
+    last_applied: Option<LogIdOf<TypeConfig>>,
+    membership: StoredMembershipOf<TypeConfig>,
+    broker: LegacyBrokerState,
+    sessions: Sessions,
+    machine_version: u16,
+}
+
+impl SnapshotBody {
+    /// The body in format 5, while the cluster runs machine version 1.
+    fn legacy(&self) -> Option<LegacyBody> {
+        if self.machine_version >= Command::ACCESS_MACHINE_VERSION {
+            return None;
+        }
+        Some(LegacyBody {
+            last_applied: self.last_applied,
+            membership: self.membership.clone(),
+            broker: self.broker.to_legacy()?,
+            sessions: self.sessions.clone(),
+            machine_version: self.machine_version,
+        })
+    }
+}
+
+fn decode_body(version: u8, bytes: &[u8]) -> io::Result<SnapshotBody> {
+    if version != LEGACY_FORMAT {
+        return snapshot_file::decode_exact(bytes);
+    }
+    let legacy: LegacyBody = snapshot_file::decode_exact(bytes)?;
+    Ok(SnapshotBody {
+        last_applied: legacy.last_applied,
+        membership: legacy.membership,
+        broker: BrokerState::from_legacy(legacy.broker),
+        sessions: legacy.sessions,
+        machine_version: legacy.machine_version,
+    })
+}
+
 /// Reads a snapshot: its state, with every stored message put where this node keeps them
 /// (into `store`, emptied first; or in memory).
 pub(super) fn load(input: impl io::Read, store: Option<&MessageStore>) -> io::Result<SnapshotBody> {
@@ -49,7 +98,7 @@ pub(super) fn load(input: impl io::Read, store: Option<&MessageStore>) -> io::Re
         store.clear()?;
     }
     let mut loaded = Loaded::default();
-    let mut body: SnapshotBody = snapshot_file::read(input, |msg_id, record, bytes| {
+    let mut body: SnapshotBody = snapshot_file::read(input, decode_body, |msg_id, record, bytes| {
         if loaded.last_id.is_some_and(|last| last >= msg_id) {
             return Err(bad("messages out of id order"));
         }
@@ -262,7 +311,10 @@ fn write_messages<W: io::Write + io::Seek>(
         let record = message_record::encode(&message)?;
         Ok((msg_id, record, message.content.body.clone()))
     });
-    let out = snapshot_file::write(out, body, records)?;
+    let out = match body.legacy() {
+        Some(legacy) => snapshot_file::write(out, LEGACY_FORMAT, &legacy, records)?,
+        None => snapshot_file::write(out, snapshot_file::SNAPSHOT_FORMAT_VERSION, body, records)?,
+    };
     if n_written != messages.len() {
         let what = format!("{n_written} messages read, {} stored", messages.len());
         return Err(bad(&what));

@@ -133,10 +133,10 @@ impl Conn {
     /// close is retried in the background (a connection id is never reused, so that is safe
     /// whenever it lands; a channel number is reused, so a channel close must land first).
     async fn channel_closed(&mut self, ch: u16) {
-        let command = Command::ChannelClosed {
+        let command = self.in_vhost(Command::ChannelClosed {
             conn: self.id,
             channel: ch,
-        };
+        });
         let proposer = std::sync::Arc::clone(&self.proposer);
         let committed = tokio::time::timeout(
             CHANNEL_CLOSE_PATIENCE,

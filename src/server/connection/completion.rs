@@ -48,8 +48,17 @@ pub async fn next_replies(in_flight: &mut VecDeque<InFlight>) -> SubmitReplies {
 impl Conn {
     /// Submits `commands` as one unit and goes on; `then` handles the replies later.
     pub(super) async fn pipeline(&mut self, commands: Vec<Command>, then: Then) {
-        let replies = self.proposer.submit(commands).await;
+        let replies = self.submit(commands).await;
         self.in_flight.push_back(InFlight { then, replies });
+    }
+
+    /// Submits the connection's `commands`, each in the connection's vhost.
+    pub(super) async fn submit(
+        &self,
+        commands: Vec<Command>,
+    ) -> tokio::sync::oneshot::Receiver<SubmitReplies> {
+        let commands = commands.into_iter().map(|c| self.in_vhost(c)).collect();
+        self.proposer.submit(commands).await
     }
 
     /// Commits one command and returns its reply. Everything submitted before it is
@@ -68,7 +77,10 @@ impl Conn {
         commands: Vec<Command>,
     ) -> Result<Vec<Result<Reply, Refusal>>, Refusal> {
         let expected = commands.len();
-        let receiver = self.proposer.submit(commands).await;
+        for command in &commands {
+            self.permit(command)?;
+        }
+        let receiver = self.submit(commands).await;
         self.complete_all().await;
         match receiver.await {
             Ok(Ok(replies)) if replies.len() == expected => Ok(replies),

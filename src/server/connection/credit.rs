@@ -46,7 +46,10 @@ impl Conn {
         if self.credit_due.is_empty() {
             return;
         }
-        let due = std::mem::take(&mut self.credit_due);
+        let due: Vec<Command> = std::mem::take(&mut self.credit_due)
+            .into_iter()
+            .map(|c| self.in_vhost(c))
+            .collect();
         let receiver = self.proposer.submit(due.clone()).await;
         let proposer = Arc::clone(&self.proposer);
         tokio::spawn(async move {

@@ -68,7 +68,9 @@ impl Conn {
                 message,
             } => self.deliver(queue, delivery, message),
             Dispatch::Cancel { consumer, .. } => self.consumer_cancelled(consumer),
-            Dispatch::Fenced => {} // handled by the serve loop, which closes the connection
+            // Handled by the serve loop, which closes the connection (a vhost deleted: when it
+            // is this connection's).
+            Dispatch::Fenced | Dispatch::VhostDeleted(_) => {}
         }
     }
 

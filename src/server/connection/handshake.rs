@@ -11,9 +11,6 @@ use crate::amqp::frame::FRAME_MIN_SIZE;
 use crate::config::NodeConfig;
 use crate::limits;
 
-/// The one user until users are configurable: RabbitMQ's default.
-const DEFAULT_USER: (&[u8], &[u8]) = (b"guest", b"guest");
-
 impl Conn {
     /// connection.blocked / unblocked, to clients that asked for them (RabbitMQ sends them
     /// to every such client, publishing or not).
@@ -31,7 +28,7 @@ impl Conn {
         self.send_method(0, &AMQPClass::Connection(method));
     }
 
-    pub(super) fn connection_method(&mut self, method: AMQPClass) -> Result<(), ConnClose> {
+    pub(super) async fn connection_method(&mut self, method: AMQPClass) -> Result<(), ConnClose> {
         use connection::AMQPMethod as M;
         let AMQPClass::Connection(m) = method else {
             return Err(conn_close(
@@ -40,23 +37,27 @@ impl Conn {
             ));
         };
         match (&self.phase, m) {
-            (Phase::AwaitStartOk, M::StartOk(ok)) => self.start_ok(ok),
+            (Phase::AwaitStartOk, M::StartOk(ok)) => self.start_ok(ok).await,
             (Phase::AwaitTuneOk, M::TuneOk(ok)) => self.tune_ok(ok),
             (Phase::AwaitOpen, M::Open(open)) => {
-                if open.virtual_host.as_str() != "/" {
-                    return Err(conn_close(
-                        REPLY_NOT_ALLOWED,
-                        format!(
-                            "NOT_ALLOWED - vhost {} not found",
-                            open.virtual_host.as_str()
-                        ),
-                    ));
-                }
+                self.open_vhost(open.virtual_host.as_str()).await?;
                 self.phase = Phase::Open;
                 self.send_method(0, &AMQPClass::Connection(M::OpenOk(connection::OpenOk {})));
                 if self.alarm_on {
                     self.notify_blocked(true);
                 }
+                Ok(())
+            }
+            (Phase::Open, M::UpdateSecret(update)) => {
+                let user = self.user.clone();
+                if !self.login(&user, update.new_secret.as_bytes()).await {
+                    return Err(conn_close(
+                        REPLY_ACCESS_REFUSED,
+                        "ACCESS_REFUSED - the new secret was refused",
+                    ));
+                }
+                let ok = M::UpdateSecretOk(connection::UpdateSecretOk {});
+                self.send_method(0, &AMQPClass::Connection(ok));
                 Ok(())
             }
             (_, M::Close(_)) => {
@@ -78,18 +79,19 @@ impl Conn {
         }
     }
 
-    fn start_ok(&mut self, ok: connection::StartOk) -> Result<(), ConnClose> {
+    async fn start_ok(&mut self, ok: connection::StartOk) -> Result<(), ConnClose> {
         let mechanism = ok.mechanism.as_str();
-        let user = authenticate(mechanism, ok.response.as_bytes());
+        let mut user = None;
+        if let Some((name, password)) = credentials(mechanism, ok.response.as_bytes()) {
+            let name = String::from_utf8_lossy(&name).into_owned();
+            if self.login(&name, &password).await {
+                user = Some(name);
+            }
+        }
         let allowed = user.as_ref().is_some_and(|user| {
-            self.peer_loopback
-                || !self
-                    .config
-                    .loopback_users
-                    .iter()
-                    .any(|u| u.as_bytes() == user.as_slice())
+            self.peer_loopback || !self.config.loopback_users.iter().any(|u| u == user)
         });
-        if !allowed {
+        let Some(user) = user.filter(|_| allowed) else {
             // RabbitMQ only explains the refusal to clients that asked for it; the others
             // see the socket close.
             self.silent_close =
@@ -98,7 +100,8 @@ impl Conn {
                 REPLY_ACCESS_REFUSED,
                 format!("ACCESS_REFUSED - Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."),
             ));
-        }
+        };
+        self.user = user;
         self.cancel_notify = client_capability(&ok.client_properties, "consumer_cancel_notify");
         self.blocked_notify = client_capability(&ok.client_properties, "connection.blocked");
         self.phase = Phase::AwaitTuneOk;
@@ -143,14 +146,13 @@ fn client_capability(client_properties: &FieldTable, name: &str) -> bool {
     }
 }
 
-/// Checks the credentials of a start-ok against the default user; the user on success.
-fn authenticate(mechanism: &str, response: &[u8]) -> Option<Vec<u8>> {
-    let (user, pass) = match mechanism {
+/// The user and password of a start-ok (PLAIN or AMQPLAIN).
+fn credentials(mechanism: &str, response: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    match mechanism {
         "PLAIN" => plain_credentials(response),
         "AMQPLAIN" => amqplain_credentials(response),
         _ => None,
-    }?;
-    ((user.as_slice(), pass.as_slice()) == DEFAULT_USER).then_some(user)
+    }
 }
 
 /// PLAIN: `authzid \0 user \0 password`.
@@ -229,20 +231,25 @@ pub(super) fn start_method(config: &NodeConfig) -> AMQPClass {
 mod tests {
     use super::*;
 
-    fn auth_ok(mechanism: &str, response: &[u8]) -> bool {
-        authenticate(mechanism, response).is_some()
+    fn creds(mechanism: &str, response: &[u8]) -> Option<(String, String)> {
+        let (user, pass) = credentials(mechanism, response)?;
+        Some((String::from_utf8(user).ok()?, String::from_utf8(pass).ok()?))
+    }
+
+    fn pair(user: &str, pass: &str) -> Option<(String, String)> {
+        Some((user.to_string(), pass.to_string()))
     }
 
     #[test]
-    fn plain_auth() {
-        assert!(auth_ok("PLAIN", b"\0guest\0guest"));
-        assert!(!auth_ok("PLAIN", b"\0guest\0wrong"));
-        assert!(!auth_ok("PLAIN", b"guest"));
-        assert!(!auth_ok("CRAM-MD5", b"\0guest\0guest"));
+    fn plain_credentials_are_read() {
+        assert_eq!(creds("PLAIN", b"\0guest\0guest"), pair("guest", "guest"));
+        assert_eq!(creds("PLAIN", b"guest"), None);
+        assert_eq!(creds("PLAIN", b"\0a\0b\0c"), None);
+        assert_eq!(creds("CRAM-MD5", b"\0guest\0guest"), None);
     }
 
     #[test]
-    fn amqplain_auth() {
+    fn amqplain_credentials_are_read() {
         let entry = |name: &str, value: &str| {
             let mut e = vec![name.len() as u8];
             e.extend_from_slice(name.as_bytes());
@@ -251,11 +258,9 @@ mod tests {
             e.extend_from_slice(value.as_bytes());
             e
         };
-        let good = [entry("LOGIN", "guest"), entry("PASSWORD", "guest")].concat();
-        assert!(auth_ok("AMQPLAIN", &good));
-        let bad = [entry("LOGIN", "guest"), entry("PASSWORD", "nope")].concat();
-        assert!(!auth_ok("AMQPLAIN", &bad));
-        assert!(!auth_ok("AMQPLAIN", &good[..good.len() - 2]));
-        assert!(!auth_ok("AMQPLAIN", &entry("LOGIN", "guest")));
+        let good = [entry("LOGIN", "guest"), entry("PASSWORD", "pw")].concat();
+        assert_eq!(creds("AMQPLAIN", &good), pair("guest", "pw"));
+        assert_eq!(creds("AMQPLAIN", &good[..good.len() - 2]), None);
+        assert_eq!(creds("AMQPLAIN", &entry("LOGIN", "guest")), None);
     }
 }

@@ -10,6 +10,7 @@
 //!
 //! [`in_flight`]: Conn::in_flight
 
+mod access;
 mod basic;
 mod channel;
 mod completion;
@@ -18,6 +19,7 @@ mod declare;
 mod deliver;
 mod handshake;
 mod headers;
+mod login_throttle;
 mod publish;
 mod tx;
 mod wire;
@@ -36,6 +38,7 @@ use tokio::time::Instant;
 use self::channel::ChannelState;
 use self::completion::InFlight;
 use self::wire::{conn_close, ConnClose, REPLY_CHANNEL_ERROR, REPLY_UNEXPECTED_FRAME};
+use super::access_view::{AccessView, Rights};
 use super::proposer::Proposer;
 use super::routes::Dispatch;
 use crate::amqp::frame::{
@@ -67,6 +70,16 @@ struct Conn {
     silent_close: bool,
     /// The client connected from a loopback address (for `loopback_users`).
     peer_loopback: bool,
+    /// The client's address (failed logins are slowed per address).
+    peer_ip: std::net::IpAddr,
+    /// The user who logged in (empty before start-ok).
+    user: String,
+    /// The vhost opened (connection.open); every command is in it (`access.rs`).
+    vhost: String,
+    /// The user's rights in the vhost, as last applied (none before connection.open).
+    rights: Arc<Rights>,
+    /// Users and permissions as this node applies them.
+    access: watch::Receiver<Arc<AccessView>>,
     /// The client asked for connection.blocked/unblocked notifications.
     blocked_notify: bool,
     /// The connection has published: the memory alarm stops reading from it.
@@ -95,7 +108,11 @@ pub async fn run(
     alarm: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let _ = socket.set_nodelay(true);
-    let peer_loopback = socket.peer_addr().is_ok_and(|a| a.ip().is_loopback());
+    let peer_ip = match socket.peer_addr() {
+        Ok(addr) => addr.ip(),
+        Err(_) => std::net::IpAddr::from([0, 0, 0, 0]),
+    };
+    let peer_loopback = peer_ip.is_loopback();
     let mut header = [0u8; 8];
     socket.read_exact(&mut header).await?;
     if let Err(e) = check_protocol_header(&header) {
@@ -116,6 +133,11 @@ pub async fn run(
         cancel_notify: false,
         silent_close: false,
         peer_loopback,
+        peer_ip,
+        user: String::new(),
+        vhost: String::new(),
+        rights: Arc::new(Rights::none()),
+        access: proposer.access(),
         blocked_notify: false,
         publisher: false,
         alarm_on: *alarm.borrow(),
@@ -247,9 +269,7 @@ impl Conn {
                     }
                 }
                 Some(dispatch) = dispatches.recv() => {
-                    if matches!(dispatch, Dispatch::Fenced) {
-                        tracing::warn!(conn = self.id, "node fell behind the cluster; closing");
-                        let text = "CONNECTION_FORCED - this node fell behind the cluster";
+                    if let Some(text) = self.forced_close(&dispatch) {
                         self.send_conn_close(wire::conn_close(320, text));
                         socket.write_all(&self.out).await?;
                         self.out.clear();
@@ -290,6 +310,22 @@ impl Conn {
                 let _ = socket.shutdown().await;
                 return Ok(());
             }
+        }
+    }
+
+    /// The text of the 320 that `dispatch` calls for, if it closes the connection: this
+    /// node fell behind the cluster (the fence), or the connection's vhost was deleted.
+    fn forced_close(&self, dispatch: &Dispatch) -> Option<String> {
+        match dispatch {
+            Dispatch::Fenced => {
+                tracing::warn!(conn = self.id, "node fell behind the cluster; closing");
+                Some("CONNECTION_FORCED - this node fell behind the cluster".to_string())
+            }
+            Dispatch::VhostDeleted(vhost) if *vhost == self.vhost => {
+                tracing::info!(conn = self.id, vhost, "vhost deleted; closing");
+                Some(format!("CONNECTION_FORCED - vhost '{vhost}' is deleted"))
+            }
+            _ => None,
         }
     }
 
@@ -338,7 +374,7 @@ impl Conn {
                 let method = parse_method(&payload)
                     .map_err(|e| conn_close(e.reply_code(), format!("FRAME_ERROR - {e}")))?;
                 if channel == 0 {
-                    self.connection_method(method)
+                    self.connection_method(method).await
                 } else {
                     self.channel_method(channel, method).await
                 }

@@ -157,6 +157,12 @@ impl Conn {
             expiration_ms,
             content,
         };
+        if let Err(refusal) = self.permit(&command) {
+            return self.close_channel(ch, refusal).await;
+        }
+        let Some(state) = self.channels.get_mut(&ch) else {
+            return;
+        };
         if let Some(tx) = state.tx.as_mut() {
             tx.buffer_publish(command, returned);
             return;
