@@ -191,7 +191,8 @@ impl Access {
         for per_vhost in self.permissions.values_mut() {
             per_vhost.remove(vhost);
         }
-        self.permissions.retain(|_, per_vhost| !per_vhost.is_empty());
+        self.permissions
+            .retain(|_, per_vhost| !per_vhost.is_empty());
         self.touch();
     }
 
@@ -226,12 +227,10 @@ impl BrokerState {
                 }
                 None => Err(Refusal::no_user(&name)),
             },
-            Command::ChangePassword { name, password } => {
-                well_formed(&password).and_then(|()| {
-                    self.access.user_mut(&name)?.password = password;
-                    Ok(Reply::Done)
-                })
-            }
+            Command::ChangePassword { name, password } => well_formed(&password).and_then(|()| {
+                self.access.user_mut(&name)?.password = password;
+                Ok(Reply::Done)
+            }),
             Command::SetUserTags { name, tags } => self.access.user_mut(&name).map(|user| {
                 user.tags = tags;
                 Reply::Done

@@ -76,8 +76,18 @@ fn permissions_need_a_user_a_vhost_and_valid_patterns() {
         },
     };
     let before = s.access.clone();
-    assert_eq!(apply(&mut s, set("nobody", "/", ".*")).unwrap_err().reply_code, 404);
-    assert_eq!(apply(&mut s, set("u", "nowhere", ".*")).unwrap_err().reply_code, 404);
+    assert_eq!(
+        apply(&mut s, set("nobody", "/", ".*"))
+            .unwrap_err()
+            .reply_code,
+        404
+    );
+    assert_eq!(
+        apply(&mut s, set("u", "nowhere", ".*"))
+            .unwrap_err()
+            .reply_code,
+        404
+    );
     let bad = apply(&mut s, set("u", "/", "(")).unwrap_err();
     assert_eq!(bad.reply_code, 406);
     assert!(bad.reply_text.contains("configure"), "{}", bad.reply_text);
@@ -97,9 +107,18 @@ fn init_access_writes_the_default_user_once() {
     apply(&mut s, init("guest")).unwrap();
     assert!(s.access.initialized);
     assert_eq!(s.access.permission("guest", "/"), Some(&Permission::all()));
-    apply(&mut s, Command::DeleteUser { name: "guest".into() }).unwrap();
+    apply(
+        &mut s,
+        Command::DeleteUser {
+            name: "guest".into(),
+        },
+    )
+    .unwrap();
     apply(&mut s, init("other")).unwrap();
-    assert!(s.access.users.is_empty(), "a deleted default user stays deleted");
+    assert!(
+        s.access.users.is_empty(),
+        "a deleted default user stays deleted"
+    );
 }
 
 #[test]

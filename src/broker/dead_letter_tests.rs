@@ -133,7 +133,10 @@ fn without_a_dead_letter_exchange_or_a_route_the_message_is_dropped() {
         assert_eq!(reject(&mut s, 0, queue, vec![id]).reply, Ok(Reply::Done));
     }
     assert!(s.messages.is_empty());
-    assert!(s.vhosts["/"].queues.values().all(|e| e.queue.n_ready() == 0));
+    assert!(s.vhosts["/"]
+        .queues
+        .values()
+        .all(|e| e.queue.n_ready() == 0));
 }
 
 #[test]
@@ -148,7 +151,11 @@ fn an_automatic_expiry_cycle_is_dropped_but_a_retry_loop_with_a_rejection_is_not
     declare_with(&mut s, "b", ttl("a"));
     publish_at(&mut s, 0, "", "a", Vec::new());
     s.apply(10, Command::Tick);
-    assert_eq!(s.vhosts["/"].queues["b"].queue.n_ready(), 1, "first expiry moves on");
+    assert_eq!(
+        s.vhosts["/"].queues["b"].queue.n_ready(),
+        1,
+        "first expiry moves on"
+    );
     s.apply(20, Command::Tick);
     assert!(s.messages.is_empty(), "back into 'a' would cycle for ever");
 

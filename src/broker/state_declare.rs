@@ -111,7 +111,8 @@ impl BrokerState {
         }
         if name.starts_with("amq.") {
             return Err(Refusal::access_refused(format!(
-                "deletion of system exchange '{name}' in vhost '{}' not allowed", self.here_name
+                "deletion of system exchange '{name}' in vhost '{}' not allowed",
+                self.here_name
             )));
         }
         // RabbitMQ 3.10 answers delete-ok for an exchange that does not exist.
@@ -120,7 +121,8 @@ impl BrokerState {
         };
         if if_unused && !x.bindings.is_empty() {
             return Err(Refusal::precondition_failed(format!(
-                "exchange '{name}' in vhost '{}' in use", self.here_name
+                "exchange '{name}' in vhost '{}' in use",
+                self.here_name
             )));
         }
         self.remove_exchange(name);
@@ -170,12 +172,14 @@ impl BrokerState {
         let entry = self.queue_mut(name, conn)?;
         if if_unused && entry.queue.n_consumers() > 0 {
             return Err(Refusal::precondition_failed(format!(
-                "queue '{name}' in vhost '{}' in use", self.here_name
+                "queue '{name}' in vhost '{}' in use",
+                self.here_name
             )));
         }
         if if_empty && entry.queue.n_ready() + entry.queue.n_unacked() > 0 {
             return Err(Refusal::precondition_failed(format!(
-                "queue '{name}' in vhost '{}' not empty", self.here_name
+                "queue '{name}' in vhost '{}' not empty",
+                self.here_name
             )));
         }
         let message_count = self.remove_queue(name, fx);

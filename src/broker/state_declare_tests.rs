@@ -212,7 +212,10 @@ fn exchange_redeclare_reserved_names_and_internal_publish() {
 }
 
 fn n_bindings(s: &BrokerState, exchange: &str) -> usize {
-    s.vhosts["/"].exchanges.get(exchange).map_or(0, |x| x.bindings.len())
+    s.vhosts["/"]
+        .exchanges
+        .get(exchange)
+        .map_or(0, |x| x.bindings.len())
 }
 
 #[test]

@@ -81,7 +81,10 @@ fn auto_delete_queue_goes_with_its_last_consumer_only_after_having_one() {
             channel: 1,
         },
     );
-    assert!(s.vhosts["/"].queues.contains_key("auto"), "never had a consumer");
+    assert!(
+        s.vhosts["/"].queues.contains_key("auto"),
+        "never had a consumer"
+    );
     consume(&mut s, "auto", key(1, 1, "a"));
     consume(&mut s, "auto", key(1, 2, "b"));
     let cancel = s.apply(
@@ -92,7 +95,10 @@ fn auto_delete_queue_goes_with_its_last_consumer_only_after_having_one() {
         },
     );
     assert_eq!(cancel.reply, Ok(Reply::Done));
-    assert!(s.vhosts["/"].queues.contains_key("auto"), "one consumer is left");
+    assert!(
+        s.vhosts["/"].queues.contains_key("auto"),
+        "one consumer is left"
+    );
     s.apply(
         0,
         Command::ChannelClosed {
@@ -134,7 +140,10 @@ fn auto_delete_exchange_goes_with_its_last_source_binding_and_cascades() {
             conn: 1,
         },
     );
-    assert!(s.vhosts["/"].exchanges.contains_key("ax"), "one binding is left");
+    assert!(
+        s.vhosts["/"].exchanges.contains_key("ax"),
+        "one binding is left"
+    );
     let delete = s.apply(
         0,
         Command::QueueDelete {

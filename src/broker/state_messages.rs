@@ -27,9 +27,15 @@ impl BrokerState {
         fx: &mut Effects,
     ) -> Result<Reply, Refusal> {
         let (exchange, routing_key) = (&message.exchange, &message.routing_key);
-        if self.here.exchanges.get(exchange).is_some_and(|x| x.internal) {
+        if self
+            .here
+            .exchanges
+            .get(exchange)
+            .is_some_and(|x| x.internal)
+        {
             return Err(Refusal::access_refused(format!(
-                "cannot publish to internal exchange '{exchange}' in vhost '{}'", self.here_name
+                "cannot publish to internal exchange '{exchange}' in vhost '{}'",
+                self.here_name
             )));
         }
         let Some(queues) = self.route_to_queues(exchange, routing_key, headers) else {

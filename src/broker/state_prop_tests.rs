@@ -437,8 +437,7 @@ fn check_holders(s: &BrokerState) -> Result<(), TestCaseError> {
 /// limits allow was made when the command was applied).
 fn check_channel_limits(s: &BrokerState) -> Result<(), TestCaseError> {
     for (&(conn, channel), limit) in s.channel_limits.iter() {
-        let held = s
-            .vhosts["/"]
+        let held = s.vhosts["/"]
             .queues
             .values()
             .flat_map(|e| e.queue.consumer_checkouts())

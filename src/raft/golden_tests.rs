@@ -206,7 +206,10 @@ fn samples() -> Vec<Command> {
         },
         Command::InVhost {
             vhost: "v".into(),
-            command: Box::new(Command::QueuePurge { name: queue(), conn }),
+            command: Box::new(Command::QueuePurge {
+                name: queue(),
+                conn,
+            }),
         },
         Command::AddVhost { name: "v".into() },
         Command::DeleteVhost { name: "v".into() },
@@ -281,7 +284,7 @@ fn encode_all() -> String {
 }
 
 /// Every variant, in declaration order: a variant added to [`variant`] goes here too.
-const VARIANTS: [&str; 24] = [
+const VARIANTS: [&str; 34] = [
     "ExchangeDeclare",
     "ExchangeDelete",
     "QueueDeclare",

@@ -305,7 +305,9 @@ impl RaftNode {
     /// Waits until this node applied the entry at `index`, at most `timeout`; whether it did.
     pub async fn wait_applied(&self, index: u64, timeout: std::time::Duration) -> bool {
         let wait = self.raft.wait(Some(timeout));
-        wait.applied_index_at_least(Some(index), "caught up").await.is_ok()
+        wait.applied_index_at_least(Some(index), "caught up")
+            .await
+            .is_ok()
     }
 
     /// Whether this node leads, as far as it knows.

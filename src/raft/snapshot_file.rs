@@ -210,9 +210,14 @@ mod tests {
 
     fn encode(state: &(u64, String), messages: &[(u64, &[u8], &[u8])]) -> Vec<u8> {
         let items = messages.iter().map(|(id, r, b)| Ok((*id, *r, *b)));
-        write(Cursor::new(Vec::new()), SNAPSHOT_FORMAT_VERSION, state, items)
-            .expect("write")
-            .into_inner()
+        write(
+            Cursor::new(Vec::new()),
+            SNAPSHOT_FORMAT_VERSION,
+            state,
+            items,
+        )
+        .expect("write")
+        .into_inner()
     }
 
     #[test]

@@ -166,10 +166,13 @@ pub struct BrokerStateMachine {
 }
 
 impl Batch {
-    /// The entry payload for this batch, at the newest machine version (tests, tools; a
-    /// node encodes at its cluster's version: `RaftNode::submit`).
+    /// The entry payload for this batch, at the oldest machine version that applies all
+    /// its commands (tests, tools; a node encodes at its cluster's version:
+    /// `RaftNode::submit`).
     pub fn to_request(&self) -> Request {
-        envelope::encode(self, envelope::MACHINE_VERSION)
+        let needed = self.commands.iter().map(Command::machine_version_min);
+        let version = needed.fold(envelope::MACHINE_VERSION_FIRST, u16::max);
+        envelope::encode(self, version)
     }
 }
 

@@ -114,7 +114,11 @@ impl AccessView {
         AccessView {
             version: access.version,
             initialized: access.initialized,
-            users: access.users.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            users: access
+                .users
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             vhosts: broker.vhosts.keys().cloned().collect(),
             rights: rights.collect(),
         }

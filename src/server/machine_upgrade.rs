@@ -6,10 +6,10 @@
 
 use std::sync::{Arc, Weak};
 
+use super::access_view::hash_password;
 use super::proposer::Proposer;
 use crate::broker::command::Command;
 use crate::cluster::Cookie;
-use super::access_view::hash_password;
 use crate::config::{NodeConfig, Secret};
 use crate::limits::{MACHINE_UPGRADE_CHECK_EVERY, MACHINE_UPGRADE_RETRY};
 use crate::raft::envelope::MACHINE_VERSION;
@@ -27,7 +27,9 @@ pub fn start(proposer: &Arc<Proposer>, cookie: Option<Cookie>, config: &NodeConf
             let Some(pending) = check(&proposer, cookie.as_ref()).await else {
                 return;
             };
-            let Some(pending) = init_access(&proposer, &default_user).await.map(|p| p || pending)
+            let Some(pending) = init_access(&proposer, &default_user)
+                .await
+                .map(|p| p || pending)
             else {
                 return;
             };

@@ -19,14 +19,14 @@ use crate::broker::command::Command;
 use crate::broker::messages::Messages;
 use crate::broker::state::BrokerState;
 use crate::broker::state_legacy::LegacyBrokerState;
-use crate::raft::sessions::Sessions;
-use crate::raft::types::TypeConfig;
-use openraft::alias::{LogIdOf, StoredMembershipOf};
 use crate::raft::cold_messages::ColdMessages;
 use crate::raft::message_record;
 use crate::raft::message_store::MessageStore;
+use crate::raft::sessions::Sessions;
 use crate::raft::snapshot_data::SnapshotData;
 use crate::raft::snapshot_file;
+use crate::raft::types::TypeConfig;
+use openraft::alias::{LogIdOf, StoredMembershipOf};
 
 /// A snapshot build's copy of the state, taken under the state lock.
 pub(super) struct BuildCopy<'a> {
@@ -98,27 +98,28 @@ pub(super) fn load(input: impl io::Read, store: Option<&MessageStore>) -> io::Re
         store.clear()?;
     }
     let mut loaded = Loaded::default();
-    let mut body: SnapshotBody = snapshot_file::read(input, decode_body, |msg_id, record, bytes| {
-        if loaded.last_id.is_some_and(|last| last >= msg_id) {
-            return Err(bad("messages out of id order"));
-        }
-        loaded.last_id = Some(msg_id);
-        let message = message_record::decode(&record, Bytes::from(bytes))?;
-        if message.n_holders == 0 {
-            return Err(bad("a stored message no queue holds"));
-        }
-        match store {
-            Some(store) => {
-                store.insert_record(msg_id, &record, &message.content.body)?;
-                loaded.n_cold += 1;
-                if message.n_holders > 1 {
-                    loaded.shared.insert(msg_id, message.n_holders);
-                }
+    let mut body: SnapshotBody =
+        snapshot_file::read(input, decode_body, |msg_id, record, bytes| {
+            if loaded.last_id.is_some_and(|last| last >= msg_id) {
+                return Err(bad("messages out of id order"));
             }
-            None => loaded.hot.insert(msg_id, message),
-        }
-        Ok(())
-    })?;
+            loaded.last_id = Some(msg_id);
+            let message = message_record::decode(&record, Bytes::from(bytes))?;
+            if message.n_holders == 0 {
+                return Err(bad("a stored message no queue holds"));
+            }
+            match store {
+                Some(store) => {
+                    store.insert_record(msg_id, &record, &message.content.body)?;
+                    loaded.n_cold += 1;
+                    if message.n_holders > 1 {
+                        loaded.shared.insert(msg_id, message.n_holders);
+                    }
+                }
+                None => loaded.hot.insert(msg_id, message),
+            }
+            Ok(())
+        })?;
     let broker = &mut body.broker;
     if !broker.messages.is_empty() {
         return Err(bad("stored messages inside the state"));
