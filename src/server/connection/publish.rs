@@ -145,7 +145,7 @@ impl Conn {
             routing_key: routing_key.clone(),
             content: content.clone(),
         });
-        let expiration_ms = match expiration_ms(&content.properties) {
+        let expiration_ms = match checked_properties(&content.properties, &self.user) {
             Ok(ms) => ms,
             Err(refusal) => return self.close_channel(ch, refusal).await,
         };
@@ -183,13 +183,24 @@ impl Conn {
     }
 }
 
-/// The message's own TTL from its `expiration` property; a value that is not a whole
-/// number of milliseconds is refused as RabbitMQ does. Properties the codec cannot read carry
-/// no TTL (they are still delivered verbatim).
-fn expiration_ms(properties: &[u8]) -> Result<Option<u64>, Refusal> {
+/// The message's own TTL from its `expiration` property, once the properties passed
+/// RabbitMQ's checks: an `expiration` that is not a whole number of milliseconds, or a
+/// `user_id` other than the connection's user, is refused (406). Properties the codec
+/// cannot read carry no TTL (they are still delivered verbatim).
+fn checked_properties(properties: &[u8], user: &str) -> Result<Option<u64>, Refusal> {
     let Ok(props) = BasicProperties::decode(properties) else {
         return Ok(None);
     };
+    if let Some(claimed) = props.user_id().filter(|u| u.as_bytes() != user.as_bytes()) {
+        let claimed = String::from_utf8_lossy(claimed.as_bytes());
+        return Err(refuse(
+            REPLY_PRECONDITION_FAILED,
+            format!(
+                "PRECONDITION_FAILED - user_id property set to '{claimed}' but \
+                 authenticated user was '{user}'"
+            ),
+        ));
+    }
     props.expiration_ms().map_err(|_| {
         let shown = props
             .expiration()
