@@ -56,6 +56,8 @@ pub struct Proposer {
     queue: mpsc::Sender<Submission>,
     routes: Arc<Routes>,
     pub(super) next_conn: AtomicU64,
+    /// The highest machine version this node has seen the cluster run (`too_new`).
+    machine_version_seen: std::sync::atomic::AtomicU16,
     /// Answers this node's peers, for as long as the node runs (dropping it stops it).
     _peer_server: Option<crate::cluster::PeerServer>,
     /// The cluster cookie, for the tasks that call peers.
@@ -99,6 +101,7 @@ impl Proposer {
             queue,
             routes,
             next_conn: AtomicU64::new(first_conn_id(config.node_id, incarnation)),
+            machine_version_seen: std::sync::atomic::AtomicU16::new(0),
             _peer_server: peer_server,
             cookie,
             stop,
@@ -180,7 +183,14 @@ impl Proposer {
         if needed <= first {
             return None;
         }
+        // The version only grows: once seen high enough, no need to lock the state again.
+        let seen = self.machine_version_seen.load(Ordering::Relaxed);
+        if needed <= seen {
+            return None;
+        }
         let cluster = self.node.state_machine.machine_version();
+        self.machine_version_seen
+            .fetch_max(cluster, Ordering::Relaxed);
         (needed > cluster).then(|| {
             Refusal::precondition_failed(format!(
                 "{} needs state-machine version {needed}, the cluster runs {cluster} \
