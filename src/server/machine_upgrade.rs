@@ -8,20 +8,20 @@ use std::sync::{Arc, Weak};
 
 use super::proposer::Proposer;
 use crate::broker::command::Command;
-use crate::cluster::Cookie;
+use crate::cluster::PeerAuth;
 use crate::limits::MACHINE_UPGRADE_CHECK_EVERY;
 use crate::raft::envelope::MACHINE_VERSION;
 use crate::raft::peer_network::call_peer;
 use crate::raft::protocol::{PeerRequest, PeerResponse};
 
 /// Starts the check (it does nothing while this node does not lead).
-pub fn start(proposer: &Arc<Proposer>, cookie: Cookie) {
+pub fn start(proposer: &Arc<Proposer>, auth: PeerAuth) {
     let proposer = Arc::downgrade(proposer);
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(MACHINE_UPGRADE_CHECK_EVERY);
         loop {
             ticks.tick().await;
-            if !check(&proposer, &cookie).await {
+            if !check(&proposer, &auth).await {
                 return;
             }
         }
@@ -36,7 +36,7 @@ pub fn upgrade_target(cluster: u16, members_max: &[Option<u16>]) -> Option<u16> 
 }
 
 /// One look; false once the proposer is gone.
-async fn check(proposer: &Weak<Proposer>, cookie: &Cookie) -> bool {
+async fn check(proposer: &Weak<Proposer>, auth: &PeerAuth) -> bool {
     let Some(proposer) = proposer.upgrade() else {
         return false;
     };
@@ -53,7 +53,7 @@ async fn check(proposer: &Weak<Proposer>, cookie: &Cookie) -> bool {
             members_max.push(Some(MACHINE_VERSION));
             continue;
         }
-        let answer = call_peer(&addr, id, node.id, cookie, PeerRequest::Status).await;
+        let answer = call_peer(&addr, id, node.id, auth, PeerRequest::Status).await;
         members_max.push(match answer {
             Ok(PeerResponse::Status(status)) => Some(status.machine_version_max),
             _ => None,
