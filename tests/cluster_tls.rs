@@ -1,8 +1,8 @@
 //! A three-node cluster with `cluster_tls` on: every peer connection (Raft, forwarded
-//! publishes, the CLI's cluster-status) runs inside mutually verified TLS, each node with a
-//! certificate of the test's CA. The leader-kill durability scenario passes over it, and a
-//! caller that knows the cookie but speaks plain TCP, or presents another CA's certificate,
-//! is refused.
+//! publishes, the CLI's cluster-status and membership commands) runs inside mutually
+//! verified TLS, each node with a certificate of the test's CA. The leader-kill durability
+//! scenario passes over it, and a caller that knows the cookie but speaks plain TCP, or
+//! presents another CA's certificate, is refused.
 
 use std::path::Path;
 use std::time::Duration;
@@ -83,6 +83,21 @@ async fn confirmed_messages_survive_a_leader_kill_with_cluster_tls() {
         assert!(
             refused.is_err(),
             "another CA's certificate was answered: {refused:?}"
+        );
+
+        tracing::info!("--- a membership command reaches the leader over TLS");
+        let promote = tokio::process::Command::new(env!("CARGO_BIN_EXE_warren"))
+            .args(["promote", "2", "--config"])
+            .arg(&cluster.node(3).config)
+            .output();
+        let output = common::within("warren promote", promote)
+            .await
+            .expect("run warren promote");
+        let said = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && said.contains("node 2 is already a voter"),
+            "warren promote over cluster TLS: {said} {}",
+            String::from_utf8_lossy(&output.stderr)
         );
 
         tracing::info!("--- kill -9 the leader mid-stream: every confirmed message survives");
