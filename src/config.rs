@@ -11,13 +11,21 @@ use anyhow::Context;
 
 use crate::limits;
 
+mod tls;
+pub use tls::{TlsSettings, TlsVerify};
+
 /// A node's settings. `Default` gives the embedded defaults `warren` runs with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeConfig {
     /// Name shown in cluster-status and as `cluster_name` to clients.
     pub node_name: String,
-    /// Address the AMQP front end listens on.
-    pub amqp_listen: SocketAddr,
+    /// Address of the plain AMQP listener; `None` (`"none"` in the file) switches it off.
+    pub amqp_listen: Option<SocketAddr>,
+    /// Address of the AMQPS listener (AMQP over TLS). It listens only when a certificate is
+    /// configured (`tls.cert_file`); `None` (`"none"`) keeps it off even then.
+    pub amqps_listen: Option<SocketAddr>,
+    /// Certificates and verification for AMQPS and the cluster transport.
+    pub tls: TlsSettings,
     /// Directory of the Raft log, snapshots and the state machine store.
     pub data_dir: PathBuf,
     /// frame_max offered in connection.tune.
@@ -95,7 +103,9 @@ impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
             node_name: "warren@localhost".to_string(),
-            amqp_listen: SocketAddr::from(([127, 0, 0, 1], 5672)),
+            amqp_listen: Some(SocketAddr::from(([127, 0, 0, 1], 5672))),
+            amqps_listen: Some(SocketAddr::from(([127, 0, 0, 1], 5671))),
+            tls: TlsSettings::default(),
             data_dir: PathBuf::from("warren-data"),
             frame_max: limits::FRAME_SIZE_MAX,
             heartbeat_s: limits::HEARTBEAT_S_DEFAULT,
@@ -141,8 +151,12 @@ impl NodeConfig {
                 problems.push(format!("{key}: {problem}"));
             }
         }
+        // Files are read here, so a missing or unreadable certificate is named with the
+        // other wrong fields, not found at start.
+        config.check_tls_files(&mut problems);
         if problems.is_empty() {
             config.check_relations(&mut problems);
+            config.check_tls_relations(table.contains_key("amqps_listen"), &mut problems);
         }
         if problems.is_empty() {
             Ok(config)
@@ -154,11 +168,20 @@ impl NodeConfig {
     fn set(&mut self, key: &str, value: &toml::Value) -> Result<(), String> {
         match key {
             "node_name" => self.node_name = string(value)?,
-            "amqp_listen" => {
-                self.amqp_listen = string(value)?
-                    .parse()
-                    .map_err(|e| format!("not an address like 127.0.0.1:5672 ({e})"))?
+            "amqp_listen" => self.amqp_listen = address_or_none(value)?,
+            "amqps_listen" => self.amqps_listen = address_or_none(value)?,
+            "tls_cert_file" => self.tls.cert_file = Some(PathBuf::from(string(value)?)),
+            "tls_key_file" => self.tls.key_file = Some(PathBuf::from(string(value)?)),
+            "tls_ca_file" => self.tls.ca_file = Some(PathBuf::from(string(value)?)),
+            "tls_verify" => {
+                self.tls.verify = match string(value)?.as_str() {
+                    "verify_none" => TlsVerify::VerifyNone,
+                    "verify_peer" => TlsVerify::VerifyPeer,
+                    _ => return Err("expected \"verify_none\" or \"verify_peer\"".into()),
+                }
             }
+            "tls_fail_if_no_peer_cert" => self.tls.fail_if_no_peer_cert = boolean(value)?,
+            "cluster_tls" => self.tls.cluster = boolean(value)?,
             "data_dir" => self.data_dir = PathBuf::from(string(value)?),
             "frame_max" => {
                 self.frame_max =
@@ -199,6 +222,20 @@ impl NodeConfig {
             .map_or(Role::Disk, |p| p.role)
     }
 
+    /// The AMQPS listener's address, when it listens: a certificate is configured and
+    /// `amqps_listen` is not `"none"`.
+    pub fn amqps_addr(&self) -> Option<SocketAddr> {
+        self.tls.cert_file.as_ref().and(self.amqps_listen)
+    }
+
+    /// Where clients reach this node: the plain listener, or AMQPS when that is off
+    /// (validation leaves at least one).
+    pub fn client_addr(&self) -> SocketAddr {
+        self.amqp_listen
+            .or(self.amqps_addr())
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 5672)))
+    }
+
     /// Whether this node is one of several (peers configured).
     pub fn is_clustered(&self) -> bool {
         !self.peers.is_empty()
@@ -223,6 +260,24 @@ impl NodeConfig {
             problems
                 .push("peers: every peer is a RAM node; at least one must be a disk node".into());
         }
+    }
+}
+
+/// An address, or `"none"` for a listener switched off.
+fn address_or_none(value: &toml::Value) -> Result<Option<SocketAddr>, String> {
+    match value {
+        toml::Value::String(s) if s == "none" => Ok(None),
+        other => address(other).map(Some),
+    }
+}
+
+fn boolean(value: &toml::Value) -> Result<bool, String> {
+    match value {
+        toml::Value::Boolean(b) => Ok(*b),
+        other => Err(format!(
+            "expected true or false, found {}",
+            other.type_str()
+        )),
     }
 }
 
@@ -344,7 +399,12 @@ mod tests {
     fn example_config_file_is_valid() {
         let text = include_str!("../config/warren.toml");
         let config = NodeConfig::parse(text).unwrap();
-        assert_eq!(config.amqp_listen.port(), 5672);
+        assert_eq!(config.amqp_listen.map(|a| a.port()), Some(5672));
+        assert_eq!(
+            config.amqps_addr(),
+            None,
+            "AMQPS is off without a certificate"
+        );
     }
 
     #[test]
@@ -366,7 +426,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.node_name, "n1");
-        assert_eq!(config.amqp_listen.port(), 5673);
+        assert_eq!(config.amqp_listen.map(|a| a.port()), Some(5673));
         assert_eq!(config.frame_max, 8192);
     }
 

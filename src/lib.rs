@@ -8,3 +8,4 @@ pub mod config;
 pub mod limits;
 pub mod raft;
 pub mod server;
+pub mod tls;

@@ -59,10 +59,13 @@ pub const CLUSTER_FRAME_MAX: usize = 256 * 1024 * 1024;
 /// Largest handshake message. It is read before the peer has proven it knows the cookie, so it
 /// is kept small: a stranger must not make a node allocate a snapshot-sized buffer.
 pub const CLUSTER_HANDSHAKE_FRAME_MAX: usize = 1024;
+/// Time an AMQPS client has to finish its TLS handshake (RabbitMQ's
+/// `ssl_handshake_timeout`); a client that connects and stays silent is dropped after it.
+pub const AMQPS_HANDSHAKE_TIMEOUT_MS: u64 = 5000;
 /// Time to open a TCP connection to a peer.
 pub const CLUSTER_CONNECT_TIMEOUT_MS: u64 = 1000;
-/// Time a handshake may take, on either side (a peer that connects and says nothing is
-/// dropped after this).
+/// Time a handshake may take, on either side, TLS's included with `cluster_tls` (a peer that
+/// connects and says nothing is dropped after this).
 pub const CLUSTER_HANDSHAKE_TIMEOUT_MS: u64 = 2000;
 /// Default time for one request and its response on a `PeerClient` (cluster-status,
 /// forwarding).

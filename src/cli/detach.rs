@@ -49,7 +49,7 @@ pub fn spawn(config_path: Option<&Path>, config: &NodeConfig) -> anyhow::Result<
         .with_context(|| format!("write {}", pid_path.display()))?;
     let deadline = Instant::now() + DETACH_WAIT;
     loop {
-        if std::net::TcpStream::connect(config.amqp_listen)
+        if std::net::TcpStream::connect(config.client_addr())
             .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
         {
             println!(
@@ -68,7 +68,7 @@ pub fn spawn(config_path: Option<&Path>, config: &NodeConfig) -> anyhow::Result<
         anyhow::ensure!(
             Instant::now() < deadline,
             "the node did not listen on {} within {DETACH_WAIT:?}; {}",
-            config.amqp_listen,
+            config.client_addr(),
             log_tail(&log_path)
         );
         std::thread::sleep(DETACH_POLL);

@@ -1,5 +1,5 @@
 //! `warren join`, `leave`, `forget`, `promote`, `demote` and `stop`: requests sent over the
-//! cluster transport (with the cookie) to the leader (`server/ask_leader.rs` finds it), or
+//! cluster transport (with the cookie, inside TLS with `cluster_tls`) to the leader (`server/ask_leader.rs` finds it), or
 //! to the node itself for `stop`.
 
 use std::time::Instant;
@@ -12,14 +12,14 @@ use crate::raft::protocol::{PeerRequest, PeerResponse};
 
 use crate::limits::{LEADER_SEARCH_ROUND_PAUSE, STOP_WAIT};
 pub use crate::server::ask_leader::ask_leader;
-use crate::server::ask_leader::{load_cookie, CLIENT_ID};
+use crate::server::ask_leader::{load_peer_auth, CLIENT_ID};
 
 /// Asks this node (the one `config` describes) to stop gracefully and waits until it has
 /// closed its cluster port.
 pub async fn stop(config: &NodeConfig) -> anyhow::Result<()> {
-    let cookie = load_cookie(config)?;
+    let auth = load_peer_auth(config)?;
     let addr = config.cluster_listen.to_string();
-    let mut client = PeerClient::new(&addr, CLIENT_ID, config.node_id, cookie);
+    let mut client = PeerClient::new(&addr, CLIENT_ID, config.node_id, auth);
     match client.call(PeerRequest::Stop).await {
         Ok(PeerResponse::Done(_)) => {}
         Ok(other) => anyhow::bail!("node {} did not stop: {other:?}", config.node_id),

@@ -1,11 +1,10 @@
 //! `warren cluster-status`: asks every configured member for its own view (over the cluster
-//! transport, with the cookie) and prints one table, or JSON.
+//! transport, with the cookie, inside TLS with `cluster_tls`) and prints one table, or JSON.
 
-use anyhow::Context;
 use serde::Serialize;
 
-use crate::cluster::cookie::Cookie;
 use crate::cluster::handshake::ANY_NODE;
+use crate::cluster::PeerAuth;
 use crate::config::NodeConfig;
 use crate::limits::STATUS_TIMEOUT;
 use crate::raft::peer_network::call_peer;
@@ -38,22 +37,18 @@ pub struct NodeRow {
 
 /// Collects every member's status, and with `digest` each one's state hash.
 pub async fn collect(config: &NodeConfig, digest: bool) -> anyhow::Result<ClusterStatus> {
-    anyhow::ensure!(
-        config.is_clustered(),
-        "this configuration has no [[peers]]: it is a single node"
-    );
-    let cookie = Cookie::load(&config.cookie_path()).context("load cluster cookie")?;
+    let auth = crate::server::ask_leader::load_peer_auth(config)?;
     let mut rows = Vec::new();
     for peer in &config.peers {
         let addr = peer.cluster.to_string();
         // By address: a RAM member's Raft id changes at every start.
-        let call = call_peer(&addr, ANY_NODE, CLIENT_ID, &cookie, PeerRequest::Status);
+        let call = call_peer(&addr, ANY_NODE, CLIENT_ID, &auth, PeerRequest::Status);
         let status = match tokio::time::timeout(STATUS_TIMEOUT, call).await {
             Ok(Ok(PeerResponse::Status(status))) => Some(status),
             _ => None,
         };
         let digest = match digest && status.is_some() {
-            true => state_digest(&addr, &cookie).await,
+            true => state_digest(&addr, &auth).await,
             false => None,
         };
         rows.push(NodeRow {
@@ -96,8 +91,8 @@ pub async fn collect(config: &NodeConfig, digest: bool) -> anyhow::Result<Cluste
     })
 }
 
-async fn state_digest(addr: &str, cookie: &Cookie) -> Option<StateDigest> {
-    let call = call_peer(addr, ANY_NODE, CLIENT_ID, cookie, PeerRequest::Digest);
+async fn state_digest(addr: &str, auth: &PeerAuth) -> Option<StateDigest> {
+    let call = call_peer(addr, ANY_NODE, CLIENT_ID, auth, PeerRequest::Digest);
     match tokio::time::timeout(STATUS_TIMEOUT, call).await {
         Ok(Ok(PeerResponse::Digest(digest))) => Some(digest),
         _ => None,

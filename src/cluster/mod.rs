@@ -1,11 +1,15 @@
-//! Node-to-node transport: TCP connections between nodes, cookie-authenticated, carrying
-//! the requests and responses of a protocol it does not know (`Protocol`: the node's is
-//! `crate::raft::protocol`). It depends on nothing of Raft or the broker.
+//! Node-to-node transport: TCP connections between nodes (inside TLS with `cluster_tls`),
+//! cookie-authenticated, carrying the requests and responses of a protocol it does not know
+//! (`Protocol`: the node's is `crate::raft::protocol`). It depends on nothing of Raft or the
+//! broker.
 //!
 //! * [`PeerHandler`]: what a node does with a request it received.
 //! * [`cookie`]: the shared secret, loaded from an owner-only file.
 //! * [`wire`]: framing of peer messages (version, length, crc32c, postcard).
 //! * [`handshake`]: challenge-response proof of the cookie when a connection opens.
+//! * [`tls`]: `PeerTls` (TLS around a connection, before the handshake) and `PeerAuth` (the
+//!   cookie and the optional TLS a node connects with).
+//! * [`stream`]: a connection's read and write halves, plain or TLS.
 //! * [`transport`]: `PeerServer` (accept, handshake, serve) and `PeerClient` (one connection).
 //! * [`pipeline`]: `PeerPipeline` (requests sent without waiting, answers matched by
 //!   position).
@@ -13,10 +17,13 @@
 pub mod cookie;
 pub mod handshake;
 pub mod pipeline;
+pub mod stream;
+pub mod tls;
 pub mod transport;
 pub mod wire;
 
 pub use cookie::Cookie;
+pub use tls::{PeerAuth, PeerTls};
 pub use transport::PeerServer;
 
 use serde::de::DeserializeOwned;

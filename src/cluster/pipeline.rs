@@ -11,9 +11,9 @@
 use std::time::Duration;
 
 use tokio::io::BufReader;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
+use super::stream::{PeerReader, PeerWriter};
 use super::transport::{Connection, PeerClient};
 use super::wire::{read_frame, write_frame};
 use super::{NodeId, Protocol};
@@ -27,7 +27,7 @@ type Waiter<P> = oneshot::Sender<anyhow::Result<<P as Protocol>::Response>>;
 
 pub struct PeerPipeline<P: Protocol> {
     to: NodeId,
-    wr: OwnedWriteHalf,
+    wr: PeerWriter,
     /// The senders of the requests written and not yet answered, in order.
     waiting: mpsc::UnboundedSender<Waiter<P>>,
     reader: tokio::task::JoinHandle<()>,
@@ -98,7 +98,7 @@ impl<P: Protocol> Drop for PeerPipeline<P> {
 /// Hands each response to the oldest waiter; ends at the first failure, which drops the
 /// remaining waiters (their answers see a closed channel).
 async fn read_responses<P: Protocol>(
-    mut rd: BufReader<OwnedReadHalf>,
+    mut rd: BufReader<PeerReader>,
     mut queue: mpsc::UnboundedReceiver<Waiter<P>>,
     to: NodeId,
 ) {

@@ -1,5 +1,6 @@
-//! The cluster transport: TCP connections between nodes, opened by the cookie handshake, then
-//! carrying requests and their responses in order.
+//! The cluster transport: TCP connections between nodes (inside TLS when `cluster_tls` is
+//! on, `super::tls`), opened by the cookie handshake, then carrying requests and their
+//! responses in order.
 //!
 //! * [`PeerServer`] accepts connections on the node's cluster address and hands each request
 //!   to the node's [`PeerHandler`]. A connection starts its requests one at a time and
@@ -20,14 +21,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::io::BufReader;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::cookie::Cookie;
 use super::handshake;
+use super::stream::{split_tcp, split_tls, PeerReader, PeerWriter};
+use super::tls::PeerAuth;
 use super::wire::{read_frame, write_frame, WireError};
 use super::{NodeId, PeerHandler, Pending, Protocol};
 use crate::limits::{
@@ -49,27 +50,29 @@ impl PeerServer {
     pub async fn bind<H: PeerHandler>(
         addr: &str,
         node_id: NodeId,
-        cookie: Cookie,
+        auth: impl Into<PeerAuth>,
         handler: Arc<H>,
     ) -> anyhow::Result<PeerServer> {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("bind cluster address {addr}"))?;
-        PeerServer::start(listener, node_id, cookie, handler)
+        PeerServer::start(listener, node_id, auth, handler)
     }
 
     /// Serves peers on an already bound listener (tests bind port 0 first to learn the port).
     pub fn start<H: PeerHandler>(
         listener: TcpListener,
         node_id: NodeId,
-        cookie: Cookie,
+        auth: impl Into<PeerAuth>,
         handler: Arc<H>,
     ) -> anyhow::Result<PeerServer> {
         let local_addr = listener
             .local_addr()
             .context("read cluster listen address")?;
-        tracing::info!(node = node_id, addr = %local_addr, "serving cluster peers");
-        let accept = accept_loop(listener, node_id, cookie, handler);
+        let auth = auth.into();
+        let tls = auth.tls.is_some();
+        tracing::info!(node = node_id, addr = %local_addr, tls, "serving cluster peers");
+        let accept = accept_loop(listener, node_id, auth, handler);
         let task =
             tokio::spawn(accept.instrument(tracing::info_span!("peer_server", node = node_id)));
         Ok(PeerServer { local_addr, task })
@@ -96,7 +99,7 @@ impl Drop for PeerServer {
 async fn accept_loop<H: PeerHandler>(
     listener: TcpListener,
     node_id: NodeId,
-    cookie: Cookie,
+    auth: PeerAuth,
     handler: Arc<H>,
 ) {
     let slots = Arc::new(Semaphore::new(CLUSTER_CONNECTIONS_MAX));
@@ -116,12 +119,12 @@ async fn accept_loop<H: PeerHandler>(
                 continue;
             }
         };
-        let cookie = cookie.clone();
+        let auth = auth.clone();
         let handler = handler.clone();
         let span = tracing::info_span!("peer_conn", peer = %addr);
         connections.spawn(
             async move {
-                serve_connection(stream, addr, node_id, &cookie, &*handler).await;
+                serve_connection(stream, addr, node_id, &auth, &*handler).await;
                 drop(slot);
             }
             .instrument(span),
@@ -133,18 +136,13 @@ async fn serve_connection<H: PeerHandler>(
     stream: TcpStream,
     addr: SocketAddr,
     node_id: NodeId,
-    cookie: &Cookie,
+    auth: &PeerAuth,
     handler: &H,
 ) {
-    // Raft messages are small and latency-bound: do not let Nagle hold them back.
-    stream.set_nodelay(true).ok();
-    let (rd, mut wr) = stream.into_split();
-    let mut rd = BufReader::new(rd);
-    let handshake = handshake::server(&mut rd, &mut wr, cookie, node_id, addr);
-    let from = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-        Ok(Ok(from)) => from,
-        // Refusals were logged by the handshake itself.
-        Ok(Err(e)) => return tracing::debug!(error = %e, "peer handshake failed"),
+    let opening = open_accepted(stream, addr, node_id, auth);
+    let (mut rd, mut wr, from) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, opening).await {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return,
         Err(_) => return tracing::warn!(peer = %addr, "peer handshake timed out"),
     };
     tracing::debug!(from, "peer connected");
@@ -179,10 +177,43 @@ async fn serve_connection<H: PeerHandler>(
     }
 }
 
+/// The server's opening of an accepted connection: TLS (with `cluster_tls`), then the cookie
+/// handshake. The connection's halves and the node the client says it is, or `None` when
+/// it was refused (and logged).
+async fn open_accepted(
+    stream: TcpStream,
+    addr: SocketAddr,
+    node_id: NodeId,
+    auth: &PeerAuth,
+) -> Option<(BufReader<PeerReader>, PeerWriter, NodeId)> {
+    // Raft messages are small and latency-bound: do not let Nagle hold them back.
+    stream.set_nodelay(true).ok();
+    let (rd, mut wr) = match &auth.tls {
+        None => split_tcp(stream),
+        Some(tls) => match tls.accept(stream).await {
+            Ok(stream) => split_tls(stream),
+            Err(e) => {
+                // A peer without a CA-signed certificate, or a stranger: said once, here.
+                tracing::warn!(peer = %addr, error = %e, "peer refused: TLS handshake failed");
+                return None;
+            }
+        },
+    };
+    let mut rd = BufReader::new(rd);
+    match handshake::server(&mut rd, &mut wr, &auth.cookie, node_id, addr).await {
+        Ok(from) => Some((rd, wr, from)),
+        // Refusals were logged by the handshake itself.
+        Err(e) => {
+            tracing::debug!(error = %e, "peer handshake failed");
+            None
+        }
+    }
+}
+
 /// An open, authenticated connection.
 pub(super) struct Connection {
-    pub(super) rd: BufReader<OwnedReadHalf>,
-    pub(super) wr: OwnedWriteHalf,
+    pub(super) rd: BufReader<PeerReader>,
+    pub(super) wr: PeerWriter,
 }
 
 /// One connection from this node (`from`) to node `to` at `addr`, opened on first use,
@@ -191,7 +222,7 @@ pub struct PeerClient<P> {
     addr: String,
     from: NodeId,
     to: NodeId,
-    cookie: Cookie,
+    auth: PeerAuth,
     call_timeout: Duration,
     connection: Option<Connection>,
     protocol: std::marker::PhantomData<fn() -> P>,
@@ -210,12 +241,17 @@ impl<P> std::fmt::Debug for PeerClient<P> {
 
 impl<P: Protocol> PeerClient<P> {
     /// A client for node `to` at `addr`; nothing is connected until the first call.
-    pub fn new(addr: impl Into<String>, from: NodeId, to: NodeId, cookie: Cookie) -> Self {
+    pub fn new(
+        addr: impl Into<String>,
+        from: NodeId,
+        to: NodeId,
+        auth: impl Into<PeerAuth>,
+    ) -> Self {
         PeerClient {
             addr: addr.into(),
             from,
             to,
-            cookie,
+            auth: auth.into(),
             call_timeout: Duration::from_millis(CLUSTER_CALL_TIMEOUT_MS),
             connection: None,
             protocol: std::marker::PhantomData,
@@ -291,22 +327,25 @@ impl<P: Protocol> PeerClient<P> {
             .and_then(|connected| connected.map_err(anyhow::Error::new))
             .with_context(|| format!("connect to node {} at {}", self.to, self.addr))?;
         stream.set_nodelay(true).ok();
-        let (rd, mut wr) = stream.into_split();
-        let mut rd = BufReader::new(rd);
-        let handshake = handshake::client(
-            &mut rd,
-            &mut wr,
-            &self.cookie,
-            self.from,
-            self.to,
-            &self.addr,
-        );
-        tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+        let opening = async {
+            let (rd, mut wr) = match &self.auth.tls {
+                None => split_tcp(stream),
+                Some(tls) => split_tls(
+                    tls.connect(&self.addr, stream)
+                        .await
+                        .context("TLS handshake")?,
+                ),
+            };
+            let mut rd = BufReader::new(rd);
+            let (cookie, from, to) = (&self.auth.cookie, self.from, self.to);
+            handshake::client(&mut rd, &mut wr, cookie, from, to, &self.addr).await?;
+            anyhow::Ok(Connection { rd, wr })
+        };
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, opening)
             .await
             .map_err(anyhow::Error::new)
-            .and_then(|done| done.map_err(anyhow::Error::new))
-            .with_context(|| format!("handshake with node {} at {}", self.to, self.addr))?;
-        Ok(Connection { rd, wr })
+            .and_then(|opened| opened)
+            .with_context(|| format!("handshake with node {} at {}", self.to, self.addr))
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::cluster::handshake::HandshakeError;
+use crate::cluster::{Cookie, PeerTls};
 use crate::raft::protocol::{
     NodeProtocol, NodeStatus, PeerClient, PeerRequest, PeerResponse, PendingResponse,
 };
@@ -234,4 +235,88 @@ async fn a_pipeline_has_several_requests_started_and_answers_them_in_order() {
         Err(e) => Ok(Err(e)),
     };
     assert!(!matches!(waiting, Ok(Ok(_))), "{waiting:?}");
+}
+
+/// Cluster TLS for a node: a certificate for 127.0.0.1 signed by `ca`, written in `dir`.
+fn peer_tls(
+    dir: &std::path::Path,
+    ca: &rcgen::CertifiedIssuer<'_, rcgen::KeyPair>,
+    name: &str,
+) -> PeerTls {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+    let cert = params.signed_by(&key, ca).expect("sign");
+    let (cert_file, key_file) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&cert_file, cert.pem()).expect("write cert");
+    std::fs::write(&key_file, key.serialize_pem()).expect("write key");
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).expect("write CA");
+    let settings = crate::config::TlsSettings {
+        cert_file: Some(cert_file),
+        key_file: Some(key_file),
+        ca_file: Some(ca_file),
+        cluster: true,
+        ..Default::default()
+    };
+    let configs = crate::tls::cluster::configs(&settings).expect("TLS configs");
+    PeerTls::new(configs.server, configs.client)
+}
+
+#[tokio::test]
+async fn with_cluster_tls_only_a_peer_over_tls_with_the_cookie_is_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let ca = rcgen::CertifiedIssuer::self_signed(params, ca_key).expect("CA");
+    let secret = cookie("the-cluster-cookie");
+    let auth = |name: &str| PeerAuth {
+        cookie: secret.clone(),
+        tls: Some(peer_tls(dir.path(), &ca, name)),
+    };
+    let server = PeerServer::bind(
+        "127.0.0.1:0",
+        2,
+        auth("node2"),
+        Arc::new(Echo { node_id: 2 }),
+    )
+    .await
+    .expect("bind");
+    let addr = server.local_addr().to_string();
+
+    tracing::info!("--- a peer over TLS with the cookie is served, repeatedly");
+    let mut client = PeerClient::new(&addr, 1, 2, auth("node1"));
+    for _ in 0..2 {
+        assert_eq!(
+            status_of(client.call(PeerRequest::Status).await.expect("call")),
+            2
+        );
+    }
+
+    tracing::info!("--- the right cookie over plain TCP is refused");
+    let mut plain = PeerClient::new(&addr, 1, 2, secret.clone());
+    plain
+        .call(PeerRequest::Status)
+        .await
+        .expect_err("plain TCP refused");
+
+    tracing::info!("--- TLS with a wrong cookie is refused by the cookie handshake");
+    let mut wrong = PeerClient::new(
+        &addr,
+        1,
+        2,
+        PeerAuth {
+            cookie: cookie("another-cluster-cookie"),
+            tls: auth("node3").tls,
+        },
+    );
+    let err = format!(
+        "{:#}",
+        wrong.call(PeerRequest::Status).await.expect_err("refused")
+    );
+    assert!(err.contains("wrong cookie"), "{err}");
+    server.stop().await;
 }

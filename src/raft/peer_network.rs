@@ -30,7 +30,7 @@ use openraft::{BasicNode, OptionalSend, RPCTypes};
 
 use super::network_chunks::{cap_append, payload_bytes, read_chunk, receive_snapshot_chunk};
 use super::protocol::{PeerClient, PeerRequest, PeerResponse};
-use crate::cluster::Cookie;
+use crate::cluster::PeerAuth;
 use crate::limits::{
     APPEND_BYTES_MAX, CLUSTER_APPEND_BYTES_PER_S_MIN, CLUSTER_RPC_TIMEOUT_MIN_MS,
     CLUSTER_SNAPSHOT_TIMEOUT_MIN_MS, SNAPSHOT_CHUNK_BYTES,
@@ -45,7 +45,7 @@ use crate::raft::types::{NodeId, TypeConfig};
 #[derive(Clone, Debug)]
 pub struct ClusterNetwork {
     id: NodeId,
-    cookie: Cookie,
+    auth: PeerAuth,
     links: Arc<Mutex<HashMap<NodeId, Arc<PeerLinks>>>>,
     dialer: Option<Dialer>,
 }
@@ -103,11 +103,12 @@ pub struct PeerNetwork {
 }
 
 impl ClusterNetwork {
-    /// The network of node `id`, proving `cookie` to every peer.
-    pub fn new(id: NodeId, cookie: Cookie) -> ClusterNetwork {
+    /// The network of node `id`, proving its cookie (inside TLS with `cluster_tls`) to every
+    /// peer.
+    pub fn new(id: NodeId, auth: impl Into<PeerAuth>) -> ClusterNetwork {
         ClusterNetwork {
             id,
-            cookie,
+            auth: auth.into(),
             links: Arc::default(),
             dialer: None,
         }
@@ -115,10 +116,10 @@ impl ClusterNetwork {
 
     /// Like [`ClusterNetwork::new`], but every target is dialed at the address `dialer`
     /// picks instead of the advertised one (the handshake still names the real target).
-    pub fn with_dialer(id: NodeId, cookie: Cookie, dialer: Dialer) -> ClusterNetwork {
+    pub fn with_dialer(id: NodeId, auth: impl Into<PeerAuth>, dialer: Dialer) -> ClusterNetwork {
         ClusterNetwork {
             dialer: Some(dialer),
-            ..ClusterNetwork::new(id, cookie)
+            ..ClusterNetwork::new(id, auth)
         }
     }
 
@@ -136,7 +137,7 @@ impl ClusterNetwork {
             Some(existing) if existing.addr == *addr => existing.clone(),
             _ => {
                 let client = || {
-                    let client = PeerClient::new(&*addr, self.id, target, self.cookie.clone());
+                    let client = PeerClient::new(&*addr, self.id, target, self.auth.clone());
                     tokio::sync::Mutex::new(client)
                 };
                 let fresh = Arc::new(PeerLinks {
@@ -364,12 +365,10 @@ pub async fn call_peer(
     addr: &str,
     to: NodeId,
     from: NodeId,
-    cookie: &Cookie,
+    auth: impl Into<PeerAuth>,
     request: PeerRequest,
 ) -> anyhow::Result<PeerResponse> {
-    PeerClient::new(addr, from, to, cookie.clone())
-        .call(request)
-        .await
+    PeerClient::new(addr, from, to, auth).call(request).await
 }
 
 /// The receiving side of openraft's RPCs: hands them to the local Raft. Returns `None` for a

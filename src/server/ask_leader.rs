@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::cluster::handshake::ANY_NODE;
-use crate::cluster::Cookie;
+use crate::cluster::{Cookie, PeerAuth, PeerTls};
 use crate::config::NodeConfig;
 use crate::limits::{LEADER_SEARCH, LEADER_SEARCH_ROUND_PAUSE, MEMBERSHIP_CHANGE_TIMEOUT};
 use crate::raft::protocol::{MembershipChange, PeerClient, PeerRequest, PeerResponse};
@@ -18,7 +18,7 @@ pub const CLIENT_ID: u64 = 0;
 
 /// Asks the leader to carry out `change`; returns what it says now holds.
 pub async fn ask_leader(config: &NodeConfig, change: MembershipChange) -> anyhow::Result<String> {
-    let cookie = load_cookie(config)?;
+    let auth = load_peer_auth(config)?;
     let mut known: BTreeMap<u64, String> = config
         .peers
         .iter()
@@ -35,7 +35,7 @@ pub async fn ask_leader(config: &NodeConfig, change: MembershipChange) -> anyhow
                 continue;
             };
             // Addressed by address, not id: a RAM member's Raft id changes at every start.
-            let mut client = PeerClient::new(&addr, CLIENT_ID, ANY_NODE, cookie.clone());
+            let mut client = PeerClient::new(&addr, CLIENT_ID, ANY_NODE, &auth);
             let request = PeerRequest::ChangeMembership(change.clone());
             match client
                 .call_timeout(request, MEMBERSHIP_CHANGE_TIMEOUT)
@@ -74,12 +74,24 @@ async fn learn_members(client: &mut PeerClient, known: &mut BTreeMap<u64, String
     }
 }
 
-/// The cluster cookie `config` names; a single node has none.
-pub fn load_cookie(config: &NodeConfig) -> anyhow::Result<Cookie> {
+/// What `config`'s node (or a command-line tool run with its config) connects to peers
+/// with: the cluster cookie, and with `cluster_tls` the node's certificate and the CA. A
+/// single node has none.
+pub fn load_peer_auth(config: &NodeConfig) -> anyhow::Result<PeerAuth> {
     anyhow::ensure!(
         config.is_clustered(),
         "this configuration has no [[peers]]: it is a single node"
     );
     let path = config.cookie_path();
-    Cookie::load(&path).with_context(|| format!("load cluster cookie {}", path.display()))
+    let cookie =
+        Cookie::load(&path).with_context(|| format!("load cluster cookie {}", path.display()))?;
+    let tls = match config.tls.cluster {
+        false => None,
+        true => {
+            let configs =
+                crate::tls::cluster::configs(&config.tls).context("set up cluster TLS")?;
+            Some(PeerTls::new(configs.server, configs.client))
+        }
+    };
+    Ok(PeerAuth { cookie, tls })
 }

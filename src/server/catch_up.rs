@@ -6,7 +6,7 @@
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use crate::cluster::Cookie;
+use crate::cluster::PeerAuth;
 use crate::limits::CATCH_UP_RETRY;
 use crate::raft::contact::Hold;
 use crate::raft::node::RaftNode;
@@ -14,7 +14,7 @@ use crate::raft::peer_network::call_peer;
 use crate::raft::protocol::{PeerRequest, PeerResponse};
 
 /// Starts the task; it ends with the node.
-pub fn start(node: &Arc<RaftNode>, cookie: Cookie) {
+pub fn start(node: &Arc<RaftNode>, auth: PeerAuth) {
     let mut hold = node.contact().subscribe();
     let node = Arc::downgrade(node);
     tokio::spawn(async move {
@@ -23,7 +23,7 @@ pub fn start(node: &Arc<RaftNode>, cookie: Cookie) {
             let Ok(Hold::Unknown { generation }) = asked.map(|h| *h) else {
                 return;
             };
-            if !ask_once(&node, &cookie, generation).await {
+            if !ask_once(&node, &auth, generation).await {
                 return;
             }
         }
@@ -31,12 +31,12 @@ pub fn start(node: &Arc<RaftNode>, cookie: Cookie) {
 }
 
 /// One question to whoever leads; false once the node is gone.
-async fn ask_once(node: &Weak<RaftNode>, cookie: &Cookie, generation: u64) -> bool {
+async fn ask_once(node: &Weak<RaftNode>, auth: &PeerAuth, generation: u64) -> bool {
     let Some(node) = node.upgrade() else {
         return false;
     };
     let asked_at = Instant::now();
-    match read_index(&node, cookie).await {
+    match read_index(&node, auth).await {
         Ok(index) => node.contact().learned(generation, index, asked_at),
         Err(why) => {
             tracing::debug!(%why, "no read index yet; asking again");
@@ -49,12 +49,12 @@ async fn ask_once(node: &Weak<RaftNode>, cookie: &Cookie, generation: u64) -> bo
 
 /// Waits until this node applied everything the cluster committed before the call (the
 /// leader's read index), at most `timeout`; whether it did. A single node always has.
-pub async fn catch_up(node: &RaftNode, cookie: Option<&Cookie>, timeout: Duration) -> bool {
-    let Some(cookie) = cookie else {
+pub async fn catch_up(node: &RaftNode, auth: Option<&PeerAuth>, timeout: Duration) -> bool {
+    let Some(auth) = auth else {
         return true;
     };
     let deadline = Instant::now() + timeout;
-    let asked = tokio::time::timeout(timeout, read_index(node, cookie)).await;
+    let asked = tokio::time::timeout(timeout, read_index(node, auth)).await;
     let Ok(Ok(index)) = asked else {
         return false;
     };
@@ -62,7 +62,7 @@ pub async fn catch_up(node: &RaftNode, cookie: Option<&Cookie>, timeout: Duratio
     node.wait_applied(index, left).await
 }
 
-async fn read_index(node: &RaftNode, cookie: &Cookie) -> anyhow::Result<u64> {
+async fn read_index(node: &RaftNode, auth: &PeerAuth) -> anyhow::Result<u64> {
     let leader = node
         .leader()
         .ok_or_else(|| anyhow::anyhow!("no leader known"))?;
@@ -70,7 +70,7 @@ async fn read_index(node: &RaftNode, cookie: &Cookie) -> anyhow::Result<u64> {
         return Ok(node.read_index().await?);
     }
     let addr = node.member_addr(leader)?;
-    match call_peer(&addr, leader, node.id, cookie, PeerRequest::ReadIndex).await? {
+    match call_peer(&addr, leader, node.id, auth, PeerRequest::ReadIndex).await? {
         PeerResponse::ReadIndex(index) => Ok(index),
         other => anyhow::bail!("leader {leader} answered {other:?}"),
     }

@@ -1,6 +1,6 @@
-//! A node that is one of several: its cookie, its Raft node on the cluster network with the
-//! configured initial members (the disk nodes), and the server that answers its peers. A RAM
-//! node starts empty under a new Raft id and joins before it serves clients.
+//! A node that is one of several: its cookie (and cluster TLS), its Raft node on the cluster
+//! network with the configured initial members (the disk nodes), and the server that answers
+//! its peers. A RAM node starts empty under a new Raft id and joins before it serves clients.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,8 +8,8 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use super::peer::NodeHandler;
-use crate::cluster::cookie::Cookie;
 use crate::cluster::transport::PeerServer;
+use crate::cluster::PeerAuth;
 use crate::config::{NodeConfig, Role};
 use crate::limits::RAM_JOIN_RETRY;
 use crate::raft::node::{wall_clock_ms, RaftNode};
@@ -21,10 +21,8 @@ use crate::raft::types::ram_node_id;
 pub async fn open(
     config: &Arc<NodeConfig>,
     stop: Arc<tokio::sync::Notify>,
-) -> anyhow::Result<(Arc<RaftNode>, Cookie, PeerServer)> {
-    let cookie_path = config.cookie_path();
-    let cookie = Cookie::load(&cookie_path)
-        .with_context(|| format!("load cluster cookie {}", cookie_path.display()))?;
+) -> anyhow::Result<(Arc<RaftNode>, PeerAuth, PeerServer)> {
+    let auth = super::ask_leader::load_peer_auth(config)?;
     // RAM peers are not initial members: each start of one joins under a new Raft id.
     let members: BTreeMap<u64, String> = config
         .peers
@@ -36,7 +34,7 @@ pub async fn open(
         Role::Disk => config.node_id,
         Role::Ram => ram_node_id(config.node_id, wall_clock_ms()),
     };
-    let network = ClusterNetwork::new(id, cookie.clone());
+    let network = ClusterNetwork::new(id, &auth);
     let listener = tokio::net::TcpListener::bind(config.cluster_listen)
         .await
         .with_context(|| format!("bind cluster listener on {}", config.cluster_listen))?;
@@ -51,12 +49,12 @@ pub async fn open(
         config: Arc::clone(config),
         stop,
     };
-    let server = PeerServer::start(listener, id, cookie.clone(), Arc::new(handler))?;
-    super::catch_up::start(&node, cookie.clone());
+    let server = PeerServer::start(listener, id, &auth, Arc::new(handler))?;
+    super::catch_up::start(&node, auth.clone());
     if config.role() == Role::Ram {
         join_as_ram_node(config, id).await;
     }
-    Ok((node, cookie, server))
+    Ok((node, auth, server))
 }
 
 /// Asks the leader, until it has done so, to add this start of a RAM node: as a learner

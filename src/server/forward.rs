@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::broker::command::{Refusal, Reply};
-use crate::cluster::cookie::Cookie;
+use crate::cluster::PeerAuth;
 use crate::limits::CLUSTER_CALL_TIMEOUT_MS;
 use crate::limits::FORWARD_LEADER_WAIT;
 use crate::raft::node::RaftNode;
@@ -75,7 +75,7 @@ pub type AttemptFuture = Pin<Box<dyn Future<Output = Attempt> + Send>>;
 /// order sent, and it appends them in that order, so several can be on their way at once.
 pub async fn forward(
     node: &Arc<RaftNode>,
-    cookie: &Cookie,
+    auth: &PeerAuth,
     link: &mut LeaderLink,
     leader: Option<NodeId>,
     batch: &Batch,
@@ -91,7 +91,7 @@ pub async fn forward(
             }
         });
     };
-    let answer = match send(node, cookie, link, leader, batch).await {
+    let answer = match send(node, auth, link, leader, batch).await {
         Ok(answer) => answer,
         Err(e) => {
             *link = None;
@@ -118,7 +118,7 @@ pub async fn forward(
 
 async fn send(
     node: &RaftNode,
-    cookie: &Cookie,
+    auth: &PeerAuth,
     link: &mut LeaderLink,
     leader: NodeId,
     batch: &Batch,
@@ -127,7 +127,7 @@ async fn send(
         .as_ref()
         .is_none_or(|l| l.to() != leader || l.is_broken())
     {
-        let client = PeerClient::new(node.member_addr(leader)?, node.id, leader, cookie.clone());
+        let client = PeerClient::new(node.member_addr(leader)?, node.id, leader, auth.clone());
         *link = Some(PeerPipeline::open(&client).await?);
     }
     let Some(pipeline) = link.as_mut() else {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Weak};
 use super::access_view::hash_password;
 use super::proposer::Proposer;
 use crate::broker::command::Command;
-use crate::cluster::Cookie;
+use crate::cluster::PeerAuth;
 use crate::config::{NodeConfig, Secret};
 use crate::limits::{MACHINE_UPGRADE_CHECK_EVERY, MACHINE_UPGRADE_RETRY};
 use crate::raft::envelope::MACHINE_VERSION;
@@ -18,13 +18,13 @@ use crate::raft::protocol::{PeerRequest, PeerResponse};
 
 /// Starts the check (it does nothing while this node does not lead). It looks often while
 /// there is work (a fresh cluster moves up within a second of electing a leader), then
-/// rarely. `cookie` is `None` on a single node, which has no one to ask.
-pub fn start(proposer: &Arc<Proposer>, cookie: Option<Cookie>, config: &NodeConfig) {
+/// rarely. `auth` is `None` on a single node, which has no one to ask.
+pub fn start(proposer: &Arc<Proposer>, auth: Option<PeerAuth>, config: &NodeConfig) {
     let proposer = Arc::downgrade(proposer);
     let default_user = (config.default_user.clone(), config.default_pass.clone());
     tokio::spawn(async move {
         loop {
-            let Some(pending) = check(&proposer, cookie.as_ref()).await else {
+            let Some(pending) = check(&proposer, auth.as_ref()).await else {
                 return;
             };
             let Some(pending) = init_access(&proposer, &default_user)
@@ -73,7 +73,7 @@ pub fn upgrade_target(cluster: u16, members_max: &[Option<u16>]) -> Option<u16> 
 }
 
 /// One look; whether the cluster still has to move up; `None` once the proposer is gone.
-async fn check(proposer: &Weak<Proposer>, cookie: Option<&Cookie>) -> Option<bool> {
+async fn check(proposer: &Weak<Proposer>, auth: Option<&PeerAuth>) -> Option<bool> {
     let proposer = proposer.upgrade()?;
     let node = proposer.node();
     let cluster = node.state_machine.machine_version();
@@ -91,11 +91,11 @@ async fn check(proposer: &Weak<Proposer>, cookie: Option<&Cookie>) -> Option<boo
             members_max.push(Some(MACHINE_VERSION));
             continue;
         }
-        let Some(cookie) = cookie else {
+        let Some(auth) = auth else {
             members_max.push(None);
             continue;
         };
-        let answer = call_peer(&addr, id, node.id, cookie, PeerRequest::Status).await;
+        let answer = call_peer(&addr, id, node.id, auth, PeerRequest::Status).await;
         members_max.push(match answer {
             Ok(PeerResponse::Status(status)) => Some(status.machine_version_max),
             _ => None,

@@ -96,7 +96,7 @@ pub fn status(node: &RaftNode, config: &NodeConfig) -> NodeStatus {
     NodeStatus {
         node_id: node.id,
         node_name: config.node_name.clone(),
-        amqp_addr: config.amqp_listen.to_string(),
+        amqp_addr: config.client_addr().to_string(),
         cluster_addr: config.cluster_listen.to_string(),
         role: config.role().name().to_string(),
         raft_state: view.state,

@@ -60,8 +60,8 @@ pub struct Proposer {
     machine_version_seen: std::sync::atomic::AtomicU16,
     /// Answers this node's peers, for as long as the node runs (dropping it stops it).
     _peer_server: Option<crate::cluster::PeerServer>,
-    /// The cluster cookie, for the tasks that call peers.
-    cookie: Option<crate::cluster::Cookie>,
+    /// The cluster cookie and TLS, for the tasks that call peers.
+    peer_auth: Option<crate::cluster::PeerAuth>,
     /// Notified when `warren stop` asks this node to stop.
     stop: Arc<tokio::sync::Notify>,
     /// Set once a graceful stop has begun, so Raft's end is not taken for a failure.
@@ -74,10 +74,10 @@ impl Proposer {
     pub async fn open(config: &Arc<NodeConfig>) -> anyhow::Result<Proposer> {
         let incarnation = next_incarnation(&config.data_dir)?;
         let stop = Arc::new(tokio::sync::Notify::new());
-        let (node, cookie, peer_server) = if config.is_clustered() {
-            let (node, cookie, server) =
+        let (node, peer_auth, peer_server) = if config.is_clustered() {
+            let (node, peer_auth, server) =
                 super::cluster_node::open(config, Arc::clone(&stop)).await?;
-            (node, Some(cookie), Some(server))
+            (node, Some(peer_auth), Some(server))
         } else {
             (
                 Arc::new(RaftNode::open(&config.data_dir, 1).await?),
@@ -91,7 +91,7 @@ impl Proposer {
         let (entries, pending) = mpsc::channel(PROPOSE_ENTRIES_IN_FLIGHT_MAX);
         let sequencer = Sequencer::new(
             Arc::clone(&node),
-            cookie.clone(),
+            peer_auth.clone(),
             proposer_base(config.node_id),
         );
         tokio::spawn(sequencer.run(pending));
@@ -103,7 +103,7 @@ impl Proposer {
             next_conn: AtomicU64::new(first_conn_id(config.node_id, incarnation)),
             machine_version_seen: std::sync::atomic::AtomicU16::new(0),
             _peer_server: peer_server,
-            cookie,
+            peer_auth,
             stop,
             stopping: std::sync::atomic::AtomicBool::new(false),
         };
@@ -148,7 +148,7 @@ impl Proposer {
     /// Waits until this node applied what the cluster committed before the call, at most
     /// `timeout` (a login or vhost that may have been made a moment ago elsewhere).
     pub async fn catch_up(&self, timeout: std::time::Duration) -> bool {
-        super::catch_up::catch_up(&self.node, self.cookie.as_ref(), timeout).await
+        super::catch_up::catch_up(&self.node, self.peer_auth.as_ref(), timeout).await
     }
 
     /// Forgets a connection; deliveries to it are dropped from now on (its ChannelClosed
@@ -240,9 +240,9 @@ impl Proposer {
         }
     }
 
-    /// The cluster cookie (`None` on a single node), loaded once at open.
-    pub fn cookie(&self) -> Option<&crate::cluster::Cookie> {
-        self.cookie.as_ref()
+    /// The cluster cookie and TLS (`None` on a single node), loaded once at open.
+    pub fn peer_auth(&self) -> Option<&crate::cluster::PeerAuth> {
+        self.peer_auth.as_ref()
     }
 
     /// The connections the state names that are held by one of `nodes` (configured node

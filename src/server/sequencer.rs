@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::forward::{forward, submit_here, Attempt, AttemptFuture, LeaderLink};
 use super::proposer::SubmitReplies;
-use crate::cluster::cookie::Cookie;
+use crate::cluster::PeerAuth;
 use crate::limits::PROPOSE_ENTRIES_IN_FLIGHT_MAX;
 use crate::limits::{PROPOSE_GIVE_UP_AFTER, PROPOSE_RETRY_WAIT};
 use crate::raft::node::RaftNode;
@@ -42,8 +42,8 @@ pub struct Pending {
 
 pub struct Sequencer {
     node: Arc<RaftNode>,
-    /// The cluster cookie, to forward to the leader; `None` on a single node.
-    cookie: Option<Cookie>,
+    /// The cluster cookie and TLS, to forward to the leader; `None` on a single node.
+    auth: Option<PeerAuth>,
     /// Unanswered entries in sequence order; the first `in_flight.len()` are being tried.
     window: VecDeque<Pending>,
     in_flight: FuturesOrdered<AttemptFuture>,
@@ -59,10 +59,10 @@ pub struct Sequencer {
 impl Sequencer {
     /// `base` must differ from every earlier start's (node id and start time in its high
     /// bits); the low 16 bits count the sequences this start gives up.
-    pub fn new(node: Arc<RaftNode>, cookie: Option<Cookie>, base: u64) -> Sequencer {
+    pub fn new(node: Arc<RaftNode>, auth: Option<PeerAuth>, base: u64) -> Sequencer {
         Sequencer {
             node,
-            cookie,
+            auth,
             window: VecDeque::new(),
             in_flight: FuturesOrdered::new(),
             link: None,
@@ -106,7 +106,7 @@ impl Sequencer {
     /// append in the order sent). Only one waits for a leader when none is known.
     async fn send_more(&mut self) {
         let leader = self.node.leader();
-        let local = self.cookie.is_none() || leader == Some(self.node.id);
+        let local = self.auth.is_none() || leader == Some(self.node.id);
         let limit = if local || leader.is_some() {
             PROPOSE_ENTRIES_IN_FLIGHT_MAX
         } else {
@@ -114,9 +114,9 @@ impl Sequencer {
         };
         while self.in_flight.len() < self.window.len().min(limit) {
             let batch = &self.window[self.in_flight.len()].batch;
-            let attempt = match &self.cookie {
-                Some(cookie) if !local => {
-                    forward(&self.node, cookie, &mut self.link, leader, batch).await
+            let attempt = match &self.auth {
+                Some(auth) if !local => {
+                    forward(&self.node, auth, &mut self.link, leader, batch).await
                 }
                 _ => submit_here(&self.node, batch).await,
             };

@@ -33,6 +33,8 @@ pub struct Node {
     pub role: &'static str,
     /// Environment variables set on the node's process (e.g. libfaketime's).
     pub env: Vec<(String, String)>,
+    /// Lines appended to the node's config (e.g. its TLS certificate and `cluster_tls`).
+    pub extra: String,
     warren: Option<Warren>,
 }
 
@@ -124,16 +126,18 @@ fn free_addrs(n: usize) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// A node's config: its own ports and data directory, the shared cookie, every peer.
+/// A node's config: its own ports and data directory, the shared cookie, its extra lines,
+/// every peer.
 fn node_config(node: &Node, data_dir: &Path, cookie: &Path, peers: &[Node]) -> String {
     let mut text = format!(
         "node_name = \"warren{id}@localhost\"\nnode_id = {id}\n\
          amqp_listen = \"{}\"\ncluster_listen = \"{}\"\n\
-         data_dir = \"{}\"\ncookie_file = \"{}\"\n",
+         data_dir = \"{}\"\ncookie_file = \"{}\"\n{}\n",
         node.amqp,
         node.cluster,
         data_dir.display(),
         cookie.display(),
+        node.extra,
         id = node.id,
     );
     for peer in peers {
@@ -187,6 +191,21 @@ impl Cluster {
 
     /// As [`Cluster::start_roles`], node `i + 1`'s process with the environment `envs[i]`.
     pub async fn start_with_env(roles: &[&'static str], envs: &[Vec<(String, String)>]) -> Cluster {
+        Cluster::start_configured(roles, envs, &vec![String::new(); roles.len()]).await
+    }
+
+    /// As [`Cluster::start`], node `i + 1` with the lines `extras[i]` in its config.
+    pub async fn start_with_config(extras: &[String]) -> Cluster {
+        let roles = vec!["disk"; extras.len()];
+        Cluster::start_configured(&roles, &vec![Vec::new(); extras.len()], extras).await
+    }
+
+    /// Node `i + 1` with role `roles[i]`, environment `envs[i]` and config lines `extras[i]`.
+    pub async fn start_configured(
+        roles: &[&'static str],
+        envs: &[Vec<(String, String)>],
+        extras: &[String],
+    ) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let cookie = dir.path().join("cookie");
         write_cookie(&cookie);
@@ -202,6 +221,7 @@ impl Cluster {
                     log: dir.path().join(format!("node{id}.log")),
                     role: roles[i],
                     env: envs[i].clone(),
+                    extra: extras[i].clone(),
                     warren: None,
                 }
             })
@@ -254,6 +274,7 @@ impl Cluster {
             log: self.dir.path().join(format!("node{id}.log")),
             role: "disk",
             env: Vec::new(),
+            extra: String::new(),
             warren: None,
         });
         let node = self.node(id);

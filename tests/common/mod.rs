@@ -6,7 +6,9 @@
 
 pub mod clients;
 pub mod cluster;
+pub mod leader_kill;
 pub mod raw;
+pub mod tls;
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -8,6 +8,11 @@
 //! Every byte from the network is untrusted: bad input closes the channel or connection with
 //! an AMQP reply code, never panics.
 //!
+//! The task is generic over its stream (plain TCP or AMQPS's TLS): each kind of connection
+//! gets its own compiled copy, so the plain path pays no dynamic dispatch and no allocation
+//! for TLS existing. Every write is flushed (a TLS stream keeps written records until then;
+//! a TCP flush does nothing).
+//!
 //! [`in_flight`]: Conn::in_flight
 
 mod access;
@@ -30,8 +35,7 @@ use std::time::Duration;
 
 use amq_protocol::protocol::AMQPClass;
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -100,24 +104,27 @@ struct Conn {
     done: bool,
 }
 
-/// Runs one connection to completion.
-pub async fn run(
-    mut socket: TcpStream,
+/// What a connection runs over: a TCP stream, or a TLS stream around one.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
+
+/// Runs one connection to completion. `peer_ip`: the client's address (`loopback_users`;
+/// failed logins are slowed per address).
+pub async fn run<S: Stream>(
+    mut socket: S,
+    peer_ip: std::net::IpAddr,
     config: Arc<NodeConfig>,
     proposer: Arc<Proposer>,
     alarm: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let _ = socket.set_nodelay(true);
-    let peer_ip = match socket.peer_addr() {
-        Ok(addr) => addr.ip(),
-        Err(_) => std::net::IpAddr::from([0, 0, 0, 0]),
-    };
     let peer_loopback = peer_ip.is_loopback();
     let mut header = [0u8; 8];
     socket.read_exact(&mut header).await?;
     if let Err(e) = check_protocol_header(&header) {
         tracing::debug!(error = %e, "bad protocol header");
         socket.write_all(PROTOCOL_HEADER).await?;
+        socket.flush().await?;
         let _ = socket.shutdown().await;
         return Ok(());
     }
@@ -167,7 +174,7 @@ pub async fn run(
 /// After a connection error: read and drop frames until the client's close-ok (or a close,
 /// answered), EOF or a timeout, as RabbitMQ does, so the client sees our connection.close
 /// before the socket goes.
-async fn await_close_ok(socket: &mut TcpStream, inbuf: &mut BytesMut, frame_max: u32) {
+async fn await_close_ok<S: Stream>(socket: &mut S, inbuf: &mut BytesMut, frame_max: u32) {
     use amq_protocol::protocol::connection;
     let wait = async {
         loop {
@@ -195,7 +202,7 @@ async fn await_close_ok(socket: &mut TcpStream, inbuf: &mut BytesMut, frame_max:
                     if let Ok(frame) = method_frame(0, &ok) {
                         let mut out = BytesMut::new();
                         encode_frame(&frame, &mut out);
-                        let _ = socket.write_all(&out).await;
+                        let _ = write_out(socket, &mut out).await;
                     }
                     return;
                 }
@@ -209,14 +216,14 @@ async fn await_close_ok(socket: &mut TcpStream, inbuf: &mut BytesMut, frame_max:
 /// Ends the connection gracefully: FIN after what we wrote, then read (and drop) until the
 /// client's FIN. Closing a socket with unread input makes the kernel send RST, which can
 /// destroy our last frames (a close-ok) before the client reads them.
-async fn linger_close(socket: &mut TcpStream) {
+async fn linger_close<S: Stream>(socket: &mut S) {
     let _ = socket.shutdown().await;
     await_client_eof(socket).await;
 }
 
 /// Reads and drops whatever the client still sends (e.g. a second connection.close from
 /// another of its threads) until it closes the socket, for at most [`CLOSE_OK_WAIT`].
-async fn await_client_eof(socket: &mut TcpStream) {
+async fn await_client_eof<S: Stream>(socket: &mut S) {
     let drain = async {
         let mut sink = [0u8; 4096];
         while let Ok(n) = socket.read(&mut sink).await {
@@ -228,16 +235,23 @@ async fn await_client_eof(socket: &mut TcpStream) {
     let _ = tokio::time::timeout(CLOSE_OK_WAIT, drain).await;
 }
 
+/// Writes `out` whole, flushes it and empties it.
+async fn write_out<S: Stream>(socket: &mut S, out: &mut BytesMut) -> std::io::Result<()> {
+    socket.write_all(out).await?;
+    socket.flush().await?;
+    out.clear();
+    Ok(())
+}
+
 impl Conn {
-    async fn serve(
+    async fn serve<S: Stream>(
         &mut self,
-        socket: &mut TcpStream,
+        socket: &mut S,
         mut dispatches: mpsc::UnboundedReceiver<Dispatch>,
         mut alarm: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
         self.send_method(0, &handshake::start_method(&self.config));
-        socket.write_all(&self.out).await?;
-        self.out.clear();
+        write_out(socket, &mut self.out).await?;
 
         let mut inbuf = BytesMut::with_capacity(8192);
         let mut heartbeat = tokio::time::interval(Duration::from_secs(3600));
@@ -271,8 +285,7 @@ impl Conn {
                 Some(dispatch) = dispatches.recv() => {
                     if let Some(text) = self.forced_close(&dispatch) {
                         self.send_conn_close(wire::conn_close(320, text));
-                        socket.write_all(&self.out).await?;
-                        self.out.clear();
+                        write_out(socket, &mut self.out).await?;
                         // Closing at once could let the client see the socket go before our
                         // close (lapin then reports a reset, not 320).
                         await_close_ok(socket, &mut inbuf, self.frame_max).await;
@@ -299,8 +312,7 @@ impl Conn {
                 }
             }
             if !self.out.is_empty() {
-                socket.write_all(&self.out).await?;
-                self.out.clear();
+                write_out(socket, &mut self.out).await?;
             }
             self.return_credit().await;
             if self.done {
@@ -331,9 +343,9 @@ impl Conn {
 
     /// Handles the frames in `inbuf`; false when the connection is over (a connection error
     /// was sent and the socket closed).
-    async fn input(
+    async fn input<S: Stream>(
         &mut self,
-        socket: &mut TcpStream,
+        socket: &mut S,
         inbuf: &mut BytesMut,
     ) -> anyhow::Result<bool> {
         let Err(close) = self.handle_input(inbuf).await else {
@@ -341,8 +353,7 @@ impl Conn {
         };
         if !self.silent_close {
             self.send_conn_close(close);
-            socket.write_all(&self.out).await?;
-            self.out.clear();
+            write_out(socket, &mut self.out).await?;
             await_close_ok(socket, inbuf, self.frame_max).await;
         }
         linger_close(socket).await;
