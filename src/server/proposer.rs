@@ -202,12 +202,14 @@ impl Proposer {
     }
 
     /// The connections the state names that are held by one of `nodes` (configured node
-    /// ids, see `config_node_of`).
+    /// ids, see `config_node_of`), as of the last entry applied: read from what the state
+    /// machine publishes, not under its lock.
     pub fn connections_on(&self, nodes: &[u64]) -> Vec<u64> {
         self.node
             .state_machine
-            .with_broker(|broker| broker.connections())
-            .into_iter()
+            .connections()
+            .iter()
+            .copied()
             .filter(|conn| nodes.contains(&conn_node(*conn)))
             .collect()
     }
