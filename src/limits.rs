@@ -112,6 +112,12 @@ const _: () = assert!(CLUSTER_CONNECT_TIMEOUT_MS < CLUSTER_CALL_TIMEOUT_MS);
 /// one began (besides openraft's count of entries): it bounds the log a node holds in memory
 /// and replays at a restart, whatever the size of the messages.
 pub const SNAPSHOT_AFTER_LOG_BYTES: u64 = 64 * 1024 * 1024;
+/// Most entries the state machine applies in one go on a blocking thread
+/// (`raft/state_machine.rs`): bounds what it holds of the log while it applies.
+pub const APPLY_CHUNK_ENTRIES_MAX: usize = 256;
+/// A chunk ends with the entry that takes its payload to this many bytes.
+pub const APPLY_CHUNK_BYTES_MAX: usize = 16 * 1024 * 1024;
+const _: () = assert!(PROPOSE_BATCH_BYTES_MAX <= APPLY_CHUNK_BYTES_MAX);
 const _: () = assert!(SNAPSHOT_AFTER_LOG_BYTES >= 4 * PROPOSE_BATCH_BYTES_MAX as u64);
 
 /// How long the leader lets a member miss heartbeats before it takes it for down and gives

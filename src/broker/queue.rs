@@ -393,6 +393,16 @@ impl Queue {
         consumers.chain(self.unacked.values().map(|u| u.consumer.conn))
     }
 
+    /// Whether a consumer of `conn` is registered here.
+    pub fn has_consumer_of(&self, conn: u64) -> bool {
+        self.consumers.iter().any(|c| c.key.conn == conn)
+    }
+
+    /// Whether a message is checked out here to a channel of `conn`.
+    pub fn has_checkout_of(&self, conn: u64) -> bool {
+        self.unacked.values().any(|u| u.consumer.conn == conn)
+    }
+
     /// Drops every ready message (queue.purge); returns the ids that went.
     pub fn purge(&mut self) -> Vec<u64> {
         self.ready.drain().into_iter().map(|r| r.msg_id).collect()

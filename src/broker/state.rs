@@ -407,6 +407,16 @@ impl BrokerState {
         conns
     }
 
+    /// Whether `conn` is in [`BrokerState::connections`]. Consumers, exclusive owners and
+    /// channel limits are looked at first: they are few, and a connection that settles
+    /// usually still has a consumer.
+    pub fn names_conn(&self, conn: u64) -> bool {
+        let queues = || self.all_queues().map(|(_, _, entry)| entry);
+        queues().any(|e| e.exclusive_conn == Some(conn) || e.queue.has_consumer_of(conn))
+            || self.channel_limits.conns().any(|c| c == conn)
+            || queues().any(|e| e.queue.has_checkout_of(conn))
+    }
+
     /// A stored message, read from the node's cold store when it is there (a failed read is
     /// recorded in `messages` and gives `None`).
     pub fn message(&self, msg_id: u64) -> Option<Cow<'_, StoredMessage>> {

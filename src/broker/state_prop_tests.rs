@@ -410,6 +410,43 @@ fn command(s: &BrokerState, op: &Op) -> Command {
     }
 }
 
+/// What the state machine's published connection set relies on (`raft/state_machine/
+/// published.rs`): a publish or a credit never changes the connections the state names; a
+/// settle, requeue, reject or recover by a connection may only drop that connection; and
+/// `names_conn` agrees with `connections`.
+fn check_connections(
+    before: &std::collections::BTreeSet<u64>,
+    s: &BrokerState,
+    cmd: &Command,
+) -> Result<(), TestCaseError> {
+    let after = s.connections();
+    match cmd {
+        Command::Publish { .. } | Command::Credit { .. } => {
+            prop_assert_eq!(&after, before, "{:?} changed the connections", cmd);
+        }
+        Command::Settle { conn, .. }
+        | Command::Requeue { conn, .. }
+        | Command::Reject { conn, .. }
+        | Command::Recover { conn, .. } => {
+            let mut expected = before.clone();
+            if !after.contains(conn) {
+                expected.remove(conn);
+            }
+            prop_assert_eq!(&after, &expected, "{:?} changed other connections", cmd);
+        }
+        _ => {}
+    }
+    for conn in 0..=3 {
+        prop_assert_eq!(
+            s.names_conn(conn),
+            after.contains(&conn),
+            "names_conn({})",
+            conn
+        );
+    }
+    Ok(())
+}
+
 /// Every stored message is held by as many queues as its holder count says, and every id a
 /// queue holds is a stored message.
 fn check_holders(s: &BrokerState) -> Result<(), TestCaseError> {
@@ -486,7 +523,9 @@ fn run(ops: &[(u64, Op)]) -> Result<Run, TestCaseError> {
         now += dt;
         let cmd = command(&s, op);
         commands.push((now, cmd.clone()));
-        outcomes.push(s.apply(now, cmd));
+        let conns_before = s.connections();
+        outcomes.push(s.apply(now, cmd.clone()));
+        check_connections(&conns_before, &s, &cmd)?;
         check_holders(&s)?;
         check_channel_limits(&s)?;
         states.push(s.clone());

@@ -11,6 +11,12 @@
 //! the state lock, the registered [`ApplyObserver`] sees every outcome, so deliveries reach
 //! consumers in apply order however many entries are in flight.
 //!
+//! Apply runs on a blocking thread, never on a runtime worker: an entry holds the state lock
+//! through the message store's writes (sled). Entries go in chunks (`APPLY_CHUNK_*` in
+//! `limits.rs`), one chunk after another, in log order. What async tasks need of the state
+//! (next expiry, connections, machine version) is published through `watch` channels after
+//! every entry (`state_machine/published.rs`), so they do not take the lock.
+//!
 //! A disk node keeps its stored messages out of memory, in its message store
 //! (`cold_messages.rs`); the observer reads them through [`AppliedState`]. A failed read of
 //! that store while an entry is applied or delivered fails the entry: openraft then stops and
@@ -25,10 +31,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use futures::{Stream, TryStreamExt};
+use futures::Stream;
 use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
 use openraft::storage::{EntryResponder, RaftStateMachine};
-use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use openraft::{OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::cold_messages::ColdMessages;
@@ -39,10 +45,14 @@ use super::snapshot_data::SnapshotData;
 use super::types::{Request, Response, TypeConfig};
 use crate::broker::command::{Command, Outcome};
 use crate::broker::state::{BrokerState, StoredMessage};
+use published::ConnsTouched;
 
+mod apply;
+mod published;
 mod snapshot;
 mod snapshot_inbox;
 
+pub use published::Connections;
 pub use snapshot_inbox::remove_received;
 
 type Snap = SnapshotOf<TypeConfig, SnapshotData>;
@@ -88,7 +98,8 @@ pub struct Batch {
 }
 
 /// Sees every entry's outcomes right after they were applied, in log order, with the state
-/// they were applied to. It runs under the state lock, so it must not block.
+/// they were applied to. It runs under the state lock, on apply's blocking thread, so it
+/// must not block (nor wait for the runtime).
 pub trait ApplyObserver: Send + Sync + 'static {
     /// `index` is the entry's log index.
     fn applied(&self, index: u64, outcomes: &[Outcome], state: &AppliedState<'_>);
@@ -132,9 +143,8 @@ struct Inner {
     observer: Option<Arc<dyn ApplyObserver>>,
     /// Entry payload bytes applied since the last snapshot build began.
     log_bytes_since_snapshot: u64,
-    /// When the first message in any queue's head expires, published after every entry so
-    /// the expiry ticks read it without taking the state lock.
-    next_expiry_ms: tokio::sync::watch::Sender<Option<u64>>,
+    /// What async tasks read of the state, sent after every entry (`published.rs`).
+    publisher: published::Publisher,
 }
 
 impl std::fmt::Debug for Inner {
@@ -161,8 +171,8 @@ pub struct BrokerStateMachine {
     snapshot_wanted: Arc<tokio::sync::Notify>,
     /// The snapshot being received from the leader, chunk by chunk.
     inbox: Arc<Mutex<snapshot_inbox::Inbox>>,
-    /// What `Inner::publish` sent last of the next expiry.
-    next_expiry: tokio::sync::watch::Receiver<Option<u64>>,
+    /// What `Inner::publish` sent last.
+    published: published::Published,
 }
 
 impl Batch {
@@ -216,9 +226,9 @@ impl BrokerStateMachine {
         store: Option<MessageStore>,
         dir: Option<PathBuf>,
     ) -> BrokerStateMachine {
-        let (next_expiry_ms, next_expiry) = tokio::sync::watch::channel(body.broker.next_expiry());
+        let (publisher, published) = published::channel(&body.broker, body.machine_version);
         BrokerStateMachine {
-            next_expiry,
+            published,
             inner: Arc::new(Mutex::new(Inner {
                 body,
                 current,
@@ -226,7 +236,7 @@ impl BrokerStateMachine {
                 cold: ColdMessages::new(store),
                 observer: None,
                 log_bytes_since_snapshot: 0,
-                next_expiry_ms,
+                publisher,
             })),
             snapshot_wanted: Arc::new(tokio::sync::Notify::new()),
             inbox: Arc::default(),
@@ -261,12 +271,19 @@ impl BrokerStateMachine {
     /// When the first message in any queue's head expires (ms, the leader's clock), as of
     /// the last entry applied; read without the state lock.
     pub fn next_expiry_ms(&self) -> Option<u64> {
-        *self.next_expiry.borrow()
+        *self.published.next_expiry_ms.borrow()
     }
 
-    /// The state-machine version the cluster runs, as far as this node has applied.
+    /// The connections the state names (consumers, checkouts, exclusive queues, channel
+    /// limits) as of the last entry applied; read without the state lock.
+    pub fn connections(&self) -> Connections {
+        self.published.connections.borrow().clone()
+    }
+
+    /// The state-machine version the cluster runs, as far as this node has applied; read
+    /// without the state lock (every submit reads it).
     pub fn machine_version(&self) -> u16 {
-        self.lock().body.machine_version
+        *self.published.machine_version.borrow()
     }
 
     /// Runs `f` on the broker state (read-only). On a disk node the stored messages are
@@ -348,19 +365,29 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Inner {
-    /// Publishes what async tasks read of the state after it changed.
-    pub(super) fn publish(&self) {
+    /// Tells the observer the state changed (it republishes what it derives).
+    fn notify_changed(&self) {
         if let Some(observer) = &self.observer {
             observer.state_changed(&AppliedState {
                 broker: &self.body.broker,
             });
         }
-        let next_expiry = self.body.broker.next_expiry();
-        self.next_expiry_ms.send_if_modified(|was| {
-            let changed = *was != next_expiry;
-            *was = next_expiry;
-            changed
-        });
+    }
+
+    /// Publishes what async tasks read of the state after an entry whose commands did
+    /// `touched`.
+    fn publish(&self, touched: &ConnsTouched) {
+        self.notify_changed();
+        let version = self.body.machine_version;
+        self.publisher
+            .after_entry(&self.body.broker, version, touched);
+    }
+
+    /// Publishes everything anew (the state was replaced).
+    pub(super) fn publish_all(&self) {
+        self.notify_changed();
+        let version = self.body.machine_version;
+        self.publisher.all(&self.body.broker, version);
     }
 
     /// The batch of the entry at `index`. One that does not decode stops the node: skipping
@@ -408,6 +435,7 @@ impl Inner {
             }
         }
         let now_ms = batch.time_ms;
+        let touched = ConnsTouched::of(&batch.commands);
         let mut outcomes = Vec::with_capacity(batch.commands.len());
         for command in batch.commands {
             let outcome = match command {
@@ -432,7 +460,7 @@ impl Inner {
             read_fault(&self.body.broker)?;
         }
         self.cold.after_entry(&mut self.body.broker)?;
-        self.publish();
+        self.publish(&touched);
         let replies: Vec<_> = outcomes.into_iter().map(|o| o.reply).collect();
         if let Some(origin) = batch.origin {
             self.body.sessions.record(origin, index, &replies);
@@ -487,40 +515,24 @@ impl RaftStateMachine<TypeConfig> for BrokerStateMachine {
         Ok((inner.body.last_applied, inner.body.membership.clone()))
     }
 
+    /// Applies the entries in chunks, each on a blocking thread: an entry's apply holds the
+    /// state lock through the message store's inserts and removes (sled), which must not
+    /// stall a runtime worker. Chunks go one after another and entries in log order within
+    /// them, each entry under the lock as before, so readers see the same states.
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
     where
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
-        while let Some((entry, responder)) = entries.try_next().await? {
-            let response = {
-                let mut inner = self.lock();
-                inner.body.last_applied = Some(entry.log_id);
-                match entry.payload {
-                    EntryPayload::Blank => Response::default(),
-                    EntryPayload::Normal(request) => {
-                        let before = inner.log_bytes_since_snapshot;
-                        let after = before.saturating_add(request.0.len() as u64);
-                        inner.log_bytes_since_snapshot = after;
-                        // Asked again at every further multiple, in case openraft was
-                        // busy (a build running) when asked.
-                        let limit = crate::limits::SNAPSHOT_AFTER_LOG_BYTES;
-                        if after / limit > before / limit {
-                            self.snapshot_wanted.notify_one();
-                        }
-                        inner.apply_batch(&entry.log_id, &request)?
-                    }
-                    EntryPayload::Membership(m) => {
-                        inner.body.membership =
-                            StoredMembershipOf::<TypeConfig>::new(Some(entry.log_id), m);
-                        Response::default()
-                    }
-                }
-            };
-            if let Some(r) = responder {
-                r.send(response);
+        loop {
+            let chunk = apply::next_chunk(&mut entries).await?;
+            if chunk.is_empty() {
+                return Ok(());
             }
+            let this = self.clone();
+            tokio::task::spawn_blocking(move || this.apply_chunk(chunk))
+                .await
+                .map_err(io::Error::other)??;
         }
-        Ok(())
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -554,3 +566,7 @@ mod tests;
 #[cfg(test)]
 #[path = "snapshot_inbox_tests.rs"]
 mod inbox_tests;
+
+#[cfg(test)]
+#[path = "state_machine/apply_tests.rs"]
+mod apply_tests;

@@ -13,7 +13,7 @@ use crate::broker::exchange::ExchangeKind;
 use crate::broker::queue::ConsumerKey;
 use crate::broker::test_support::{arg, exchange_declare, str_value, QueueDecl};
 
-fn log_id(index: u64) -> LogIdOf<TypeConfig> {
+pub(super) fn log_id(index: u64) -> LogIdOf<TypeConfig> {
     crate::raft::types::LogId::new(
         <openraft::alias::LeaderIdOf<TypeConfig> as RaftLeaderIdExt>::new_committed(1, 1),
         index,
@@ -21,7 +21,7 @@ fn log_id(index: u64) -> LogIdOf<TypeConfig> {
 }
 
 /// Applies `commands` as entry `index` (no proposer session), as openraft's apply would.
-fn apply(sm: &BrokerStateMachine, index: u64, commands: Vec<Command>) -> Vec<Reply> {
+pub(super) fn apply(sm: &BrokerStateMachine, index: u64, commands: Vec<Command>) -> Vec<Reply> {
     let request = Batch {
         time_ms: 1_000,
         commands,
@@ -39,7 +39,7 @@ fn apply(sm: &BrokerStateMachine, index: u64, commands: Vec<Command>) -> Vec<Rep
 }
 
 /// A body that says which message it is, `len` bytes long.
-fn body(n: u64, len: usize) -> Bytes {
+pub(super) fn body(n: u64, len: usize) -> Bytes {
     let tag = format!("<{n}>");
     Bytes::from(
         tag.bytes()
@@ -49,7 +49,7 @@ fn body(n: u64, len: usize) -> Bytes {
     )
 }
 
-fn publish(queue: &str, body: Bytes) -> Command {
+pub(super) fn publish(queue: &str, body: Bytes) -> Command {
     publish_via("", queue, body)
 }
 
@@ -67,7 +67,7 @@ fn publish_via(exchange: &str, routing_key: &str, body: Bytes) -> Command {
     }
 }
 
-fn holder() -> ConsumerKey {
+pub(super) fn holder() -> ConsumerKey {
     ConsumerKey {
         conn: 1,
         channel: 1,
@@ -76,7 +76,7 @@ fn holder() -> ConsumerKey {
 }
 
 /// Consumer "c" on channel (1, 1) of queue "q": manual acks, no prefetch of its own.
-fn consume_q() -> Command {
+pub(super) fn consume_q() -> Command {
     Command::Consume {
         queue: "q".into(),
         consumer: ConsumerKey {

@@ -56,8 +56,6 @@ pub struct Proposer {
     queue: mpsc::Sender<Submission>,
     routes: Arc<Routes>,
     pub(super) next_conn: AtomicU64,
-    /// The highest machine version this node has seen the cluster run (`too_new`).
-    machine_version_seen: std::sync::atomic::AtomicU16,
     /// Answers this node's peers, for as long as the node runs (dropping it stops it).
     _peer_server: Option<crate::cluster::PeerServer>,
     /// The cluster cookie and TLS, for the tasks that call peers.
@@ -101,7 +99,6 @@ impl Proposer {
             queue,
             routes,
             next_conn: AtomicU64::new(first_conn_id(config.node_id, incarnation)),
-            machine_version_seen: std::sync::atomic::AtomicU16::new(0),
             _peer_server: peer_server,
             peer_auth,
             stop,
@@ -183,14 +180,8 @@ impl Proposer {
         if needed <= first {
             return None;
         }
-        // The version only grows: once seen high enough, no need to lock the state again.
-        let seen = self.machine_version_seen.load(Ordering::Relaxed);
-        if needed <= seen {
-            return None;
-        }
+        // Published through a watch: no state lock on the submit path.
         let cluster = self.node.state_machine.machine_version();
-        self.machine_version_seen
-            .fetch_max(cluster, Ordering::Relaxed);
         (needed > cluster).then(|| {
             Refusal::precondition_failed(format!(
                 "{} needs state-machine version {needed}, the cluster runs {cluster} \
@@ -246,12 +237,14 @@ impl Proposer {
     }
 
     /// The connections the state names that are held by one of `nodes` (configured node
-    /// ids, see `config_node_of`).
+    /// ids, see `config_node_of`), as of the last entry applied: read from what the state
+    /// machine publishes, not under its lock.
     pub fn connections_on(&self, nodes: &[u64]) -> Vec<u64> {
         self.node
             .state_machine
-            .with_broker(|broker| broker.connections())
-            .into_iter()
+            .connections()
+            .iter()
+            .copied()
             .filter(|conn| nodes.contains(&conn_node(*conn)))
             .collect()
     }

@@ -225,9 +225,16 @@ async fn release_on_contact(routes: Weak<Routes>, node: Weak<RaftNode>) {
         let (Some(routes), Some(node)) = (routes.upgrade(), node.upgrade()) else {
             return;
         };
-        node.state_machine.observe_applied(|applied_index, state| {
-            routes.release_if_caught_up(applied_index.unwrap_or(0), state);
-        });
+        // The state lock may be held by an entry's apply (through the message store's
+        // writes): wait for it on a blocking thread, not on a runtime worker.
+        let release = move || {
+            node.state_machine.observe_applied(|applied_index, state| {
+                routes.release_if_caught_up(applied_index.unwrap_or(0), state);
+            })
+        };
+        if let Err(error) = tokio::task::spawn_blocking(release).await {
+            tracing::error!(%error, "release held deliveries");
+        }
     }
 }
 

@@ -232,7 +232,7 @@ impl BrokerStateMachine {
         inner.cold = ColdMessages::new(store);
         inner.current = Some(meta.clone());
         inner.current_bytes = keep;
-        inner.publish();
+        inner.publish_all();
         Ok(())
     }
 
