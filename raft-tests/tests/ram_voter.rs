@@ -84,7 +84,7 @@ async fn commit_e_without_node_2() -> Scenario {
         .expect("E commits on nodes 1 and 3");
     let index = members[&leader].settled_index().await;
     let state = assert_converged(&members, index).await;
-    let with_e = state.queues["q"].queue.n_ready();
+    let with_e = state.queue("/", "q").expect("queue q").queue.n_ready();
     assert_eq!(with_e, 2);
     for member in members.into_values() {
         member.stop().await;
@@ -130,7 +130,7 @@ async fn a_naive_ram_voter_loses_a_committed_entry() {
     let state = assert_converged(&members, index).await;
     // Fewer messages than nodes 1 and 3 had confirmed (node 2 may lack the first publish
     // too: that one also committed on a quorum without it).
-    let ready = state.queues.get("q").map_or(0, |q| q.queue.n_ready());
+    let ready = state.queue("/", "q").map_or(0, |q| q.queue.n_ready());
     assert!(
         ready < s.with_e,
         "E survived? {ready} of {} messages",
@@ -194,7 +194,7 @@ async fn a_ram_node_restarts_as_a_new_member_and_the_entry_survives() {
     let index = members[&leader].settled_index().await;
     let state = assert_converged(&members, index).await;
     assert_eq!(
-        state.queues["q"].queue.n_ready(),
+        state.queue("/", "q").expect("queue q").queue.n_ready(),
         s.with_e + 1,
         "E was lost"
     );

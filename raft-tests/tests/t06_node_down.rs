@@ -115,7 +115,12 @@ async fn t02_majority_returns_a_lost_nodes_checked_out_message() {
     };
     c.node(leader).propose(&[get]).await.expect("basic.get");
     let queue = |id: NodeId| {
-        let q = c.members[&id].broker().queues["q"].queue.clone();
+        let q = c.members[&id]
+            .broker()
+            .queue("/", "q")
+            .expect("queue q")
+            .queue
+            .clone();
         (q.n_ready(), q.n_unacked())
     };
     assert_eq!(queue(leader), (0, 1), "checked out");
@@ -148,7 +153,12 @@ async fn t02_majority_returns_a_lost_nodes_checked_out_message() {
         .expect("commit without the lost node");
     assert_eq!(queue(leader), (1, 0), "the message is back");
     // A get on a copy of the leader's queue (the model is pure) shows the head's flags.
-    let mut copy = c.members[&leader].broker().queues["q"].queue.clone();
+    let mut copy = c.members[&leader]
+        .broker()
+        .queue("/", "q")
+        .expect("queue q")
+        .queue
+        .clone();
     let head = copy.get(holder_on(leader), true).expect("a ready message");
     assert!(head.redelivered, "marked redelivered");
 

@@ -52,7 +52,7 @@ async fn three_nodes_replicate_fail_over_and_catch_up() {
     assert_eq!(replies.len(), 3);
     let index = members[&leader].settled_index().await;
     let state = assert_converged(&members, index).await;
-    assert_eq!(state.queues["q"].queue.n_ready(), 2);
+    assert_eq!(state.queue("/", "q").expect("queue q").queue.n_ready(), 2);
 
     tracing::info!(leader, "--- stop the leader; the other two elect a new one");
     let old_leader = leader;
@@ -66,7 +66,7 @@ async fn three_nodes_replicate_fail_over_and_catch_up() {
         .expect("commit on the new leader");
     let index = members[&leader].settled_index().await;
     let state = assert_converged(&members, index).await;
-    assert_eq!(state.queues["q"].queue.n_ready(), 4);
+    assert_eq!(state.queue("/", "q").expect("queue q").queue.n_ready(), 4);
 
     tracing::info!("--- snapshot and purge on the survivors: a restart must catch up by snapshot");
     for member in members.values() {
@@ -97,7 +97,7 @@ async fn three_nodes_replicate_fail_over_and_catch_up() {
     let member = Member::start(dir, old_leader, listener, &nodes, &cookie).await;
     members.insert(old_leader, member);
     let state = assert_converged(&members, index).await;
-    assert_eq!(state.queues["q"].queue.n_ready(), 4);
+    assert_eq!(state.queue("/", "q").expect("queue q").queue.n_ready(), 4);
     members[&old_leader]
         .node
         .openraft()
@@ -118,7 +118,7 @@ async fn three_nodes_replicate_fail_over_and_catch_up() {
         .expect("commit with three nodes again");
     let index = members[&leader].settled_index().await;
     let state = assert_converged(&members, index).await;
-    assert_eq!(state.queues["q"].queue.n_ready(), 5);
+    assert_eq!(state.queue("/", "q").expect("queue q").queue.n_ready(), 5);
 
     for member in members.into_values() {
         member.stop().await;

@@ -21,6 +21,7 @@ use crate::raft::types::ram_node_id;
 pub async fn open(
     config: &Arc<NodeConfig>,
     stop: Arc<tokio::sync::Notify>,
+    admin: Arc<super::peer_admin::AdminSlot>,
 ) -> anyhow::Result<(Arc<RaftNode>, Cookie, PeerServer)> {
     let cookie_path = config.cookie_path();
     let cookie = Cookie::load(&cookie_path)
@@ -50,6 +51,7 @@ pub async fn open(
         node: Arc::clone(&node),
         config: Arc::clone(config),
         stop,
+        admin,
     };
     let server = PeerServer::start(listener, id, cookie.clone(), Arc::new(handler))?;
     super::catch_up::start(&node, cookie.clone());
