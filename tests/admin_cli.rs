@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties};
+use lapin::{Connection, ConnectionProperties, Event};
 
 mod common;
 
@@ -60,6 +60,36 @@ fn uri(user: &str, password: &str, addr: std::net::SocketAddr, vhost: &str) -> S
     format!("amqp://{user}:{password}@{addr}/{vhost}")
 }
 
+/// The reply code of the connection.close the server sent, from the connection's events.
+async fn connection_error_code(events: &mut (impl futures::Stream<Item = Event> + Unpin)) -> u16 {
+    loop {
+        match common::within("a connection error event", events.next()).await {
+            Some(Event::Error(error)) => return common::reply_code(&error),
+            Some(_) => continue,
+            None => panic!("events ended without an error"),
+        }
+    }
+}
+
+/// Waits until the cluster has users (its first leader moved it to the machine version that
+/// has them and wrote the default user): until then every change is refused.
+async fn wait_for_users(config: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let run = warren(&["list_users", "-q"], config).await;
+        if run.ok && run.stdout.contains("guest\t") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no default user within 30 s: {} {}",
+            run.stdout,
+            run.stderr
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn login(uri: &str) -> Result<Connection, lapin::Error> {
     let connect = Connection::connect(uri, ConnectionProperties::default());
     common::within("a login", connect).await
@@ -73,6 +103,7 @@ async fn users_permissions_and_vhosts_through_the_cli() {
         let cluster = Cluster::start().await;
         let config = cluster.node(1).config.clone();
         let node3 = cluster.amqp(3);
+        wait_for_users(&config).await;
 
         tracing::info!("--- add_user and set_permissions through node 1; log in on node 3");
         ok(&["add_user", "alice", "s3cret"], &config).await;
@@ -149,13 +180,14 @@ async fn users_permissions_and_vhosts_through_the_cli() {
         let conn = login(&uri("alice", "n3w", node3, "orders"))
             .await
             .expect("login");
+        let mut events = Box::pin(conn.events_listener());
         let channel = conn.create_channel().await.expect("channel");
         let options = QueueDeclareOptions::default();
         let declared = channel.queue_declare("oq", options, FieldTable::default());
         declared.await.expect("declare in orders");
         let consume = BasicConsumeOptions::default();
         let consumer = channel.basic_consume("oq", "c", consume, FieldTable::default());
-        let mut consumer = consumer.await.expect("consume");
+        let _consumer = consumer.await.expect("consume");
         let queues = ok(
             &["list_queues", "-p", "orders", "name", "consumers"],
             &config,
@@ -163,11 +195,7 @@ async fn users_permissions_and_vhosts_through_the_cli() {
         .await;
         assert!(queues.contains("oq\t1\n"), "{queues}");
         ok(&["delete_vhost", "orders"], &config).await;
-        let closed = tokio::time::timeout(common::EVENT_TIMEOUT, consumer.next()).await;
-        match closed.expect("the connection stayed open after delete_vhost") {
-            Some(Err(e)) => assert_eq!(common::reply_code(&e), 320, "{e:?}"),
-            other => panic!("expected the connection's 320, got {other:?}"),
-        }
+        assert_eq!(connection_error_code(&mut events).await, 320);
         let vhosts = ok(&["list_vhosts"], &config).await;
         assert_eq!(vhosts, "Listing vhosts ...\nname\n/\n");
         let gone = warren(&["delete_vhost", "orders"], &config).await;
@@ -193,6 +221,7 @@ async fn definitions_round_trip_and_survive_a_full_restart() {
     bounded(async {
         let first = Cluster::start().await;
         let config = first.node(1).config.clone();
+        wait_for_users(&config).await;
 
         tracing::info!("--- users, vhosts, permissions, exchanges, queues, bindings");
         ok(&["add_user", "bob", "pw-b"], &config).await;
@@ -259,11 +288,13 @@ async fn definitions_round_trip_and_survive_a_full_restart() {
         );
 
         tracing::info!("--- import into a fresh cluster, export again: the same definitions");
-        let file = first.dir.path().join("defs.json");
+        let files = tempfile::tempdir().expect("tempdir");
+        let file = files.path().join("defs.json");
         std::fs::write(&file, exported.to_string()).expect("write");
         drop(first);
         let mut second = Cluster::start().await;
         let config2 = second.node(1).config.clone();
+        wait_for_users(&config2).await;
         ok(&["import_definitions", file.to_str().unwrap()], &config2).await;
         assert_eq!(export(&config2).await, exported);
         let conn = login(&uri("bob", "pw-b", second.amqp(3), "v1")).await;
@@ -335,4 +366,48 @@ async fn declare_some(conn: &Connection) {
         .exchange_bind("b.fan", "b.topic", "x", bind, none())
         .await
         .expect("bind");
+    channel.close(200, "done").await.expect("close the channel");
+}
+
+/// A new cluster imports its nodes' `load_definitions` file once, with the default user:
+/// the file's user logs in with the password its hash was made from, its queue is there,
+/// and the default user is too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_cluster_imports_load_definitions() {
+    bounded(async {
+        let files = tempfile::tempdir().expect("tempdir");
+        let file = files.path().join("boot.json");
+        let hash = warren::broker::access::PasswordHash::new([9, 8, 7, 6], b"pw-c");
+        let definitions = serde_json::json!({
+            "rabbit_version": "3.10.7",
+            "users": [{"name": "carol", "password_hash": hash.hash,
+                       "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ""}],
+            "vhosts": [{"name": "boot"}],
+            "permissions": [{"user": "carol", "vhost": "boot", "configure": ".*",
+                             "write": ".*", "read": ".*"}],
+            "queues": [{"name": "boot-q", "vhost": "boot", "durable": true,
+                        "auto_delete": false, "arguments": {"x-max-length": 5}}],
+            "policies": []
+        });
+        std::fs::write(&file, definitions.to_string()).expect("write");
+        let extra = format!("load_definitions = \"{}\"", file.display());
+        let roles = ["disk"; 3];
+        let cluster = Cluster::start_configured(&roles, &vec![Vec::new(); 3], &extra).await;
+        let config = cluster.node(1).config.clone();
+        wait_for_users(&config).await;
+        let users = ok(&["list_users", "-q"], &config).await;
+        assert_eq!(users, "carol\t[]\nguest\t[administrator]\n");
+        let queues = ok(
+            &["list_queues", "-q", "-p", "boot", "name", "arguments"],
+            &config,
+        )
+        .await;
+        assert_eq!(queues, "boot-q\t{\"x-max-length\":5}\n");
+        let conn = login(&uri("carol", "pw-c", cluster.amqp(2), "boot")).await;
+        conn.expect("carol logs in")
+            .close(200, "bye")
+            .await
+            .expect("close");
+    })
+    .await;
 }

@@ -41,8 +41,10 @@ pub async fn import(config: &NodeConfig, file: &Path) -> anyhow::Result<String> 
         false => std::fs::read_to_string(file)
             .with_context(|| format!("read definitions file {}", file.display()))?,
     };
-    let parsed = import::parse(&text)
-        .with_context(|| format!("load definitions file {}", file.display()))?;
+    let parsed = import::parse(&text).map_err(|e| {
+        e.ignored.iter().for_each(|ignored| eprintln!("{ignored}"));
+        anyhow::Error::new(e).context(format!("load definitions file {}", file.display()))
+    })?;
     for ignored in &parsed.ignored {
         eprintln!("{ignored}");
     }

@@ -34,6 +34,8 @@ pub struct Parsed {
 #[error("invalid definitions:\n  {}", .problems.join("\n  "))]
 pub struct DefinitionsError {
     pub problems: Vec<String>,
+    /// What would have been ignored, reported with the problems all the same.
+    pub ignored: Vec<String>,
 }
 
 /// Reads and checks the file at `path`.
@@ -51,6 +53,7 @@ pub fn parse(text: &str) -> Result<Parsed, DefinitionsError> {
     let top: serde_json::Map<String, Value> =
         serde_json::from_str(text).map_err(|e| DefinitionsError {
             problems: vec![format!("not a JSON object: {e}")],
+            ignored: Vec::new(),
         })?;
     let mut reader = Reader::default();
     for (key, value) in &top {
@@ -97,6 +100,7 @@ pub fn parse(text: &str) -> Result<Parsed, DefinitionsError> {
         }),
         false => Err(DefinitionsError {
             problems: reader.problems,
+            ignored: reader.ignored,
         }),
     }
 }

@@ -187,6 +187,16 @@ impl Cluster {
 
     /// As [`Cluster::start_roles`], node `i + 1`'s process with the environment `envs[i]`.
     pub async fn start_with_env(roles: &[&'static str], envs: &[Vec<(String, String)>]) -> Cluster {
+        Cluster::start_configured(roles, envs, "").await
+    }
+
+    /// As [`Cluster::start_with_env`], with `extra` (top-level TOML settings) in every
+    /// node's config.
+    pub async fn start_configured(
+        roles: &[&'static str],
+        envs: &[Vec<(String, String)>],
+        extra: &str,
+    ) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let cookie = dir.path().join("cookie");
         write_cookie(&cookie);
@@ -208,8 +218,8 @@ impl Cluster {
             .collect();
         for node in &nodes {
             let data = dir.path().join(format!("node{}", node.id));
-            std::fs::write(&node.config, node_config(node, &data, &cookie, &nodes))
-                .expect("write node config");
+            let text = format!("{extra}\n{}", node_config(node, &data, &cookie, &nodes));
+            std::fs::write(&node.config, text).expect("write node config");
         }
         for node in &mut nodes {
             node.warren = Some(start_logged_with(
