@@ -20,6 +20,7 @@ pub struct Target {
 /// A vhost (`-p`), `/` unless given.
 #[derive(Args, Clone, Debug)]
 pub struct InVhost {
+    /// The vhost.
     #[arg(short = 'p', long = "vhost", default_value = "/")]
     pub vhost: String,
 }
@@ -68,6 +69,7 @@ pub enum AdminCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Add a vhost with the builtin exchanges (no permissions on it yet).
     AddVhost {
         vhost: String,
         #[command(flatten)]
@@ -79,6 +81,7 @@ pub enum AdminCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// List vhosts.
     ListVhosts {
         #[command(flatten)]
         target: Target,
@@ -94,6 +97,7 @@ pub enum AdminCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Remove a user's permissions in a vhost.
     ClearPermissions {
         user: String,
         #[command(flatten)]
