@@ -198,6 +198,17 @@ async fn users_permissions_and_vhosts_through_the_cli() {
         assert_eq!(connection_error_code(&mut events).await, 320);
         let vhosts = ok(&["list_vhosts"], &config).await;
         assert_eq!(vhosts, "Listing vhosts ...\nname\n/\n");
+        let listed = warren(&["list_queues", "-p", "orders"], &config).await;
+        assert!(
+            !listed.ok,
+            "list_queues in a deleted vhost: {}",
+            listed.stdout
+        );
+        assert!(
+            listed.stderr.contains("'orders' does not exist"),
+            "{}",
+            listed.stderr
+        );
         let gone = warren(&["delete_vhost", "orders"], &config).await;
         assert!(
             !gone.ok && gone.stderr.contains("no vhost 'orders'"),

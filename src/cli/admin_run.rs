@@ -126,6 +126,10 @@ async fn list(config: &NodeConfig, command: AdminCommand) -> anyhow::Result<Stri
     use AdminCommand as A;
     let quiet = target(&command).quiet;
     let applied = read(config).await?;
+    if let Some(vhost) = vhost_of(&command) {
+        let exists = applied.vhosts.iter().any(|v| v == vhost);
+        anyhow::ensure!(exists, "virtual host '{vhost}' does not exist");
+    }
     let table = match command {
         A::ListUsers { .. } => listing::users(&applied),
         A::ListVhosts { .. } => listing::vhosts(&applied),
@@ -141,6 +145,19 @@ async fn list(config: &NodeConfig, command: AdminCommand) -> anyhow::Result<Stri
         _ => anyhow::bail!("not a listing"),
     };
     Ok(table.render(quiet))
+}
+
+/// The vhost a listing is about, if it is about one.
+fn vhost_of(command: &AdminCommand) -> Option<&str> {
+    use AdminCommand as A;
+    match command {
+        A::ListPermissions { vhost, .. }
+        | A::ListQueues { vhost, .. }
+        | A::ListExchanges { vhost, .. }
+        | A::ListBindings { vhost, .. }
+        | A::ListConsumers { vhost, .. } => Some(&vhost.vhost),
+        _ => None,
+    }
 }
 
 fn target(command: &AdminCommand) -> &Target {

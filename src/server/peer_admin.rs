@@ -28,6 +28,12 @@ impl NodeHandler {
         let Some(proposer) = self.proposer() else {
             return PeerResponse::Error("the node is starting; ask again".to_string());
         };
+        // The cookie admits any peer, but this door is for the operator's commands only:
+        // queue traffic has its own path, with its sessions and ordering.
+        if let Some(other) = commands.iter().find(|c| !c.is_cluster_wide()) {
+            let name = other.name();
+            return PeerResponse::Error(format!("not an administration command: {name}"));
+        }
         let names: Vec<&str> = commands.iter().map(Command::name).collect();
         tracing::info!(?names, "operator change submitted");
         let receiver = proposer.submit(commands).await;
