@@ -51,6 +51,10 @@ pub struct NodeConfig {
     pub cookie_file: Option<PathBuf>,
     /// The cluster's initial members, this node included; empty for a single node.
     pub peers: Vec<Peer>,
+    /// A definitions file (RabbitMQ's JSON) the cluster's first leader imports once, right
+    /// after it writes the default user (RabbitMQ's `load_definitions`). Read and checked
+    /// at every start: a node with a wrong file does not start.
+    pub load_definitions: Option<PathBuf>,
 }
 
 /// A password from the config: never shown by `Debug` (configs are logged).
@@ -118,6 +122,7 @@ impl Default for NodeConfig {
             cluster_listen: SocketAddr::from(([127, 0, 0, 1], 25672)),
             cookie_file: None,
             peers: Vec::new(),
+            load_definitions: None,
         }
     }
 }
@@ -202,6 +207,7 @@ impl NodeConfig {
             "cluster_listen" => self.cluster_listen = address(value)?,
             "cookie_file" => self.cookie_file = Some(PathBuf::from(string(value)?)),
             "peers" => self.peers = peers(value)?,
+            "load_definitions" => self.load_definitions = Some(PathBuf::from(string(value)?)),
             _ => return Err("unknown setting".to_string()),
         }
         Ok(())
@@ -431,14 +437,29 @@ mod tests {
     }
 
     #[test]
+    fn load_definitions_names_a_file() {
+        let config = NodeConfig::parse("load_definitions = \"/etc/warren/defs.json\"").unwrap();
+        let path = config.load_definitions.as_deref();
+        assert_eq!(path, Some(Path::new("/etc/warren/defs.json")));
+        assert_eq!(NodeConfig::default().load_definitions, None);
+    }
+
+    #[test]
     fn every_wrong_field_is_named() {
         let err = NodeConfig::parse(
-            "frame_max = 10\nheartbeat_s = \"x\"\nnode_nmae = \"n\"\namqp_listen = \"nowhere\"",
+            "frame_max = 10\nheartbeat_s = \"x\"\nnode_nmae = \"n\"\namqp_listen = \"nowhere\"\n\
+             load_definitions = 3",
         )
         .unwrap_err();
         let text = err.to_string();
-        assert_eq!(err.problems.len(), 4, "{text}");
-        for field in ["frame_max", "heartbeat_s", "node_nmae", "amqp_listen"] {
+        assert_eq!(err.problems.len(), 5, "{text}");
+        for field in [
+            "frame_max",
+            "heartbeat_s",
+            "node_nmae",
+            "amqp_listen",
+            "load_definitions",
+        ] {
             assert!(text.contains(field), "{field} missing from: {text}");
         }
     }

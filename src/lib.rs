@@ -5,6 +5,7 @@ pub mod broker;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod definitions;
 pub mod limits;
 pub mod raft;
 pub mod server;

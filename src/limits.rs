@@ -192,3 +192,15 @@ const _: () = assert!(PROPOSE_RETRY_WAIT.as_millis() < PROPOSE_GIVE_UP_AFTER.as_
 const _: () = assert!(FORWARD_LEADER_WAIT.as_millis() < PROPOSE_GIVE_UP_AFTER.as_millis());
 const _: () = assert!(NODE_DOWN_CHECK_EVERY.as_millis() < NODE_DOWN_AFTER.as_millis());
 const _: () = assert!(DETACH_POLL.as_millis() < DETACH_WAIT.as_millis());
+/// How long a node waits for the outcome of an operator's change it submitted for the CLI
+/// (`PeerRequest::Admin`): past it the outcome is unknown, and the CLI says so.
+pub const ADMIN_COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long the CLI waits for one node's answer to an admin request before it tries the
+/// next member: a node cut off from the leader must not stop the command.
+pub const ADMIN_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(40);
+const _: () = assert!(ADMIN_COMMIT_TIMEOUT.as_millis() < ADMIN_CALL_TIMEOUT.as_millis());
+/// How long a node answering `PeerRequest::Definitions` waits to apply what the cluster
+/// committed before the question (so a user just added is listed); it answers with what it
+/// has after that.
+pub const DEFINITIONS_CATCH_UP_MAX: std::time::Duration = std::time::Duration::from_secs(3);
+const _: () = assert!(DEFINITIONS_CATCH_UP_MAX.as_millis() < ADMIN_CALL_TIMEOUT.as_millis());

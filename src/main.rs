@@ -99,6 +99,8 @@ enum Command {
     },
     /// Write a new random cluster cookie to FILE (mode 0600).
     Cookie { file: PathBuf },
+    #[command(flatten)]
+    Admin(warren::cli::admin_args::AdminCommand),
 }
 
 /// Without RUST_LOG: info, but openraft only for errors (it warns on every failed heartbeat
@@ -188,6 +190,11 @@ fn main() -> anyhow::Result<()> {
         )?,
         Command::Demote { id, config } => {
             change_membership(&NodeConfig::load(&config)?, MembershipChange::Demote { id })?
+        }
+        Command::Admin(command) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            let out = runtime.block_on(warren::cli::admin_run::run(command))?;
+            print!("{out}");
         }
         Command::Stop { config } => {
             let config = NodeConfig::load(&config)?;

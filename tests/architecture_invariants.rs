@@ -65,6 +65,7 @@ fn the_broker_model_depends_on_no_other_module() {
         "crate::server",
         "crate::cluster",
         "crate::cli",
+        "crate::definitions",
     ];
     let found = offenders("broker", None, &needles);
     assert!(
@@ -86,6 +87,24 @@ fn the_transport_depends_on_nothing_above_it() {
     assert!(
         found.is_empty(),
         "src/cluster reaches up:\n{}",
+        found.join("\n")
+    );
+}
+
+/// Definitions are a file format over the broker's types: they read an applied state and
+/// make commands, and reach nothing that runs (an import goes through the log).
+#[test]
+fn definitions_depend_on_the_broker_model_only() {
+    let needles = [
+        "crate::raft",
+        "crate::server",
+        "crate::cluster",
+        "crate::cli",
+    ];
+    let found = offenders("definitions", None, &needles);
+    assert!(
+        found.is_empty(),
+        "src/definitions reaches out:\n{}",
         found.join("\n")
     );
 }

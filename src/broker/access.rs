@@ -249,6 +249,7 @@ impl BrokerState {
                 Ok(Reply::Done)
             }
             Command::InitAccess { user, password } => self.init_access(user, password),
+            Command::ImportDefinitions { commands } => return self.import_definitions(commands),
             other => {
                 debug_assert!(false, "not cluster-wide: {other:?}");
                 Ok(Reply::Done)

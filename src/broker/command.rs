@@ -233,6 +233,12 @@ pub enum Command {
         user: String,
         password: PasswordHash,
     },
+    /// import_definitions: vhosts, users, permissions, exchanges, queues and bindings (the
+    /// commands above, `InVhost`-wrapped where not in `/`) applied all or nothing: when one
+    /// is refused none is applied, and the refusal names it (`broker/import.rs`).
+    ImportDefinitions {
+        commands: Vec<Command>,
+    },
 }
 
 impl Command {
@@ -253,6 +259,7 @@ impl Command {
                 | Command::SetPermissions { .. }
                 | Command::ClearPermissions { .. }
                 | Command::InitAccess { .. }
+                | Command::ImportDefinitions { .. }
         )
     }
 
@@ -269,6 +276,11 @@ impl Command {
             Command::SetPermissions { .. } => "SetPermissions",
             Command::ClearPermissions { .. } => "ClearPermissions",
             Command::InitAccess { .. } => "InitAccess",
+            Command::ImportDefinitions { .. } => "ImportDefinitions",
+            Command::ExchangeDeclare { .. } => "ExchangeDeclare",
+            Command::QueueDeclare { .. } => "QueueDeclare",
+            Command::QueueBind { .. } => "QueueBind",
+            Command::ExchangeBind { .. } => "ExchangeBind",
             _ => "a queue or exchange command",
         }
     }

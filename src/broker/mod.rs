@@ -13,6 +13,7 @@ pub mod channel_limit;
 pub mod command;
 pub mod dead_letter;
 pub mod exchange;
+mod import;
 pub mod messages;
 pub mod queue;
 pub mod ready;

@@ -112,6 +112,11 @@ impl Queue {
         self.unacked.len()
     }
 
+    /// The registered consumers, in the order they were added.
+    pub fn consumers(&self) -> &[Consumer] {
+        &self.consumers
+    }
+
     pub fn n_consumers(&self) -> usize {
         self.consumers.len()
     }

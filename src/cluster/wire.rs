@@ -19,7 +19,8 @@ use crate::limits::CLUSTER_FRAME_MAX;
 /// Current wire format version. A node refuses frames of any other version. 2: a snapshot
 /// travels in chunks (`PeerRequest::SnapshotChunk` where 1 had the whole `FullSnapshot`).
 /// 3: `ReadIndex`, asked by a node back from a silence (`raft/contact.rs`).
-pub const WIRE_VERSION: u8 = 3;
+/// 4: `Admin` and `Definitions`, the CLI's administration of users, vhosts and definitions.
+pub const WIRE_VERSION: u8 = 4;
 /// Size of the fixed frame header: version + length + crc.
 pub const HEADER_LEN: usize = 1 + 4 + 4;
 

@@ -58,6 +58,7 @@ fn variant(command: &Command) -> &'static str {
         Command::SetPermissions { .. } => "SetPermissions",
         Command::ClearPermissions { .. } => "ClearPermissions",
         Command::InitAccess { .. } => "InitAccess",
+        Command::ImportDefinitions { .. } => "ImportDefinitions",
     }
 }
 
@@ -248,6 +249,21 @@ fn samples() -> Vec<Command> {
                 hash: "h".into(),
             },
         },
+        Command::ImportDefinitions {
+            commands: vec![
+                Command::AddVhost { name: "v".into() },
+                Command::InVhost {
+                    vhost: "v".into(),
+                    command: Box::new(Command::QueueBind {
+                        queue: "q".into(),
+                        exchange: "x".into(),
+                        routing_key: "k".into(),
+                        arguments: args(),
+                        conn: 0,
+                    }),
+                },
+            ],
+        },
     ]
 }
 
@@ -284,7 +300,7 @@ fn encode_all() -> String {
 }
 
 /// Every variant, in declaration order: a variant added to [`variant`] goes here too.
-const VARIANTS: [&str; 34] = [
+const VARIANTS: [&str; 35] = [
     "ExchangeDeclare",
     "ExchangeDelete",
     "QueueDeclare",
@@ -319,6 +335,7 @@ const VARIANTS: [&str; 34] = [
     "SetPermissions",
     "ClearPermissions",
     "InitAccess",
+    "ImportDefinitions",
 ];
 
 #[test]

@@ -417,7 +417,9 @@ pub async fn serve_raft_rpc(
         | PeerRequest::Status
         | PeerRequest::Digest
         | PeerRequest::ChangeMembership(_)
-        | PeerRequest::Stop => return None,
+        | PeerRequest::Stop
+        | PeerRequest::Admin(_)
+        | PeerRequest::Definitions => return None,
     };
     Some(response)
 }

@@ -1,7 +1,8 @@
 //! The node protocol: everything one node asks another, carried by the cluster transport
 //! (`crate::cluster`): openraft's RPCs (append entries, vote, a snapshot in chunks), a
 //! command batch forwarded to the leader, a read index, membership changes, and the node's
-//! status for `warren cluster-status`. Variants are only ever appended (wire version,
+//! status for `warren cluster-status`, and the CLI's administration (users, vhosts,
+//! permissions, definitions). Variants are only ever appended (wire version,
 //! `cluster/wire.rs`).
 
 use serde::{Deserialize, Serialize};
@@ -9,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::propose_error::ProposeError;
 use super::state_machine::Batch;
 use super::types::{NodeId, TypeConfig};
-use crate::broker::command::{Refusal, Reply};
+use crate::broker::command::{Command, Refusal, Reply};
+use crate::definitions::applied::Applied;
 
 /// The node protocol, for the transport.
 #[derive(Debug)]
@@ -60,6 +62,14 @@ pub enum PeerRequest {
     /// The leader's read index, confirmed with a quorum (`raft/contact.rs`: what a node
     /// back from a silence must apply before it delivers again). Wire version 3.
     ReadIndex,
+    /// An operator's change (`warren add_user`, `import_definitions`, ...): the receiver
+    /// submits the commands through its proposer, which forwards them to the leader, as one
+    /// entry, and answers `Replies` (or `Error` when the outcome is unknown). Wire version 4.
+    Admin(Vec<Command>),
+    /// What the receiver applied of users, vhosts, permissions, exchanges, queues, bindings
+    /// and consumers, once caught up with the leader's read index when it can be: answered
+    /// with `Definitions`. Wire version 4.
+    Definitions,
 }
 
 /// A change of the cluster's members, carried out by the leader.
@@ -105,6 +115,8 @@ pub enum PeerResponse {
     /// A forwarded batch, or a read index, not answered, and why (wire version 3: forwarded
     /// batches used `NotCommitted` with a text before).
     Refused(ProposeError),
+    /// The answer to `Definitions`. Wire version 4.
+    Definitions(Box<Applied>),
 }
 
 /// One node's report for cluster-status.

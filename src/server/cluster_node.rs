@@ -21,6 +21,7 @@ use crate::raft::types::ram_node_id;
 pub async fn open(
     config: &Arc<NodeConfig>,
     stop: Arc<tokio::sync::Notify>,
+    admin: Arc<super::peer_admin::AdminSlot>,
 ) -> anyhow::Result<(Arc<RaftNode>, PeerAuth, PeerServer)> {
     let auth = super::ask_leader::load_peer_auth(config)?;
     // RAM peers are not initial members: each start of one joins under a new Raft id.
@@ -48,6 +49,7 @@ pub async fn open(
         node: Arc::clone(&node),
         config: Arc::clone(config),
         stop,
+        admin,
     };
     let server = PeerServer::start(listener, id, &auth, Arc::new(handler))?;
     super::catch_up::start(&node, auth.clone());

@@ -66,15 +66,21 @@ pub async fn bind(
             .map(|a| a.listener.local_addr())
             .transpose()?,
     };
+    let definitions = match &config.load_definitions {
+        Some(path) => Some(load_definitions(path)?),
+        None => None,
+    };
     let config = Arc::new(config);
     let proposer = Arc::new(Proposer::open(&config).await.context("open raft node")?);
+    proposer.serve_admin();
     proposer.start_ticks();
     proposer.start_fail_stop();
     proposer.start_closing_stale_connections();
     if config.is_clustered() {
         super::node_down::start(&proposer);
     }
-    super::machine_upgrade::start(&proposer, proposer.peer_auth().cloned(), &config);
+    let auth = proposer.peer_auth().cloned();
+    super::machine_upgrade::start(&proposer, auth, &config, definitions);
     let alarm = super::alarm::start(config.memory_high_watermark);
     let accept_loop = async move {
         let mut terminate =
@@ -162,6 +168,19 @@ impl Started {
             tracing::debug!(%peer, error = %e, "connection ended with error");
         }
     }
+}
+
+/// The commands of the `load_definitions` file, read and checked at every start (a wrong
+/// file stops the node here, every wrong field named), though only a new cluster's first
+/// leader imports them.
+fn load_definitions(
+    path: &std::path::Path,
+) -> anyhow::Result<Vec<crate::broker::command::Command>> {
+    let parsed = crate::definitions::import::load(path)?;
+    for ignored in &parsed.ignored {
+        tracing::warn!(file = %path.display(), "{ignored}");
+    }
+    Ok(parsed.commands)
 }
 
 /// Serves AMQP on the configured listeners until the node stops.

@@ -19,9 +19,20 @@ use crate::raft::protocol::{PeerRequest, PeerResponse};
 /// Starts the check (it does nothing while this node does not lead). It looks often while
 /// there is work (a fresh cluster moves up within a second of electing a leader), then
 /// rarely. `auth` is `None` on a single node, which has no one to ask.
-pub fn start(proposer: &Arc<Proposer>, auth: Option<PeerAuth>, config: &NodeConfig) {
+/// `definitions` are the commands of the node's `load_definitions` file, imported in the
+/// same entry as the default user: once in the cluster's life, by whichever leader writes it.
+pub fn start(
+    proposer: &Arc<Proposer>,
+    auth: Option<PeerAuth>,
+    config: &NodeConfig,
+    definitions: Option<Vec<Command>>,
+) {
     let proposer = Arc::downgrade(proposer);
-    let default_user = (config.default_user.clone(), config.default_pass.clone());
+    let default_user = FirstAccess {
+        user: config.default_user.clone(),
+        pass: config.default_pass.clone(),
+        definitions,
+    };
     tokio::spawn(async move {
         loop {
             let Some(pending) = check(&proposer, auth.as_ref()).await else {
@@ -42,9 +53,19 @@ pub fn start(proposer: &Arc<Proposer>, auth: Option<PeerAuth>, config: &NodeConf
     });
 }
 
+/// What the cluster's first leader writes: the default user, and the definitions file.
+struct FirstAccess {
+    user: String,
+    pass: Secret,
+    definitions: Option<Vec<Command>>,
+}
+
 /// Writes the configured default user once the cluster runs a version that has users
-/// (`Command::InitAccess`); whether that is still to do; `None` once the proposer is gone.
-async fn init_access(proposer: &Weak<Proposer>, (user, pass): &(String, Secret)) -> Option<bool> {
+/// (`Command::InitAccess`), with the definitions file in the same entry, so both happen once
+/// and together (a retry after an unknown outcome finds `initialized` and does neither);
+/// whether that is still to do; `None` once the proposer is gone.
+async fn init_access(proposer: &Weak<Proposer>, first: &FirstAccess) -> Option<bool> {
+    let FirstAccess { user, pass, .. } = first;
     let proposer = proposer.upgrade()?;
     let node = proposer.node();
     let version = node.state_machine.machine_version();
@@ -56,13 +77,33 @@ async fn init_access(proposer: &Weak<Proposer>, (user, pass): &(String, Secret))
         return Some(true);
     }
     let password = hash_password(pass.as_bytes());
-    let command = Command::InitAccess {
+    let mut commands = vec![Command::InitAccess {
         user: user.clone(),
         password,
+    }];
+    if let Some(definitions) = &first.definitions {
+        commands.push(Command::ImportDefinitions {
+            commands: definitions.clone(),
+        });
+    }
+    let Ok(Ok(replies)) = proposer.submit(commands).await.await else {
+        tracing::info!(user, "default user: outcome unknown; trying again");
+        return Some(true);
     };
-    let done = proposer.propose(command).await;
-    tracing::info!(user, ok = done.is_ok(), "default user written");
-    Some(done.is_err())
+    let mut replies = replies.into_iter();
+    let done = replies.next().is_some_and(|r| r.is_ok());
+    tracing::info!(user, ok = done, "default user written");
+    match replies.next() {
+        Some(Ok(_)) => tracing::info!("load_definitions imported"),
+        // Not retried: the state refused it and would again; the operator fixes the file and
+        // imports it with `warren import_definitions`.
+        Some(Err(refusal)) => tracing::error!(
+            reason = %refusal.reply_text,
+            "load_definitions refused: nothing of it was imported"
+        ),
+        None => {}
+    }
+    Some(!done)
 }
 
 /// The version to move the cluster to: the newest every member applies, if newer than the

@@ -15,6 +15,7 @@ mod machine_upgrade;
 mod node_down;
 mod node_tasks;
 mod peer;
+mod peer_admin;
 pub mod proposer;
 pub mod routes;
 mod sequencer;

@@ -1,5 +1,6 @@
 //! What this node answers its peers: openraft's RPCs (handed to openraft), batches forwarded
-//! by followers' proposers (committed here when this node leads), and its status.
+//! by followers' proposers (committed here when this node leads), its status, and the
+//! operator's administration (`peer_admin.rs`).
 
 use std::sync::Arc;
 
@@ -17,6 +18,8 @@ pub struct NodeHandler {
     pub config: Arc<NodeConfig>,
     /// Notified by `warren stop`; the listener then shuts the node down.
     pub stop: Arc<tokio::sync::Notify>,
+    /// The node's proposer, once it runs (`peer_admin.rs`).
+    pub admin: Arc<super::peer_admin::AdminSlot>,
 }
 
 impl PeerHandler for NodeHandler {
@@ -52,6 +55,8 @@ impl PeerHandler for NodeHandler {
             PeerRequest::ChangeMembership(change) => {
                 crate::raft::membership::change(&self.node, change).await
             }
+            PeerRequest::Admin(commands) => self.admin(commands).await,
+            PeerRequest::Definitions => self.definitions().await,
             PeerRequest::Stop => {
                 tracing::info!("stop requested");
                 self.stop.notify_one();

@@ -64,6 +64,8 @@ pub struct Proposer {
     stop: Arc<tokio::sync::Notify>,
     /// Set once a graceful stop has begun, so Raft's end is not taken for a failure.
     pub(super) stopping: std::sync::atomic::AtomicBool,
+    /// Where the peer handler finds this proposer for the operator's requests.
+    admin: Arc<super::peer_admin::AdminSlot>,
 }
 
 impl Proposer {
@@ -72,9 +74,10 @@ impl Proposer {
     pub async fn open(config: &Arc<NodeConfig>) -> anyhow::Result<Proposer> {
         let incarnation = next_incarnation(&config.data_dir)?;
         let stop = Arc::new(tokio::sync::Notify::new());
+        let admin = Arc::new(super::peer_admin::AdminSlot::new());
         let (node, peer_auth, peer_server) = if config.is_clustered() {
             let (node, peer_auth, server) =
-                super::cluster_node::open(config, Arc::clone(&stop)).await?;
+                super::cluster_node::open(config, Arc::clone(&stop), Arc::clone(&admin)).await?;
             (node, Some(peer_auth), Some(server))
         } else {
             (
@@ -103,8 +106,15 @@ impl Proposer {
             peer_auth,
             stop,
             stopping: std::sync::atomic::AtomicBool::new(false),
+            admin,
         };
         Ok(proposer)
+    }
+
+    /// Lets the peer handler submit the operator's changes through this proposer
+    /// (`peer_admin.rs`); it holds it weakly, so the node still ends with its last user.
+    pub fn serve_admin(self: &Arc<Self>) {
+        let _ = self.admin.set(Arc::downgrade(self));
     }
 
     /// Resolves when `warren stop` has asked this node to stop.

@@ -228,8 +228,8 @@ impl Cluster {
             .collect();
         for node in &nodes {
             let data = dir.path().join(format!("node{}", node.id));
-            std::fs::write(&node.config, node_config(node, &data, &cookie, &nodes))
-                .expect("write node config");
+            let text = node_config(node, &data, &cookie, &nodes);
+            std::fs::write(&node.config, text).expect("write node config");
         }
         for node in &mut nodes {
             node.warren = Some(start_logged_with(
