@@ -16,38 +16,53 @@ use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 
 mod common;
 
+use common::cluster::Cluster;
 use common::{refusal, within};
 
-/// `warren ARGS --config CONFIG`; panics with its output unless it succeeds.
-fn ctl(config: &Path, args: &[&str]) -> String {
+/// `warren ARGS --config CONFIG`: its output when it succeeds.
+fn try_ctl(config: &Path, args: &[&str]) -> Option<String> {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_warren"))
         .args(args)
         .arg("--config")
         .arg(config)
         .output()
         .expect("run warren");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let err = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "warren {args:?}: {text}{err}");
-    text
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// `warren ARGS --config CONFIG`; panics unless it succeeds.
+fn ctl(config: &Path, args: &[&str]) -> String {
+    try_ctl(config, args).unwrap_or_else(|| panic!("warren {args:?} failed"))
+}
+
+/// A three-node cluster (the CLI reaches nodes over the cluster transport) whose default
+/// user is written, and node 1's address and config.
 struct Node {
-    _warren: common::Warren,
+    _cluster: Cluster,
     addr: SocketAddr,
     config: std::path::PathBuf,
-    _dir: tempfile::TempDir,
 }
 
-fn start() -> Node {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (config, addr) = common::write_config(dir.path());
-    let warren = common::start(&config, addr);
+async fn start() -> Node {
+    let cluster = Cluster::start().await;
+    let config = cluster.node(1).config.clone();
+    // A fresh cluster takes users once its leader moved it to the machine version that has
+    // them and wrote the default user (a second or so).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !try_ctl(&config, &["list_users", "-q"]).is_some_and(|out| out.contains("guest\t")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no default user within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     Node {
-        _warren: warren,
-        addr,
+        addr: cluster.amqp(1),
+        _cluster: cluster,
         config,
-        _dir: dir,
     }
 }
 
@@ -92,7 +107,7 @@ fn denied(right: &str, kind: &str, name: &str, user: &str) -> (u16, String) {
 /// text; what the patterns allow works.
 #[tokio::test]
 async fn each_method_needs_the_right_rabbitmq_names() {
-    let node = start();
+    let node = start().await;
     add_user(&node, "app", "/", ["^app\\.", "^app\\.", "^app\\."]);
     let admin = common::connect(node.addr).await;
     let admin_ch = admin.create_channel().await.expect("channel");
@@ -143,6 +158,10 @@ async fn each_method_needs_the_right_rabbitmq_names() {
         denied("configure", "queue", "other2", "app")
     );
     let ch = fresh().await;
+    // Under confirms, so the refusal (a channel close) is what the publish waits for.
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm");
     let to_default = refused(publish(&ch, "")).await;
     assert_eq!(
         to_default,
@@ -196,7 +215,7 @@ async fn each_method_needs_the_right_rabbitmq_names() {
 /// cannot open it (530); deleting a vhost closes its connections with 320 and drops it.
 #[tokio::test]
 async fn vhosts_keep_apart_and_a_deleted_one_closes_its_connections() {
-    let node = start();
+    let node = start().await;
     ctl(&node.config, &["add_vhost", "v2"]);
     add_user(&node, "app", "v2", [".*", ".*", ".*"]);
     let root = common::connect(node.addr).await;

@@ -403,7 +403,8 @@ async fn a_new_cluster_imports_load_definitions() {
         std::fs::write(&file, definitions.to_string()).expect("write");
         let extra = format!("load_definitions = \"{}\"", file.display());
         let roles = ["disk"; 3];
-        let cluster = Cluster::start_configured(&roles, &vec![Vec::new(); 3], &vec![extra; 3]).await;
+        let cluster =
+            Cluster::start_configured(&roles, &vec![Vec::new(); 3], &vec![extra; 3]).await;
         let config = cluster.node(1).config.clone();
         wait_for_users(&config).await;
         let users = ok(&["list_users", "-q"], &config).await;

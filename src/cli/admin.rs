@@ -11,7 +11,7 @@ use crate::definitions::applied::Applied;
 use crate::limits::ADMIN_CALL_TIMEOUT;
 use crate::raft::peer_network::call_peer;
 use crate::raft::protocol::{PeerRequest, PeerResponse};
-use crate::server::ask_leader::{load_cookie, CLIENT_ID};
+use crate::server::ask_leader::{load_peer_auth, CLIENT_ID};
 
 /// Commits `commands` as one entry; their replies, in order.
 pub async fn submit(
@@ -52,12 +52,12 @@ async fn ask_any(
     change: bool,
     request: impl Fn() -> PeerRequest,
 ) -> anyhow::Result<PeerResponse> {
-    let cookie = load_cookie(config)?;
+    let auth = load_peer_auth(config)?;
     let mut problems = Vec::new();
     for peer in &config.peers {
         let addr = peer.cluster.to_string();
         // By address: a RAM member's Raft id changes at every start.
-        let call = call_peer(&addr, ANY_NODE, CLIENT_ID, &cookie, request());
+        let call = call_peer(&addr, ANY_NODE, CLIENT_ID, auth.clone(), request());
         match tokio::time::timeout(ADMIN_CALL_TIMEOUT, call).await {
             Ok(Ok(PeerResponse::Error(text))) if text.contains("starting") => {
                 problems.push(format!("node {} at {addr}: {text}", peer.id));
