@@ -12,7 +12,7 @@ use crate::broker::queue::ConsumerKey;
 use crate::broker::test_support::QueueDecl;
 
 fn checked_out(sm: &BrokerStateMachine, queue: &str, conn: u64) -> Vec<u64> {
-    sm.with_broker(|b| b.queues[queue].queue.checked_out_to(conn, 1))
+    sm.with_broker(|b| b.vhosts["/"].queues[queue].queue.checked_out_to(conn, 1))
 }
 
 fn settle(queue: &str, msg_ids: Vec<u64>, conn: u64) -> Command {
