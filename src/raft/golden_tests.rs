@@ -20,46 +20,10 @@ use crate::broker::queue::ConsumerKey;
 
 const GOLDEN: &str = "src/raft/golden/entries.txt";
 
-/// The name of `command`'s variant. No wildcard arm: a new variant does not compile until
-/// it is named here, and then [`samples`] must hold one of it.
+/// The name of `command`'s variant: `Command::name` has no wildcard arm, so a new variant
+/// does not compile until it is named there, and then [`samples`] must hold one of it.
 fn variant(command: &Command) -> &'static str {
-    match command {
-        Command::ExchangeDeclare { .. } => "ExchangeDeclare",
-        Command::ExchangeDelete { .. } => "ExchangeDelete",
-        Command::QueueDeclare { .. } => "QueueDeclare",
-        Command::QueueDelete { .. } => "QueueDelete",
-        Command::QueuePurge { .. } => "QueuePurge",
-        Command::QueueBind { .. } => "QueueBind",
-        Command::Publish { .. } => "Publish",
-        Command::Consume { .. } => "Consume",
-        Command::Cancel { .. } => "Cancel",
-        Command::Settle { .. } => "Settle",
-        Command::Requeue { .. } => "Requeue",
-        Command::ChannelClosed { .. } => "ChannelClosed",
-        Command::Get { .. } => "Get",
-        Command::QueueUnbind { .. } => "QueueUnbind",
-        Command::ExchangeBind { .. } => "ExchangeBind",
-        Command::ExchangeUnbind { .. } => "ExchangeUnbind",
-        Command::ConnectionClosed { .. } => "ConnectionClosed",
-        Command::Recover { .. } => "Recover",
-        Command::Tick => "Tick",
-        Command::Reject { .. } => "Reject",
-        Command::ChannelQos { .. } => "ChannelQos",
-        Command::NodeDown { .. } => "NodeDown",
-        Command::SetMachineVersion { .. } => "SetMachineVersion",
-        Command::Credit { .. } => "Credit",
-        Command::InVhost { .. } => "InVhost",
-        Command::AddVhost { .. } => "AddVhost",
-        Command::DeleteVhost { .. } => "DeleteVhost",
-        Command::PutUser { .. } => "PutUser",
-        Command::DeleteUser { .. } => "DeleteUser",
-        Command::ChangePassword { .. } => "ChangePassword",
-        Command::SetUserTags { .. } => "SetUserTags",
-        Command::SetPermissions { .. } => "SetPermissions",
-        Command::ClearPermissions { .. } => "ClearPermissions",
-        Command::InitAccess { .. } => "InitAccess",
-        Command::ImportDefinitions { .. } => "ImportDefinitions",
-    }
+    command.name()
 }
 
 fn consumer() -> ConsumerKey {
