@@ -61,14 +61,7 @@ pub fn permissions(applied: &Applied, vhost: &str) -> Table {
     let title = format!("Listing permissions for vhost \"{vhost}\" ...");
     let mut table = Table::new(title, &["user", "configure", "write", "read"]);
     for p in applied.permissions.iter().filter(|p| p.vhost == vhost) {
-        let (c, w, r) = (
-            &p.permission.configure,
-            &p.permission.write,
-            &p.permission.read,
-        );
-        table
-            .rows
-            .push(vec![p.user.clone(), c.clone(), w.clone(), r.clone()]);
+        table.rows.push(permission_row(&p.user, &p.permission));
     }
     table
 }
@@ -77,16 +70,20 @@ pub fn user_permissions(applied: &Applied, user: &str) -> Table {
     let title = format!("Listing permissions for user \"{user}\" ...");
     let mut table = Table::new(title, &["vhost", "configure", "write", "read"]);
     for p in applied.permissions.iter().filter(|p| p.user == user) {
-        let (c, w, r) = (
-            &p.permission.configure,
-            &p.permission.write,
-            &p.permission.read,
-        );
-        table
-            .rows
-            .push(vec![p.vhost.clone(), c.clone(), w.clone(), r.clone()]);
+        table.rows.push(permission_row(&p.vhost, &p.permission));
     }
     table
+}
+
+/// A permission's row: who or where it is for, then its three patterns.
+fn permission_row(first: &str, permission: &crate::broker::access::Permission) -> Vec<String> {
+    let p = permission;
+    vec![
+        first.to_string(),
+        p.configure.clone(),
+        p.write.clone(),
+        p.read.clone(),
+    ]
 }
 
 /// Columns `list_queues` knows.
