@@ -242,6 +242,15 @@ impl NodeConfig {
             .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 5672)))
     }
 
+    /// The nodes the command-line tools ask, by configured id and cluster address: the
+    /// peers, or a single node itself (it answers them on `cluster_listen` too).
+    pub fn members(&self) -> Vec<(u64, SocketAddr)> {
+        match self.is_clustered() {
+            true => self.peers.iter().map(|p| (p.id, p.cluster)).collect(),
+            false => vec![(self.node_id, self.cluster_listen)],
+        }
+    }
+
     /// Whether this node is one of several (peers configured).
     pub fn is_clustered(&self) -> bool {
         !self.peers.is_empty()

@@ -199,6 +199,12 @@ pub const ADMIN_COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_
 /// next member: a node cut off from the leader must not stop the command.
 pub const ADMIN_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(40);
 const _: () = assert!(ADMIN_COMMIT_TIMEOUT.as_millis() < ADMIN_CALL_TIMEOUT.as_millis());
+/// How long a node holds an operator's change that needs a newer state-machine version than
+/// the cluster runs yet (a fresh cluster moves to the newest within a second or so of
+/// electing its first leader) before it submits it, to be refused if the version is still
+/// behind.
+pub const ADMIN_UPGRADE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const _: () = assert!(ADMIN_UPGRADE_WAIT.as_millis() < ADMIN_COMMIT_TIMEOUT.as_millis());
 /// How long a node answering `PeerRequest::Definitions` waits to apply what the cluster
 /// committed before the question (so a user just added is listed); it answers with what it
 /// has after that.

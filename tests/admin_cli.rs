@@ -423,3 +423,45 @@ async fn a_new_cluster_imports_load_definitions() {
     })
     .await;
 }
+
+/// A single node (no `[[peers]]`) answers the same commands on its `cluster_listen`, with a
+/// cookie it made on its first start; a change made the moment it listens waits for the
+/// state-machine version that has users instead of being refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_node_answers_the_cli() {
+    bounded(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cluster_listen = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("pick a free port");
+        let extra = format!("cluster_listen = \"{cluster_listen}\"");
+        let (config, addr) = common::write_config_with(dir.path(), &extra);
+        let _node = common::start(&config, addr);
+
+        ok(&["add_user", "carol", "pa55word"], &config).await;
+        ok(&["set_permissions", "carol", "^carol-.*", ".*", ".*"], &config).await;
+        let users = ok(&["list_users", "-q"], &config).await;
+        assert!(users.contains("carol\t[]\n"), "{users}");
+        assert!(users.contains("guest\t[administrator]\n"), "{users}");
+        let conn = login(&uri("carol", "pa55word", addr, "/")).await;
+        let conn = conn.expect("carol logs in on the single node");
+        let channel = conn.create_channel().await.expect("channel");
+        channel
+            .queue_declare(
+                "carol-q",
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("carol declares a queue her configure pattern allows");
+        let queues = ok(&["list_queues", "-q"], &config).await;
+        assert!(queues.contains("carol-q\t0\n"), "{queues}");
+
+        let cookie = dir.path().join("data").join("cookie");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&cookie).expect("the node made a cookie").permissions(),
+        );
+        assert_eq!(mode & 0o077, 0, "the cookie is the owner's only");
+    })
+    .await
+}

@@ -22,7 +22,8 @@ fn start_amqps_node(dir: &Path, tls: &str) -> (common::Warren, SocketAddr) {
         .expect("pick a free port");
     let config = dir.join("warren.toml");
     let text = format!(
-        "amqp_listen = \"none\"\namqps_listen = \"{amqps}\"\ndata_dir = \"{}\"\n{tls}",
+        "amqp_listen = \"none\"\namqps_listen = \"{amqps}\"\ncluster_listen = \"127.0.0.1:0\"\n\
+         data_dir = \"{}\"\n{tls}",
         dir.join("data").display()
     );
     std::fs::write(&config, text).expect("write config");

@@ -47,7 +47,7 @@ impl WarrenNode {
             .expect("pick a free port");
         let config = dir.join("warren.toml");
         let text = format!(
-            "amqp_listen = \"{addr}\"\ndata_dir = \"{}\"\n",
+            "amqp_listen = \"{addr}\"\ncluster_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n",
             dir.join("data").display()
         );
         std::fs::write(&config, text).expect("write config");

@@ -135,7 +135,7 @@ impl Server {
     fn start(dir: &Path, addr: std::net::SocketAddr) -> Server {
         let config = dir.join("warren.toml");
         let text = format!(
-            "amqp_listen = \"{addr}\"\ndata_dir = \"{}\"\n",
+            "amqp_listen = \"{addr}\"\ncluster_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n",
             dir.join("data").display()
         );
         std::fs::write(&config, text).expect("write config");

@@ -54,25 +54,25 @@ async fn ask_any(
 ) -> anyhow::Result<PeerResponse> {
     let auth = load_peer_auth(config)?;
     let mut problems = Vec::new();
-    for peer in &config.peers {
-        let addr = peer.cluster.to_string();
+    for (id, addr) in config.members() {
+        let addr = addr.to_string();
         // By address: a RAM member's Raft id changes at every start.
         let call = call_peer(&addr, ANY_NODE, CLIENT_ID, auth.clone(), request());
         match tokio::time::timeout(ADMIN_CALL_TIMEOUT, call).await {
             Ok(Ok(PeerResponse::Error(text))) if text.contains("starting") => {
-                problems.push(format!("node {} at {addr}: {text}", peer.id));
+                problems.push(format!("node {id} at {addr}: {text}"));
             }
-            Ok(Ok(PeerResponse::Error(text))) => anyhow::bail!("node {}: {text}", peer.id),
+            Ok(Ok(PeerResponse::Error(text))) => anyhow::bail!("node {id}: {text}"),
             Ok(Ok(answer)) => return Ok(answer),
-            Ok(Err(e)) => problems.push(format!("node {} at {addr}: {e:#}", peer.id)),
+            Ok(Err(e)) => problems.push(format!("node {id} at {addr}: {e:#}")),
             Err(_) if change => anyhow::bail!(
                 "node {} at {addr}: no answer within {ADMIN_CALL_TIMEOUT:?}; the change may \
                  or may not have been made",
-                peer.id
+                id
             ),
             Err(_) => problems.push(format!(
                 "node {} at {addr}: no answer within {ADMIN_CALL_TIMEOUT:?}",
-                peer.id
+                id
             )),
         }
     }

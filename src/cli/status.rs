@@ -39,8 +39,8 @@ pub struct NodeRow {
 pub async fn collect(config: &NodeConfig, digest: bool) -> anyhow::Result<ClusterStatus> {
     let auth = crate::server::ask_leader::load_peer_auth(config)?;
     let mut rows = Vec::new();
-    for peer in &config.peers {
-        let addr = peer.cluster.to_string();
+    for (id, addr) in config.members() {
+        let addr = addr.to_string();
         // By address: a RAM member's Raft id changes at every start.
         let call = call_peer(&addr, ANY_NODE, CLIENT_ID, &auth, PeerRequest::Status);
         let status = match tokio::time::timeout(STATUS_TIMEOUT, call).await {
@@ -52,8 +52,8 @@ pub async fn collect(config: &NodeConfig, digest: bool) -> anyhow::Result<Cluste
             false => None,
         };
         rows.push(NodeRow {
-            id: peer.id,
-            cluster_addr: peer.cluster.to_string(),
+            id,
+            cluster_addr: addr,
             reachable: status.is_some(),
             status,
             lag: None,

@@ -286,6 +286,14 @@ impl BrokerStateMachine {
         *self.published.machine_version.borrow()
     }
 
+    /// Resolves once the cluster runs state-machine version `needed` or newer (as applied
+    /// here), or after `limit`; whether it does.
+    pub async fn machine_version_reaches(&self, needed: u16, limit: std::time::Duration) -> bool {
+        let mut version = self.published.machine_version.clone();
+        let reached = version.wait_for(|v| *v >= needed);
+        matches!(tokio::time::timeout(limit, reached).await, Ok(Ok(_)))
+    }
+
     /// Runs `f` on the broker state (read-only). On a disk node the stored messages are
     /// not in memory: reading them reads the message store.
     pub fn with_broker<T>(&self, f: impl FnOnce(&BrokerState) -> T) -> T {

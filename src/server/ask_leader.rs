@@ -75,14 +75,16 @@ async fn learn_members(client: &mut PeerClient, known: &mut BTreeMap<u64, String
 }
 
 /// What `config`'s node (or a command-line tool run with its config) connects to peers
-/// with: the cluster cookie, and with `cluster_tls` the node's certificate and the CA. A
-/// single node has none.
+/// with: the cluster cookie, and with `cluster_tls` the node's certificate and the CA. (A
+/// single node has a cookie too: the command-line tools reach it the same way.)
 pub fn load_peer_auth(config: &NodeConfig) -> anyhow::Result<PeerAuth> {
-    anyhow::ensure!(
-        config.is_clustered(),
-        "this configuration has no [[peers]]: it is a single node"
-    );
     let path = config.cookie_path();
+    anyhow::ensure!(
+        path.exists(),
+        "cookie file {0} does not exist: make one with `warren cookie {0}` and give every \
+         member of the cluster a copy (owner-only permissions), or set cookie_file",
+        path.display()
+    );
     let cookie =
         Cookie::load(&path).with_context(|| format!("load cluster cookie {}", path.display()))?;
     let tls = match config.tls.cluster {
@@ -94,4 +96,19 @@ pub fn load_peer_auth(config: &NodeConfig) -> anyhow::Result<PeerAuth> {
         }
     };
     Ok(PeerAuth { cookie, tls })
+}
+
+/// A single node's peer credentials: its cookie file, made on its first start when there is
+/// none (as RabbitMQ makes its Erlang cookie). A cluster member never makes one: a member
+/// with a cookie of its own could not talk to the others.
+pub fn load_or_make_peer_auth(config: &NodeConfig) -> anyhow::Result<PeerAuth> {
+    let path = config.cookie_path();
+    if !config.is_clustered() && !path.exists() {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        }
+        Cookie::generate()?.write_new(&path)?;
+        tracing::info!(path = %path.display(), "made a cookie for the command-line tools");
+    }
+    load_peer_auth(config)
 }

@@ -1,6 +1,7 @@
 //! A node that is one of several: its cookie (and cluster TLS), its Raft node on the cluster
 //! network with the configured initial members (the disk nodes), and the server that answers
 //! its peers. A RAM node starts empty under a new Raft id and joins before it serves clients.
+//! A single node answers the command-line tools with the same server.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +17,9 @@ use crate::raft::node::{wall_clock_ms, RaftNode};
 use crate::raft::peer_network::ClusterNetwork;
 use crate::raft::protocol::MembershipChange;
 use crate::raft::types::ram_node_id;
+
+/// A single node's Raft id, whatever its `node_id`.
+const SINGLE_NODE_ID: u64 = 1;
 
 /// Opens this node's Raft state as a cluster member and starts answering peers.
 pub async fn open(
@@ -57,6 +61,29 @@ pub async fn open(
         join_as_ram_node(config, id).await;
     }
     Ok((node, auth, server))
+}
+
+/// A single node's server for the command-line tools (`warren list_queues`, `add_user`, ...):
+/// the same peer server on `cluster_listen`, behind a cookie the node makes on its first
+/// start. No Raft peer is configured, so nothing else comes through it.
+pub async fn open_single(
+    config: &Arc<NodeConfig>,
+    stop: Arc<tokio::sync::Notify>,
+    admin: Arc<super::peer_admin::AdminSlot>,
+) -> anyhow::Result<(Arc<RaftNode>, PeerServer)> {
+    let auth = super::ask_leader::load_or_make_peer_auth(config)?;
+    let listener = tokio::net::TcpListener::bind(config.cluster_listen)
+        .await
+        .with_context(|| format!("bind cluster_listen {}", config.cluster_listen))?;
+    let node = Arc::new(RaftNode::open(&config.data_dir, SINGLE_NODE_ID).await?);
+    let handler = NodeHandler {
+        node: Arc::clone(&node),
+        config: Arc::clone(config),
+        stop,
+        admin,
+    };
+    let server = PeerServer::start(listener, SINGLE_NODE_ID, &auth, Arc::new(handler))?;
+    Ok((node, server))
 }
 
 /// Asks the leader, until it has done so, to add this start of a RAM node: as a learner

@@ -12,7 +12,7 @@ use super::peer::NodeHandler;
 use super::proposer::Proposer;
 use crate::broker::command::Command;
 use crate::definitions::applied::Applied;
-use crate::limits::{ADMIN_COMMIT_TIMEOUT, DEFINITIONS_CATCH_UP_MAX};
+use crate::limits::{ADMIN_COMMIT_TIMEOUT, ADMIN_UPGRADE_WAIT, DEFINITIONS_CATCH_UP_MAX};
 use crate::raft::protocol::PeerResponse;
 
 /// Where the peer handler finds the node's proposer once it runs.
@@ -36,6 +36,15 @@ impl NodeHandler {
         }
         let names: Vec<&str> = commands.iter().map(Command::name).collect();
         tracing::info!(?names, "operator change submitted");
+        // A fresh cluster runs the first state-machine version until its leader moves it up
+        // (`machine_upgrade.rs`); an operator's first command must not lose that race.
+        let needed = commands.iter().map(Command::machine_version_min).max();
+        let state_machine = &self.node.state_machine;
+        if let Some(needed) = needed {
+            if !state_machine.machine_version_reaches(needed, ADMIN_UPGRADE_WAIT).await {
+                tracing::debug!(needed, "operator change submitted below its machine version");
+            }
+        }
         let receiver = proposer.submit(commands).await;
         match tokio::time::timeout(ADMIN_COMMIT_TIMEOUT, receiver).await {
             Ok(Ok(Ok(replies))) => PeerResponse::Replies(replies),

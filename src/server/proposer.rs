@@ -69,7 +69,7 @@ pub struct Proposer {
 }
 
 impl Proposer {
-    /// Opens this node's Raft state in `config.data_dir` (node id 1: single node) and starts
+    /// Opens this node's Raft state in `config.data_dir` (Raft id 1 on a single node) and starts
     /// the batching task.
     pub async fn open(config: &Arc<NodeConfig>) -> anyhow::Result<Proposer> {
         let incarnation = next_incarnation(&config.data_dir)?;
@@ -80,11 +80,10 @@ impl Proposer {
                 super::cluster_node::open(config, Arc::clone(&stop), Arc::clone(&admin)).await?;
             (node, Some(peer_auth), Some(server))
         } else {
-            (
-                Arc::new(RaftNode::open(&config.data_dir, 1).await?),
-                None,
-                None,
-            )
+            let (node, server) =
+                super::cluster_node::open_single(config, Arc::clone(&stop), Arc::clone(&admin))
+                    .await?;
+            (node, None, Some(server))
         };
         let routes = Arc::new(Routes::new(node.contact()));
         routes.attach(&node);

@@ -83,8 +83,14 @@ pub fn write_config_with(dir: &Path, extra: &str) -> (PathBuf, SocketAddr) {
         .expect("pick a free port");
     let config = dir.join("warren.toml");
     let data = dir.join("data");
+    // Tests run many single nodes at once: each one's listener for the command-line tools
+    // takes a port of its own, unless `extra` names one.
+    let cluster = match extra.contains("cluster_listen") {
+        true => String::new(),
+        false => "cluster_listen = \"127.0.0.1:0\"\n".to_string(),
+    };
     let text = format!(
-        "amqp_listen = \"{addr}\"\ndata_dir = \"{}\"\n{extra}\n",
+        "amqp_listen = \"{addr}\"\ndata_dir = \"{}\"\n{cluster}{extra}\n",
         data.display()
     );
     std::fs::write(&config, text).expect("write config");
