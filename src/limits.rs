@@ -30,6 +30,9 @@ pub const PROPOSE_BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Commands one connection may have submitted and not yet seen applied; beyond that it stops
 /// reading its socket until some complete.
 pub const IN_FLIGHT_PER_CONNECTION_MAX: usize = 1024;
+/// How many bytes of frames a connection gathers from its queued deliveries before it writes
+/// them to its socket in one go (it writes sooner when the queue runs dry).
+pub const WRITE_COALESCE_BYTES_MAX: usize = 256 * 1024;
 
 /// Deliveries a consumer that prefetch does not bound (no_ack, or prefetch 0) may be handed
 /// before its connection reports that it wrote them to the socket (`Command::Credit`,
@@ -112,6 +115,13 @@ const _: () = assert!(CLUSTER_CONNECT_TIMEOUT_MS < CLUSTER_CALL_TIMEOUT_MS);
 /// one began (besides openraft's count of entries): it bounds the log a node holds in memory
 /// and replays at a restart, whatever the size of the messages.
 pub const SNAPSHOT_AFTER_LOG_BYTES: u64 = 64 * 1024 * 1024;
+/// How many bytes of its newest stored messages a disk node keeps in memory between entries
+/// before it moves the oldest to its message store (`raft/cold_messages.rs`). A queue whose
+/// consumers keep up acks its messages within this window, so they never touch the store:
+/// no sled insert and remove per message. Bounded, so a backlog still lives on disk; well
+/// under a snapshot interval's log, which holds the same bytes durably anyway.
+pub const HOT_MESSAGES_BYTES_MAX: u64 = 8 * 1024 * 1024;
+const _: () = assert!(HOT_MESSAGES_BYTES_MAX < SNAPSHOT_AFTER_LOG_BYTES);
 /// Most entries the state machine applies in one go on a blocking thread
 /// (`raft/state_machine.rs`): bounds what it holds of the log while it applies.
 pub const APPLY_CHUNK_ENTRIES_MAX: usize = 256;

@@ -1,9 +1,10 @@
 //! The state's stored messages, wherever the node keeps them.
 //!
 //! A RAM node keeps every stored message in memory (`hot`). A disk node keeps in memory only
-//! the messages stored by the entry being applied: after each entry its state machine moves
-//! them, whole, to its [`ColdStore`] ([`Messages::move_cold`]), so the node's memory does not
-//! grow with its backlog. What stays in memory per cold message is nothing, except the holder
+//! its newest messages, up to a byte budget: after each entry its state machine moves the
+//! oldest ones beyond it, whole, to its [`ColdStore`] ([`Messages::move_cold`]), so the
+//! node's memory does not grow with its backlog, and a message consumed soon after it was
+//! published (a queue that keeps up) is never written to the store at all. What stays in memory per cold message is nothing, except the holder
 //! count of one routed to more than one queue (`shared`; absent means 1): a cold record is
 //! written once and never rewritten, and message ids are never reused.
 //!
@@ -42,9 +43,11 @@ pub trait ColdStore: Send + Sync + fmt::Debug {
 /// The stored messages of a [`BrokerState`](super::state::BrokerState).
 #[derive(Debug)]
 pub struct Messages {
-    /// In memory: all of them on a RAM node; on a disk node the ones stored since the state
-    /// machine last moved them (ids above every cold one).
+    /// In memory: all of them on a RAM node; on a disk node the newest ones, within the state
+    /// machine's budget (ids above every cold one).
     hot: BTreeMap<u64, StoredMessage>,
+    /// What the hot messages weigh ([`weight`]).
+    hot_bytes: u64,
     /// `None` on a RAM node.
     cold: Option<Arc<dyn ColdStore>>,
     n_cold: u64,
@@ -64,6 +67,7 @@ impl Default for Messages {
     fn default() -> Messages {
         Messages {
             hot: BTreeMap::new(),
+            hot_bytes: 0,
             cold: None,
             n_cold: 0,
             shared: BTreeMap::new(),
@@ -97,9 +101,14 @@ impl Messages {
         self.len() == 0
     }
 
-    /// How many messages are in memory (a disk node: only the entry's new ones).
+    /// How many messages are in memory (a disk node: only its newest ones).
     pub fn n_hot(&self) -> usize {
         self.hot.len()
+    }
+
+    /// What the messages in memory weigh, as the disk node's budget counts them.
+    pub fn hot_bytes(&self) -> u64 {
+        self.hot_bytes
     }
 
     /// How many cold messages have a holder count kept in memory (held by several queues).
@@ -175,6 +184,7 @@ impl Messages {
     pub fn insert(&mut self, msg_id: u64, message: StoredMessage) {
         debug_assert!(message.n_holders > 0, "message {msg_id} stored unheld");
         debug_assert!(self.cold_ids_below(msg_id), "message id {msg_id} reused");
+        self.hot_bytes += weight(&message);
         let earlier = self.hot.insert(msg_id, message);
         debug_assert!(earlier.is_none(), "message id {msg_id} reused");
     }
@@ -194,7 +204,9 @@ impl Messages {
             if m.n_holders > 0 {
                 return false;
             }
-            self.hot.remove(&msg_id);
+            if let Some(gone) = self.hot.remove(&msg_id) {
+                self.hot_bytes -= weight(&gone);
+            }
             return true;
         }
         if self.cold.is_none() || msg_id >= self.below {
@@ -243,18 +255,27 @@ impl Messages {
         cold.chain(hot)
     }
 
-    /// Moves every in-memory message to the cold store through `write` (the state machine's
-    /// write of one record), in id order. A disk node does this after each entry.
+    /// Moves the oldest in-memory messages to the cold store through `write` (the state
+    /// machine's write of one record), in id order, until those left in memory weigh at most
+    /// `keep_bytes` (0: all of them go). A disk node does this after each entry. Oldest
+    /// first keeps every cold id below every hot one.
     pub fn move_cold(
         &mut self,
+        keep_bytes: u64,
         mut write: impl FnMut(u64, &StoredMessage) -> io::Result<()>,
     ) -> io::Result<()> {
         debug_assert!(
             self.cold.is_some(),
             "a RAM node keeps its messages in memory"
         );
-        for (msg_id, message) in std::mem::take(&mut self.hot) {
-            write(msg_id, &message)?;
+        while self.hot_bytes > keep_bytes {
+            let Some(entry) = self.hot.first_entry() else {
+                break;
+            };
+            // Written before it leaves memory: a failed write loses nothing.
+            write(*entry.key(), entry.get())?;
+            let (msg_id, message) = entry.remove_entry();
+            self.hot_bytes -= weight(&message);
             self.n_cold += 1;
             if message.n_holders > 1 {
                 self.shared.insert(msg_id, message.n_holders);
@@ -275,6 +296,7 @@ impl Messages {
     pub fn view(&self, below: u64) -> Messages {
         Messages {
             hot: self.hot.clone(),
+            hot_bytes: self.hot_bytes,
             cold: self.cold.clone(),
             n_cold: self.n_cold,
             shared: self.shared.clone(),
@@ -306,7 +328,12 @@ impl Clone for Messages {
         if self.read_failed() {
             copy.note_fault(io::Error::other("copied from messages with a failed read"));
         }
-        Messages { hot, ..copy }
+        let hot_bytes = hot.values().map(weight).sum();
+        Messages {
+            hot,
+            hot_bytes,
+            ..copy
+        }
     }
 }
 
@@ -336,12 +363,23 @@ impl Serialize for Messages {
 
 impl<'de> Deserialize<'de> for Messages {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Messages, D::Error> {
-        let hot = BTreeMap::deserialize(deserializer)?;
+        let hot: BTreeMap<u64, StoredMessage> = BTreeMap::deserialize(deserializer)?;
+        let hot_bytes = hot.values().map(weight).sum();
         Ok(Messages {
             hot,
+            hot_bytes,
             ..Messages::default()
         })
     }
+}
+
+/// What a message in memory counts for against a disk node's budget: its content and names,
+/// and a fixed allowance for the rest (the map's node, the struct, the headers' vectors).
+fn weight(message: &StoredMessage) -> u64 {
+    const OVERHEAD: usize = 256;
+    let content = message.content.body.len() + message.content.properties.len();
+    let names = message.exchange.len() + message.routing_key.len();
+    (content + names + OVERHEAD) as u64
 }
 
 #[cfg(test)]

@@ -165,3 +165,64 @@ fn a_build_view_is_the_state_at_its_copy_while_applies_go_on() {
     assert_eq!(cold.len(), 3);
     assert_eq!(ids(&messages), vec![(2, 1), (3, 1), (4, 1)]);
 }
+
+/// A disk node's budget: the oldest messages go to the store until what stays in memory
+/// weighs at most the budget; the newest stay, and every cold id stays below every hot one.
+#[test]
+fn move_cold_keeps_the_newest_within_the_budget() {
+    let (cold, mut messages) = cold_messages();
+    for id in 1..=5 {
+        messages.insert(id, message("body", 1));
+    }
+    let each = messages.hot_bytes() / 5;
+    assert_eq!(each, weight(&message("body", 1)));
+    let mut written = Vec::new();
+    messages
+        .move_cold(2 * each, |id, _| {
+            written.push(id);
+            Ok(())
+        })
+        .expect("move");
+    assert_eq!(written, vec![1, 2, 3], "oldest first, until two fit");
+    assert_eq!((messages.n_hot(), messages.hot_bytes()), (2, 2 * each));
+    assert!(messages.get_hot(4).is_some() && messages.get_hot(5).is_some());
+    assert_eq!(messages.len(), 5);
+
+    tracing::info!("--- one released while in memory never reaches the store");
+    let (cold_2, mut kept) = cold_messages();
+    kept.insert(1, message("acked soon", 1));
+    kept.move_cold(u64::MAX, |_, _| unreachable!("within the budget"))
+        .expect("move");
+    assert!(kept.release(1), "its only holder let go");
+    cold_2.after_entry(&mut kept, false);
+    assert_eq!((kept.len(), kept.hot_bytes(), cold_2.len()), (0, 0, 0));
+    drop(cold);
+}
+
+/// A failed write leaves the message in memory: nothing is lost, and the next entry's move
+/// writes it again.
+#[test]
+fn a_failed_move_keeps_the_message_in_memory() {
+    let (_cold, mut messages) = cold_messages();
+    messages.insert(1, message("one", 1));
+    let failed = messages.move_cold(0, |_, _| Err(io::Error::other("disk full")));
+    assert!(failed.is_err());
+    assert_eq!((messages.n_hot(), messages.len()), (1, 1));
+    assert_eq!(messages.get(1).expect("still there").content.body, "one");
+}
+
+/// The view a snapshot build takes holds the messages in memory as well as those in the
+/// store, in id order, with their holder counts.
+#[test]
+fn a_view_reads_hot_and_cold_messages_in_id_order() {
+    let (cold, mut messages) = cold_messages();
+    for id in 1..=4 {
+        messages.insert(id, message("m", if id % 2 == 0 { 2 } else { 1 }));
+    }
+    let keep = 2 * weight(&message("m", 1));
+    cold.after_entry_keeping(&mut messages, keep, false);
+    assert_eq!((cold.len(), messages.n_hot()), (2, 2));
+    let view = messages.view(5);
+    assert_eq!(ids(&view), vec![(1, 1), (2, 2), (3, 1), (4, 2)]);
+    assert_eq!(view.hot_bytes(), keep);
+}

@@ -243,8 +243,18 @@ impl MemCold {
     /// What a disk node's state machine does after an entry: moves the messages it stored
     /// here and, unless `deletes_held`, deletes the records of dropped ones.
     pub fn after_entry(&self, messages: &mut Messages, deletes_held: bool) {
+        self.after_entry_keeping(messages, 0, deletes_held)
+    }
+
+    /// As [`MemCold::after_entry`], keeping the newest messages up to `keep_bytes` in memory.
+    pub fn after_entry_keeping(
+        &self,
+        messages: &mut Messages,
+        keep_bytes: u64,
+        deletes_held: bool,
+    ) {
         let mut records = self.records.lock().expect("lock");
-        let moved = messages.move_cold(|msg_id, message| {
+        let moved = messages.move_cold(keep_bytes, |msg_id, message| {
             let mut record = message.clone();
             record.n_holders = 0;
             assert!(

@@ -2,11 +2,15 @@
 //! moved to the [`MessageStore`] (a disk node).
 //!
 //! The broker model stays pure of writes: it stores a published message in memory, as any
-//! state does. After every entry and its deliveries, this layer moves the messages that entry
-//! stored, whole, into the store ([`Messages::move_cold`]), so between entries a disk node
-//! holds no stored message in memory. The records of messages the state dropped are deleted
-//! then too (the entry's deliveries may still have read them), and not before a running
-//! snapshot build has read them ([`ColdMessages::hold_deletes`]).
+//! state does. After every entry and its deliveries, this layer moves the oldest messages in
+//! memory, whole, into the store ([`Messages::move_cold`]) until what stays weighs at most
+//! the node's budget (`HOT_MESSAGES_BYTES_MAX`), so between entries a disk node holds only
+//! its newest messages in memory, and one acked while there never touches the store. The
+//! records of messages the state dropped are deleted then too (the entry's deliveries may
+//! still have read them), and not before a running snapshot build has read them
+//! ([`ColdMessages::hold_deletes`]). The store is a cache either way: the log and the
+//! snapshot file are what is durable, and a snapshot build reads the messages in memory as
+//! it reads those in the store.
 //!
 //! [`Messages::move_cold`]: crate::broker::messages::Messages::move_cold
 
@@ -47,16 +51,16 @@ impl ColdMessages {
         }
     }
 
-    /// After an entry and its deliveries: moves the messages it stored to the store and
-    /// deletes those of the messages the state dropped, unless a snapshot build holds
-    /// deletions.
-    pub fn after_entry(&mut self, broker: &mut BrokerState) -> io::Result<()> {
+    /// After an entry and its deliveries: moves the oldest messages in memory to the store
+    /// until those left weigh at most `keep_bytes`, and deletes those of the messages the
+    /// state dropped, unless a snapshot build holds deletions.
+    pub fn after_entry(&mut self, broker: &mut BrokerState, keep_bytes: u64) -> io::Result<()> {
         let Some(store) = &self.store else {
             return Ok(());
         };
         broker
             .messages
-            .move_cold(|msg_id, message| store.insert(msg_id, message))?;
+            .move_cold(keep_bytes, |msg_id, message| store.insert(msg_id, message))?;
         if self.deletes_held {
             return Ok(());
         }

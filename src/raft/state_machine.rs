@@ -45,6 +45,7 @@ use super::snapshot_data::SnapshotData;
 use super::types::{Request, Response, TypeConfig};
 use crate::broker::command::{Command, Outcome};
 use crate::broker::state::{BrokerState, StoredMessage};
+use crate::limits::HOT_MESSAGES_BYTES_MAX;
 use published::ConnsTouched;
 
 mod apply;
@@ -140,6 +141,8 @@ struct Inner {
     /// A RAM node's newest snapshot, the only copy it has.
     current_bytes: Option<bytes::Bytes>,
     cold: ColdMessages,
+    /// How much of its newest messages a disk node keeps out of the store (`cold_messages.rs`).
+    hot_bytes_max: u64,
     observer: Option<Arc<dyn ApplyObserver>>,
     /// Entry payload bytes applied since the last snapshot build began.
     log_bytes_since_snapshot: u64,
@@ -234,6 +237,7 @@ impl BrokerStateMachine {
                 current,
                 current_bytes: None,
                 cold: ColdMessages::new(store),
+                hot_bytes_max: HOT_MESSAGES_BYTES_MAX,
                 observer: None,
                 log_bytes_since_snapshot: 0,
                 publisher,
@@ -248,6 +252,13 @@ impl BrokerStateMachine {
     /// Notified when enough log was applied since the last snapshot that one is due.
     pub fn snapshot_wanted(&self) -> Arc<tokio::sync::Notify> {
         self.snapshot_wanted.clone()
+    }
+
+    /// Sets how many bytes of its newest stored messages a disk node keeps in memory between
+    /// entries (default `HOT_MESSAGES_BYTES_MAX`); 0 moves every message to the store after
+    /// the entry that stored it. For tests that look at the store.
+    pub fn set_hot_bytes_max(&self, bytes: u64) {
+        self.lock().hot_bytes_max = bytes;
     }
 
     /// Registers the observer that routes each entry's deliveries (one per state machine).
@@ -291,7 +302,8 @@ impl BrokerStateMachine {
     pub async fn machine_version_reaches(&self, needed: u16, limit: std::time::Duration) -> bool {
         let mut version = self.published.machine_version.clone();
         let reached = version.wait_for(|v| *v >= needed);
-        matches!(tokio::time::timeout(limit, reached).await, Ok(Ok(_)))
+        let outcome = tokio::time::timeout(limit, reached).await;
+        matches!(outcome, Ok(Ok(_)))
     }
 
     /// Runs `f` on the broker state (read-only). On a disk node the stored messages are
@@ -467,7 +479,8 @@ impl Inner {
             observer.applied(index, &outcomes, &state);
             read_fault(&self.body.broker)?;
         }
-        self.cold.after_entry(&mut self.body.broker)?;
+        self.cold
+            .after_entry(&mut self.body.broker, self.hot_bytes_max)?;
         self.publish(&touched);
         let replies: Vec<_> = outcomes.into_iter().map(|o| o.reply).collect();
         if let Some(origin) = batch.origin {

@@ -53,6 +53,7 @@ use crate::broker::command::Command;
 use crate::config::NodeConfig;
 use crate::limits::CLOSE_OK_WAIT;
 use crate::limits::IN_FLIGHT_PER_CONNECTION_MAX;
+use crate::limits::WRITE_COALESCE_BYTES_MAX;
 
 enum Phase {
     AwaitStartOk,
@@ -283,16 +284,25 @@ impl Conn {
                     }
                 }
                 Some(dispatch) = dispatches.recv() => {
-                    if let Some(text) = self.forced_close(&dispatch) {
-                        self.send_conn_close(wire::conn_close(320, text));
-                        write_out(socket, &mut self.out).await?;
-                        // Closing at once could let the client see the socket go before our
-                        // close (lapin then reports a reset, not 320).
-                        await_close_ok(socket, &mut inbuf, self.frame_max).await;
-                        linger_close(socket).await;
-                        return Ok(());
+                    // Every dispatch already queued goes out in the same write: an entry
+                    // delivers many messages to one consumer, and a write per delivery is
+                    // a syscall (and a wake-up of the client) per message.
+                    let mut next = Some(dispatch);
+                    while let Some(dispatch) = next.take() {
+                        if let Some(text) = self.forced_close(&dispatch) {
+                            self.send_conn_close(wire::conn_close(320, text));
+                            write_out(socket, &mut self.out).await?;
+                            // Closing at once could let the client see the socket go before
+                            // our close (lapin then reports a reset, not 320).
+                            await_close_ok(socket, &mut inbuf, self.frame_max).await;
+                            linger_close(socket).await;
+                            return Ok(());
+                        }
+                        self.dispatch(dispatch);
+                        if self.out.len() < WRITE_COALESCE_BYTES_MAX {
+                            next = dispatches.try_recv().ok();
+                        }
                     }
-                    self.dispatch(dispatch);
                 }
                 Ok(()) = alarm.changed() => {
                     self.alarm_on = *alarm.borrow_and_update();
