@@ -458,7 +458,12 @@ impl Inner {
                     set_machine_version(&mut self.body.machine_version, version, index)?;
                     Outcome::done()
                 }
-                command => self.body.broker.apply(now_ms, command),
+                command => {
+                    // The rules of the version the cluster ran at this entry (a
+                    // SetMachineVersion earlier in the batch counts).
+                    self.body.broker.machine_version = self.body.machine_version;
+                    self.body.broker.apply(now_ms, command)
+                }
             };
             read_fault(&self.body.broker)?;
             outcomes.push(outcome);
@@ -581,3 +586,7 @@ mod inbox_tests;
 #[cfg(test)]
 #[path = "state_machine/apply_tests.rs"]
 mod apply_tests;
+
+#[cfg(test)]
+#[path = "state_machine/compat_tests.rs"]
+mod compat_tests;
