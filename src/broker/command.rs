@@ -244,6 +244,13 @@ pub enum Command {
 impl Command {
     /// The state-machine version that brought vhosts, users and permissions.
     pub const ACCESS_MACHINE_VERSION: u16 = 2;
+    /// The state-machine version from which apply follows RabbitMQ 3.10 where version 2
+    /// did not (issue 16): a requeued message returns to its place in the queue, not to its
+    /// head, and unbinding a binding, queue or exchange that does not exist is unbind-ok.
+    /// No command is new, so none needs it to be proposed.
+    pub const COMPAT_MACHINE_VERSION: u16 = 3;
+    /// The newest rules the model knows; what a state on its own (tests) follows.
+    pub const NEWEST_MACHINE_VERSION: u16 = Command::COMPAT_MACHINE_VERSION;
 
     /// Whether the command is about the cluster's users, permissions or vhosts rather than
     /// what one vhost holds.

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::args::QueueLimits;
 use super::channel_limit::ChannelCredit;
 use super::dead_letter::DeathReason;
-use super::ready::{Ready, ReadyList};
+use super::ready::{Ready, ReadyList, RequeueTo};
 use crate::limits::CONSUMER_CREDIT_WINDOW;
 
 /// Identifies a consumer: the connection and channel that hold it, and its tag.
@@ -288,17 +288,19 @@ impl Queue {
         (true, self.assign(credit))
     }
 
-    /// Returns checked-out messages to the head of the queue with one more delivery count.
+    /// Returns checked-out messages to the queue, where `to` says, with one more delivery
+    /// count.
     pub fn requeue(
         &mut self,
         msg_ids: &[u64],
         conn: u64,
         channel: u16,
+        to: RequeueTo,
         credit: &mut impl ChannelCredit,
     ) -> Vec<Delivery> {
         // Walk backwards so the returned messages keep their relative order at the head.
         for &msg_id in msg_ids.iter().rev() {
-            self.requeue_one(msg_id, conn, channel, credit);
+            self.requeue_one(msg_id, conn, channel, to, credit);
         }
         self.drop_head_while_over_limit();
         self.assign(credit)
@@ -311,6 +313,7 @@ impl Queue {
         msg_id: u64,
         conn: u64,
         channel: u16,
+        to: RequeueTo,
         credit: &mut impl ChannelCredit,
     ) {
         let Some(unacked) = self.take_unacked(msg_id, conn, channel) else {
@@ -323,24 +326,26 @@ impl Queue {
             self.dying.push((msg_id, DeathReason::DeliveryLimit));
             return;
         }
-        self.ready.push_front(Ready {
+        let ready = Ready {
             msg_id,
             delivery_count,
             expires_at_ms: unacked.expires_at_ms,
             body_bytes: unacked.body_bytes,
-        });
+        };
+        self.ready.put_back(ready, to);
     }
 
-    /// basic.recover(requeue=true): every message checked out to the channel goes back to
-    /// the head as redelivered; its consumers stay and may get them again at once.
+    /// basic.recover(requeue=true): every message checked out to the channel goes back
+    /// (where `to` says) as redelivered; its consumers stay and may get them again at once.
     pub fn recover(
         &mut self,
         conn: u64,
         channel: u16,
+        to: RequeueTo,
         credit: &mut impl ChannelCredit,
     ) -> Vec<Delivery> {
         let held = self.checked_out_to(conn, channel);
-        self.requeue(&held, conn, channel, credit)
+        self.requeue(&held, conn, channel, to, credit)
     }
 
     /// A channel closed: drop its consumers and return everything checked out to it.
@@ -348,25 +353,28 @@ impl Queue {
         &mut self,
         conn: u64,
         channel: u16,
+        to: RequeueTo,
         credit: &mut impl ChannelCredit,
     ) -> Vec<Delivery> {
-        self.holder_gone(|k| k.conn == conn && k.channel == channel, credit)
+        self.holder_gone(|k| k.conn == conn && k.channel == channel, to, credit)
     }
 
     /// A connection closed: the same for all its channels.
     pub fn connection_closed(
         &mut self,
         conn: u64,
+        to: RequeueTo,
         credit: &mut impl ChannelCredit,
     ) -> Vec<Delivery> {
-        self.holder_gone(|k| k.conn == conn, credit)
+        self.holder_gone(|k| k.conn == conn, to, credit)
     }
 
     /// Drops the consumers `gone` matches and returns their channels' checked-out messages
-    /// to the head of the queue, in id order, as redelivered.
+    /// to the queue (where `to` says), in id order, as redelivered.
     fn holder_gone(
         &mut self,
         gone: impl Fn(&ConsumerKey) -> bool,
+        to: RequeueTo,
         credit: &mut impl ChannelCredit,
     ) -> Vec<Delivery> {
         let held: Vec<(u64, u64, u16)> = self
@@ -386,7 +394,7 @@ impl Queue {
         }
         // Backwards with push_front (inside requeue), so the ids keep their order.
         for &(id, conn, channel) in held.iter().rev() {
-            self.requeue_one(id, conn, channel, credit);
+            self.requeue_one(id, conn, channel, to, credit);
         }
         self.drop_head_while_over_limit();
         self.assign(credit)

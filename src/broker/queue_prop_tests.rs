@@ -158,7 +158,7 @@ fn step(q: &mut Queue, op: &Op, model: &mut Model) {
                 Op::Settle { .. } => assert!(q.settle(id, conn, channel, &mut Unlimited).0),
                 Op::Reject { .. } => assert!(q.reject(id, conn, channel, &mut Unlimited).0),
                 _ => {
-                    q.requeue(&[id], conn, channel, &mut Unlimited);
+                    q.requeue(&[id], conn, channel, RequeueTo::Place, &mut Unlimited);
                 }
             }
         }
@@ -166,10 +166,10 @@ fn step(q: &mut Queue, op: &Op, model: &mut Model) {
             q.get(key(9, 1, ""), *no_ack);
         }
         Op::CloseChannel { conn } => {
-            q.channel_closed(*conn, 1, &mut Unlimited);
+            q.channel_closed(*conn, 1, RequeueTo::Place, &mut Unlimited);
         }
         Op::CloseConnection { conn } => {
-            q.connection_closed(*conn, &mut Unlimited);
+            q.connection_closed(*conn, RequeueTo::Place, &mut Unlimited);
         }
         Op::EnqueueWithTtl { ttl_ms } => offer(q, model, Some(q.now_ms + ttl_ms), 1),
         Op::Touch { advance_ms } => {
@@ -180,7 +180,7 @@ fn step(q: &mut Queue, op: &Op, model: &mut Model) {
             );
         }
         Op::Recover { conn } => {
-            q.recover(*conn, 1, &mut Unlimited);
+            q.recover(*conn, 1, RequeueTo::Place, &mut Unlimited);
         }
         Op::Purge => {
             q.purge();
@@ -199,6 +199,11 @@ fn step(q: &mut Queue, op: &Op, model: &mut Model) {
 fn check_invariants(q: &Queue, model: &Model) {
     let ready: BTreeSet<u64> = q.ready.iter().map(|r| r.msg_id).collect();
     assert_eq!(ready.len(), q.ready.len(), "a message is ready twice");
+    // Requeues put messages back in place: the ready list stays in publish (id) order.
+    assert!(
+        q.ready.iter().map(|r| r.msg_id).eq(ready.iter().copied()),
+        "ready messages out of publish order"
+    );
     assert!(
         ready.iter().all(|id| !q.unacked.contains_key(id)),
         "ready and unacked at once"

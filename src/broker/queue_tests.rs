@@ -3,6 +3,7 @@
 use super::*;
 use crate::broker::args::Overflow;
 use crate::broker::channel_limit::Unlimited;
+use crate::broker::ready::RequeueTo;
 
 /// Offers a one-byte message to a queue that must take it.
 fn enqueue(q: &mut Queue, msg_id: u64, expires_at_ms: Option<u64>) -> Vec<Delivery> {
@@ -82,7 +83,9 @@ fn closing_a_channel_requeues_its_messages_as_redelivered_in_order() {
         enqueue(&mut q, id, None);
     }
     q.add_consumer(key(1, 1, "a"), 0, false, false, &mut Unlimited);
-    assert!(q.channel_closed(1, 1, &mut Unlimited).is_empty());
+    assert!(q
+        .channel_closed(1, 1, RequeueTo::Head, &mut Unlimited)
+        .is_empty());
     assert_eq!(q.n_consumers(), 0);
     let redelivered = q.add_consumer(key(2, 1, "b"), 0, false, false, &mut Unlimited);
     let seen: Vec<(u64, bool, u32)> = redelivered
@@ -146,7 +149,7 @@ fn expired_heads_are_set_aside_on_touch_get_and_requeue() {
     q.add_consumer(key(1, 1, "a"), 0, false, false, &mut Unlimited);
     q.touch(20);
     assert!(q.take_dying().is_empty(), "unacked messages do not expire");
-    q.requeue(&[4], 1, 1, &mut Unlimited);
+    q.requeue(&[4], 1, 1, RequeueTo::Head, &mut Unlimited);
     assert_eq!(
         q.take_dying(),
         vec![(4, DeathReason::Expired)],
@@ -241,10 +244,12 @@ fn a_requeue_past_the_delivery_limit_dies_instead() {
     });
     enqueue(&mut q, 1, None);
     q.add_consumer(key(1, 1, "a"), 1, false, false, &mut Unlimited);
-    let again = q.requeue(&[1], 1, 1, &mut Unlimited);
+    let again = q.requeue(&[1], 1, 1, RequeueTo::Head, &mut Unlimited);
     assert_eq!(again.len(), 1, "count 1 is within a limit of 1");
     assert_eq!(again[0].delivery_count, 1);
-    assert!(q.channel_closed(1, 1, &mut Unlimited).is_empty());
+    assert!(q
+        .channel_closed(1, 1, RequeueTo::Head, &mut Unlimited)
+        .is_empty());
     assert_eq!(q.take_dying(), vec![(1, DeathReason::DeliveryLimit)]);
     assert_eq!((q.n_ready(), q.n_unacked()), (0, 0));
 }
@@ -281,6 +286,26 @@ fn an_exclusive_consumer_keeps_the_queue_to_itself() {
         q.in_exclusive_use(false),
         "nobody joins an exclusive consumer"
     );
-    q.channel_closed(1, 1, &mut Unlimited);
+    q.channel_closed(1, 1, RequeueTo::Head, &mut Unlimited);
     assert!(!q.in_exclusive_use(true));
+}
+
+/// Messages requeued one at a time, in any order, go back to their places ahead of later
+/// messages (RabbitMQ; machine version 3); version 2 put each at the head.
+#[test]
+fn requeues_return_messages_to_their_places() {
+    let order_after = |to: RequeueTo| {
+        let mut q = Queue::default();
+        q.add_consumer(key(1, 1, "a"), 4, false, false, &mut Unlimited);
+        for id in 1..=5 {
+            enqueue(&mut q, id, None);
+        }
+        q.cancel_consumer(&key(1, 1, "a"));
+        for id in [2, 4, 3, 1] {
+            q.requeue(&[id], 1, 1, to, &mut Unlimited);
+        }
+        q.ready.iter().map(|r| r.msg_id).collect::<Vec<_>>()
+    };
+    assert_eq!(order_after(RequeueTo::Place), vec![1, 2, 3, 4, 5]);
+    assert_eq!(order_after(RequeueTo::Head), vec![1, 3, 4, 2, 5]);
 }

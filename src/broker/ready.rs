@@ -20,6 +20,27 @@ pub struct Ready {
     pub body_bytes: u64,
 }
 
+/// Where a message returned to the queue (a requeue) goes among the ready ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequeueTo {
+    /// The head, delivered next (machine version 2 and before): requeues that come one at
+    /// a time reverse the order.
+    Head,
+    /// Its original place, ahead of every message published after it, whatever order the
+    /// requeues come in (RabbitMQ's classic queues; machine version 3).
+    Place,
+}
+
+impl RequeueTo {
+    /// The rule of the cluster's machine version.
+    pub fn at(machine_version: u16) -> RequeueTo {
+        match machine_version >= crate::broker::command::Command::COMPAT_MACHINE_VERSION {
+            true => RequeueTo::Place,
+            false => RequeueTo::Head,
+        }
+    }
+}
+
 /// The ready messages of one queue in delivery order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadyList {
@@ -60,6 +81,23 @@ impl ReadyList {
     pub fn push_front(&mut self, ready: Ready) {
         self.n_bytes = self.n_bytes.saturating_add(ready.body_bytes);
         self.items.push_front(ready);
+    }
+
+    /// A message returned to the queue, put where `to` says. Message ids grow with every
+    /// message stored, and a queue takes each new one at its tail, so with `Place` the list
+    /// stays in id order, which is publish order: the returned message goes before the
+    /// first one with a higher id. (A list a version-2 cluster reordered is not in id
+    /// order; the search still gives every node the same place.)
+    pub fn put_back(&mut self, ready: Ready, to: RequeueTo) {
+        match to {
+            RequeueTo::Head => self.push_front(ready),
+            RequeueTo::Place => {
+                let at = self.items.partition_point(|r| r.msg_id < ready.msg_id);
+                debug_assert!(self.items.get(at).is_none_or(|r| r.msg_id != ready.msg_id));
+                self.n_bytes = self.n_bytes.saturating_add(ready.body_bytes);
+                self.items.insert(at, ready);
+            }
+        }
     }
 
     pub fn pop_front(&mut self) -> Option<Ready> {

@@ -19,6 +19,7 @@ use super::dead_letter::{Death, DeathReason};
 use super::exchange::{Destination, Exchange, HeaderValue};
 use super::messages::Messages;
 use super::queue::{ConsumerKey, Delivery, Queue};
+use super::ready::RequeueTo;
 use super::state_declare::QueueDeclare;
 use super::state_messages::Published;
 use super::vhost::{scope_of, Scope, Vhost, DEFAULT_VHOST};
@@ -82,6 +83,16 @@ pub struct BrokerState {
     /// The name of the vhost in `here`, for reply texts.
     #[serde(skip)]
     pub(super) here_name: String,
+    /// The machine version the cluster runs, which picks the rules where versions differ
+    /// (`Command::COMPAT_MACHINE_VERSION`). The state machine sets it from its replicated
+    /// copy before every entry, so it is not part of the state's layout; a state on its own
+    /// follows the newest rules.
+    #[serde(skip, default = "newest_machine_version")]
+    pub machine_version: u16,
+}
+
+fn newest_machine_version() -> u16 {
+    Command::NEWEST_MACHINE_VERSION
 }
 
 impl Default for BrokerState {
@@ -98,6 +109,7 @@ impl Default for BrokerState {
             channel_limits: ChannelLimits::default(),
             here: Vhost::empty(),
             here_name: String::new(),
+            machine_version: newest_machine_version(),
         }
     }
 }
@@ -300,11 +312,10 @@ impl BrokerState {
                 conn,
                 channel,
             } => {
+                let to = RequeueTo::at(self.machine_version);
                 let (entry, limits) = self.queue_and_limits(&queue, conn)?;
-                let deliveries =
-                    entry
-                        .queue
-                        .requeue(&msg_ids, conn, channel, &mut limits.gate(&queue));
+                let mut gate = limits.gate(&queue);
+                let deliveries = entry.queue.requeue(&msg_ids, conn, channel, to, &mut gate);
                 fx.deliver(&queue, deliveries);
                 Ok(Reply::Done)
             }
@@ -340,9 +351,10 @@ impl BrokerState {
                 Ok(Reply::Done)
             }
             Command::Recover { conn, channel } => {
+                let to = RequeueTo::at(self.machine_version);
                 for (name, entry) in self.here.queues.iter_mut() {
                     let mut gate = self.channel_limits.gate(name);
-                    fx.deliver(name, entry.queue.recover(conn, channel, &mut gate));
+                    fx.deliver(name, entry.queue.recover(conn, channel, to, &mut gate));
                 }
                 Ok(Reply::Done)
             }
@@ -442,6 +454,7 @@ impl BrokerState {
             channel_limits: self.channel_limits.clone(),
             here: Vhost::empty(),
             here_name: String::new(),
+            machine_version: self.machine_version,
         }
     }
 

@@ -4,7 +4,7 @@
 //! it compares) and reply texts, so clients that match on them behave as against RabbitMQ.
 
 use super::args::{queue_args_mismatch, render_arg, Arguments, QueueArgs};
-use super::command::{Refusal, Reply};
+use super::command::{Command, Refusal, Reply};
 use super::exchange::{Binding, Destination, Exchange};
 use super::queue::Queue;
 use super::state::{declared, BrokerState, Effects, QueueEntry};
@@ -209,10 +209,18 @@ impl BrokerState {
         if source.is_empty() || destination == Destination::Exchange(String::new()) {
             return Err(Refusal::default_exchange());
         }
+        let binding = Binding::new(destination, routing_key, arguments);
+        // RabbitMQ's unbind looks the binding up first: one that is not there, with its
+        // exchange or queue gone or not, is unbind-ok (an RPC client unbinds after its
+        // auto-delete queue and exchange went). Version 2 refused with 404.
+        let compat = self.machine_version >= Command::COMPAT_MACHINE_VERSION;
+        if !add && compat && !self.has_binding(source, &binding) {
+            return Ok(Reply::Done);
+        }
         if !self.here.exchanges.contains_key(source) {
             return Err(Refusal::no_exchange(&self.here_name, source));
         }
-        match &destination {
+        match &binding.destination {
             Destination::Queue(q) => {
                 self.queue_mut(q, conn)?;
             }
@@ -221,25 +229,37 @@ impl BrokerState {
             }
             Destination::Exchange(_) => {}
         }
-        let binding = Binding::new(destination, routing_key, arguments);
+        let exists = self.has_binding(source, &binding);
         let Some(x) = self.here.exchanges.get_mut(source) else {
             return Err(Refusal::no_exchange(&self.here_name, source));
         };
-        let (d, k, a) = (
-            &binding.destination,
-            &binding.routing_key,
-            &binding.arguments,
-        );
-        let exists = x.bindings.iter().any(|b| b.is(d, k, a));
         if add && !exists {
             x.bindings.push(binding);
         } else if !add && exists {
+            let (d, k, a) = (
+                &binding.destination,
+                &binding.routing_key,
+                &binding.arguments,
+            );
             x.bindings.retain(|b| !b.is(d, k, a));
             if x.auto_delete && x.bindings.is_empty() {
                 self.unbind_all(Destination::Exchange(source.to_string()));
             }
         }
         Ok(Reply::Done)
+    }
+
+    /// Whether exchange `source` exists and holds `binding`.
+    fn has_binding(&self, source: &str, binding: &Binding) -> bool {
+        let Some(x) = self.here.exchanges.get(source) else {
+            return false;
+        };
+        let (d, k, a) = (
+            &binding.destination,
+            &binding.routing_key,
+            &binding.arguments,
+        );
+        x.bindings.iter().any(|b| b.is(d, k, a))
     }
 }
 

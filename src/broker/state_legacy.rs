@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::access::Access;
 use super::channel_limit::ChannelLimits;
+use super::command::Command;
 use super::exchange::Exchange;
 use super::messages::Messages;
 use super::state::{BrokerState, QueueEntry};
@@ -57,6 +58,8 @@ impl BrokerState {
             channel_limits: legacy.channel_limits,
             here: Vhost::empty(),
             here_name: String::new(),
+            // Set by the state machine before each entry.
+            machine_version: Command::ACCESS_MACHINE_VERSION - 1,
         }
     }
 }

@@ -8,6 +8,7 @@
 
 use super::channel_limit::ChannelCredit;
 use super::exchange::Destination;
+use super::ready::RequeueTo;
 use super::state::{BrokerState, Effects};
 
 impl BrokerState {
@@ -15,9 +16,13 @@ impl BrokerState {
     pub(super) fn channel_closed(&mut self, conn: u64, channel: u16, fx: &mut Effects) {
         // The queues that waited for its credit need it no more.
         self.channel_limits.remove((conn, channel));
+        let to = RequeueTo::at(self.machine_version);
         for (name, entry) in self.here.queues.iter_mut() {
             let mut gate = self.channel_limits.gate(name);
-            fx.deliver(name, entry.queue.channel_closed(conn, channel, &mut gate));
+            fx.deliver(
+                name,
+                entry.queue.channel_closed(conn, channel, to, &mut gate),
+            );
         }
         self.auto_delete_queues(fx);
     }
@@ -27,9 +32,10 @@ impl BrokerState {
     /// their last consumer.
     pub(super) fn connection_closed(&mut self, conn: u64, fx: &mut Effects) {
         self.channel_limits.remove_connection(conn);
+        let to = RequeueTo::at(self.machine_version);
         for (name, entry) in self.here.queues.iter_mut() {
             let mut gate = self.channel_limits.gate(name);
-            fx.deliver(name, entry.queue.connection_closed(conn, &mut gate));
+            fx.deliver(name, entry.queue.connection_closed(conn, to, &mut gate));
         }
         let owned: Vec<String> = self
             .here

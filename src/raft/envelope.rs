@@ -15,15 +15,19 @@
 
 use super::state_machine::Batch;
 use super::types::Request;
+use crate::broker::command::Command;
 
 /// The layout of an entry's payload this build writes and reads.
 pub const ENTRY_FORMAT: u8 = 1;
 /// The newest state-machine version this build applies (and every older one).
 /// 2: vhosts, users and permissions (`Command::InVhost` and the commands after it).
-pub const MACHINE_VERSION: u16 = 2;
+/// 3: RabbitMQ 3.10's requeue order and unbind-ok (`Command::COMPAT_MACHINE_VERSION`): no
+/// new command, the same commands applied by newer rules.
+pub const MACHINE_VERSION: u16 = 3;
 /// The machine version a new cluster starts at.
 pub const MACHINE_VERSION_FIRST: u16 = 1;
 const _: () = assert!(MACHINE_VERSION_FIRST <= MACHINE_VERSION);
+const _: () = assert!(MACHINE_VERSION == Command::NEWEST_MACHINE_VERSION);
 const HEADER_LEN: usize = 3;
 
 /// Why an entry cannot be applied here.

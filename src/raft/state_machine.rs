@@ -302,6 +302,8 @@ impl BrokerStateMachine {
     pub async fn machine_version_reaches(&self, needed: u16, limit: std::time::Duration) -> bool {
         let mut version = self.published.machine_version.clone();
         let reached = version.wait_for(|v| *v >= needed);
+        // A local, dropped before `version`: a tail expression's temporary would outlive it
+        // (edition 2021), still borrowing it.
         let outcome = tokio::time::timeout(limit, reached).await;
         matches!(outcome, Ok(Ok(_)))
     }
@@ -467,7 +469,12 @@ impl Inner {
                     set_machine_version(&mut self.body.machine_version, version, index)?;
                     Outcome::done()
                 }
-                command => self.body.broker.apply(now_ms, command),
+                command => {
+                    // The rules of the version the cluster ran at this entry (a
+                    // SetMachineVersion earlier in the batch counts).
+                    self.body.broker.machine_version = self.body.machine_version;
+                    self.body.broker.apply(now_ms, command)
+                }
             };
             read_fault(&self.body.broker)?;
             outcomes.push(outcome);
@@ -591,3 +598,7 @@ mod inbox_tests;
 #[cfg(test)]
 #[path = "state_machine/apply_tests.rs"]
 mod apply_tests;
+
+#[cfg(test)]
+#[path = "state_machine/compat_tests.rs"]
+mod compat_tests;

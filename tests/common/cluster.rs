@@ -78,6 +78,8 @@ pub struct NodeStatus {
     pub last_log_index: Option<u64>,
     pub applied_index: Option<u64>,
     pub leader: Option<u64>,
+    /// The state-machine version the cluster runs, as this node applied it.
+    pub machine_version: u16,
 }
 
 impl ClusterView {
@@ -378,6 +380,24 @@ impl Cluster {
             )
             .await;
         view.leader.expect("a leader")
+    }
+}
+
+/// Polls the node of `config` until it applied machine `version` (its cluster's first
+/// leader moves it there a moment after the start), for at most [`LEADER_TIMEOUT`].
+pub async fn wait_machine_version(config: &Path, version: u16) {
+    let deadline = Instant::now() + LEADER_TIMEOUT;
+    loop {
+        let view = status_with(config).await;
+        let mut statuses = view.nodes.iter().filter_map(|row| row.status.as_ref());
+        if statuses.any(|s| s.machine_version >= version) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "machine version {version} not applied within {LEADER_TIMEOUT:?}: {view:#?}"
+        );
+        tokio::time::sleep(POLL_EVERY).await;
     }
 }
 

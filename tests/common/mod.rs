@@ -145,6 +145,8 @@ pub fn listening(addr: SocketAddr) -> bool {
 pub struct Server {
     _warren: Warren,
     pub addr: SocketAddr,
+    /// Its config file (the command-line tools read it).
+    pub config: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -161,8 +163,18 @@ pub fn start_server_with(extra: &str) -> Server {
     Server {
         _warren: warren,
         addr,
+        config,
         _dir: dir,
     }
+}
+
+/// As [`start_server`], with a `cluster_listen` port of its own, so the command-line tools
+/// (`warren cluster-status`, ...) reach it through its config.
+pub fn start_server_with_cli() -> Server {
+    let cluster_listen = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("pick a free port");
+    start_server_with(&format!("cluster_listen = \"{cluster_listen}\""))
 }
 
 /// The URI of the default vhost as the default user.

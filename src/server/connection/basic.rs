@@ -8,12 +8,25 @@ use amq_protocol::protocol::{basic, confirm, AMQPClass};
 use super::completion::Then;
 use super::declare::not_implemented;
 use super::wire::{
-    conn_close, refuse, short, Failure, REPLY_NOT_ALLOWED, REPLY_NOT_IMPLEMENTED,
+    conn_close, refuse, short, Failure, MethodId, REPLY_NOT_ALLOWED, REPLY_NOT_IMPLEMENTED,
     REPLY_PRECONDITION_FAILED,
 };
 use super::Conn;
 use crate::broker::command::{Command, Refusal, Reply};
 use crate::broker::queue::ConsumerKey;
+
+const BASIC_ACK: MethodId = MethodId {
+    class_id: 60,
+    method_id: 80,
+};
+const BASIC_REJECT: MethodId = MethodId {
+    class_id: 60,
+    method_id: 90,
+};
+const BASIC_NACK: MethodId = MethodId {
+    class_id: 60,
+    method_id: 120,
+};
 
 /// Deliveries taken off a channel by an ack/nack/reject, grouped by queue.
 type Taken = Vec<(String, Vec<u64>)>;
@@ -33,15 +46,17 @@ impl Conn {
             M::Get(g) => self.get(ch, g).await?,
             M::Ack(a) => {
                 let taken = self.take_tags(ch, a.delivery_tag, a.multiple)?;
-                self.settle(ch, taken, Settle::Ack).await?;
+                self.settle(ch, taken, Settle::Ack, BASIC_ACK).await?;
             }
             M::Nack(n) => {
                 let taken = self.take_tags(ch, n.delivery_tag, n.multiple)?;
-                self.settle(ch, taken, Settle::reject(n.requeue)).await?;
+                let how = Settle::reject(n.requeue);
+                self.settle(ch, taken, how, BASIC_NACK).await?;
             }
             M::Reject(r) => {
                 let taken = self.take_tags(ch, r.delivery_tag, false)?;
-                self.settle(ch, taken, Settle::reject(r.requeue)).await?;
+                let how = Settle::reject(r.requeue);
+                self.settle(ch, taken, how, BASIC_REJECT).await?;
             }
             M::Recover(r) => {
                 self.recover(ch, r.requeue).await?;
@@ -67,7 +82,7 @@ impl Conn {
         state.confirms = true;
         if !s.nowait {
             let ok = confirm::AMQPMethod::SelectOk(confirm::SelectOk {});
-            self.send_method(ch, &AMQPClass::Confirm(ok));
+            self.reply_in_order(ch, AMQPClass::Confirm(ok));
         }
         Ok(())
     }
@@ -93,7 +108,7 @@ impl Conn {
             state.prefetch = prefetch;
         }
         let ok = basic::AMQPMethod::QosOk(basic::QosOk {});
-        self.send_method(ch, &AMQPClass::Basic(ok));
+        self.reply_in_order(ch, AMQPClass::Basic(ok));
         Ok(())
     }
 
@@ -235,7 +250,14 @@ impl Conn {
 
     /// Acks, nacks and rejects are pipelined (or buffered in a transaction): only a refusal
     /// comes back, and it closes the channel.
-    async fn settle(&mut self, ch: u16, taken: Taken, how: Settle) -> Result<(), Refusal> {
+    /// `cause`: the method, named in the channel.close of a refusal.
+    async fn settle(
+        &mut self,
+        ch: u16,
+        taken: Taken,
+        how: Settle,
+        cause: MethodId,
+    ) -> Result<(), Refusal> {
         let commands = self.settle_commands(ch, taken, how);
         if commands.is_empty() {
             return Ok(());
@@ -244,7 +266,7 @@ impl Conn {
             tx.buffer_settles(commands);
             return Ok(());
         }
-        self.pipeline(commands, Then::Quiet { ch }).await;
+        self.pipeline(commands, Then::Quiet { ch, cause }).await;
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use amq_protocol::protocol::{channel, AMQPClass};
 use super::publish::PendingPublish;
 use super::tx::TxBuffer;
 use super::wire::{
-    conn_close, refuse, short, ConnClose, REPLY_CHANNEL_ERROR, REPLY_NOT_IMPLEMENTED,
+    conn_close, refuse, short, ConnClose, MethodId, REPLY_CHANNEL_ERROR, REPLY_NOT_IMPLEMENTED,
 };
 use super::Conn;
 use crate::broker::command::{Command, Refusal};
@@ -92,15 +92,16 @@ impl Conn {
             }
             M::Flow(_) => {
                 let ok = channel::FlowOk { active: true };
-                self.send_method(ch, &AMQPClass::Channel(M::FlowOk(ok)));
+                self.reply_in_order(ch, AMQPClass::Channel(M::FlowOk(ok)));
             }
             _ => {}
         }
         Ok(())
     }
 
-    /// Closes channel `ch` with `refusal` (a channel error) and releases its deliveries.
-    pub(super) async fn close_channel(&mut self, ch: u16, refusal: Refusal) {
+    /// Closes channel `ch` with `refusal` (a channel error caused by the method `cause`) and
+    /// releases its deliveries.
+    pub(super) async fn close_channel(&mut self, ch: u16, refusal: Refusal, cause: MethodId) {
         self.flush_confirms();
         if let Some(state) = self.channels.get_mut(&ch) {
             if state.closing {
@@ -119,8 +120,8 @@ impl Conn {
             &AMQPClass::Channel(channel::AMQPMethod::Close(channel::Close {
                 reply_code: refusal.reply_code,
                 reply_text: short(&refusal.reply_text),
-                class_id: 0,
-                method_id: 0,
+                class_id: cause.class_id,
+                method_id: cause.method_id,
             })),
         );
     }

@@ -1,12 +1,16 @@
 //! Replies to submitted commands, handled in submission order: confirms (coalesced with
 //! `multiple` where a run of tags completes together), basic.return before the confirm of an
-//! unroutable mandatory publish, and channel errors for refused commands.
+//! unroutable mandatory publish, and channel errors for refused commands. Replies that need
+//! no commit (confirm.select-ok, flow-ok...) queue behind what was submitted before them,
+//! so every frame on a channel follows the order of the methods that caused it (RabbitMQ's
+//! channel answers its methods one at a time).
 
 use std::collections::VecDeque;
 
 use amq_protocol::protocol::{basic, AMQPClass};
 use tokio::sync::oneshot;
 
+use super::wire::MethodId;
 use super::Conn;
 use crate::broker::command::{Command, Content, Refusal, Reply};
 use crate::server::proposer::{SubmitReplies, Unknown};
@@ -26,8 +30,11 @@ pub enum Then {
         /// What to send back in basic.return if a mandatory publish reaches no queue.
         returned: Option<Returned>,
     },
-    /// Acks, nacks, rejects: nothing to send unless refused.
-    Quiet { ch: u16 },
+    /// Acks, nacks, rejects: nothing to send unless refused (a channel.close naming
+    /// `cause`).
+    Quiet { ch: u16, cause: MethodId },
+    /// A reply that needed no commit, sent once everything before it is handled.
+    Reply { ch: u16, method: Box<AMQPClass> },
 }
 
 /// A mandatory publish, kept until we know whether it was routed.
@@ -49,6 +56,25 @@ impl Conn {
     /// Submits `commands` as one unit and goes on; `then` handles the replies later.
     pub(super) async fn pipeline(&mut self, commands: Vec<Command>, then: Then) {
         let replies = self.submit(commands).await;
+        self.in_flight.push_back(InFlight { then, replies });
+    }
+
+    /// Sends `method`, a reply that needs no commit, after every in-flight submission is
+    /// handled (at once when none is): a basic.return or confirm of an earlier publish must
+    /// not trail it.
+    pub(super) fn reply_in_order(&mut self, ch: u16, method: AMQPClass) {
+        if self.in_flight.is_empty() {
+            self.flush_confirms();
+            self.send_method(ch, &method);
+            return;
+        }
+        let (done, replies) = oneshot::channel();
+        // The receiver is held just below: the send cannot fail.
+        let _ = done.send(Ok(Vec::new()));
+        let then = Then::Reply {
+            ch,
+            method: Box::new(method),
+        };
         self.in_flight.push_back(InFlight { then, replies });
     }
 
@@ -118,13 +144,17 @@ impl Conn {
 
     async fn complete(&mut self, then: Then, replies: SubmitReplies) {
         let replies = replies.unwrap_or_else(|Unknown| vec![Err(Unknown::refusal())]);
-        let (ch, confirm_tag, returned) = match then {
+        let (ch, confirm_tag, returned, cause) = match then {
             Then::Publish {
                 ch,
                 confirm_tag,
                 returned,
-            } => (ch, confirm_tag, returned),
-            Then::Quiet { ch } => (ch, None, None),
+            } => (ch, confirm_tag, returned, MethodId::BASIC_PUBLISH),
+            Then::Quiet { ch, cause } => (ch, None, None, cause),
+            Then::Reply { ch, method } => {
+                self.flush_confirms();
+                return self.send_method(ch, &method);
+            }
         };
         if self.channels.get(&ch).is_none_or(|s| s.closing) {
             return; // the channel is gone; its close returned what it held
@@ -144,7 +174,7 @@ impl Conn {
                 }
                 Ok(_) => {}
                 // A refusal, or an outcome unknown: a channel error, never a nack.
-                Err(refusal) => return self.close_channel(ch, refusal).await,
+                Err(refusal) => return self.close_channel(ch, refusal, cause).await,
             }
         }
         if let (false, Some(returned)) = (routed, returned) {

@@ -192,16 +192,17 @@ fn amqplain_credentials(mut response: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
 
 pub(super) fn start_method(config: &NodeConfig) -> AMQPClass {
     let mut caps = FieldTable::default();
+    // RabbitMQ's capabilities less the two not implemented (`consumer_priorities`,
+    // `direct_reply_to`): a client that sees one relies on it, so it is never advertised
+    // before it works (docs/amqp-coverage.md).
     for cap in [
         "publisher_confirms",
         "exchange_exchange_bindings",
         "basic.nack",
         "consumer_cancel_notify",
         "connection.blocked",
-        "consumer_priorities",
         "authentication_failure_close",
         "per_consumer_qos",
-        "direct_reply_to",
     ] {
         caps.insert(ShortString::from(cap), AMQPValue::Boolean(true));
     }

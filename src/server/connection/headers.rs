@@ -1,6 +1,8 @@
 //! Headers the broker adds to a message on its way out: `x-delivery-count` on redeliveries,
 //! and, on a dead-lettered copy, RabbitMQ's `x-death` array with the `x-first-death-*`
-//! headers (the `expiration` property is cleared, as RabbitMQ does). Every other octet of
+//! headers, as RabbitMQ 3.10 writes them: the `expiration` property moves into the first
+//! death's entry as `original-expiration` (RabbitMQ moves it at the first dead-lettering,
+//! after which the message has none; 3.10 writes no `x-last-death-*`). Every other octet of
 //! the properties is kept when only `x-delivery-count` is added; properties the codec cannot
 //! read are sent as they came (the client published them so).
 
@@ -51,14 +53,26 @@ fn with_delivery_count(raw: &[u8], delivery_count: u32) -> anyhow::Result<Option
 
 fn with_deaths(raw: &[u8], extra: &Extra<'_>) -> anyhow::Result<Option<Bytes>> {
     let mut props = BasicProperties::decode(raw)?;
-    props.expiration = None;
+    let expiration = props.expiration.take();
     let headers = props.headers.get_or_insert_with(FieldTable::new);
-    let deaths = extra.deaths.iter().map(death_table).collect();
+    // The entry the first death made (repeats in the same queue for the same reason only
+    // count up in it) is the one that took the expiration.
+    let first = |d: &Death| {
+        extra
+            .first_death
+            .is_some_and(|(queue, reason, _)| d.queue == *queue && d.reason == *reason)
+    };
+    let deaths = extra
+        .deaths
+        .iter()
+        .map(|d| death_table(d, expiration.as_ref().filter(|_| first(d))))
+        .collect();
     headers.set(name("x-death"), FieldValue::Array(deaths));
+    // In the order RabbitMQ 3.10 sends them (checked on 3.10.8).
     if let Some((queue, reason, exchange)) = extra.first_death {
+        headers.set(name("x-first-death-exchange"), text(exchange));
         headers.set(name("x-first-death-queue"), text(queue));
         headers.set(name("x-first-death-reason"), text(reason.as_str()));
-        headers.set(name("x-first-death-exchange"), text(exchange));
     }
     if extra.delivery_count > 0 {
         let count = FieldValue::I64(i64::from(extra.delivery_count));
@@ -67,17 +81,23 @@ fn with_deaths(raw: &[u8], extra: &Extra<'_>) -> anyhow::Result<Option<Bytes>> {
     Ok(Some(props.encode()))
 }
 
-/// One x-death entry, fields in RabbitMQ's order for a new entry.
-fn death_table(death: &Death) -> FieldValue {
+/// One x-death entry, fields in RabbitMQ 3.10's order for a new entry (checked on 3.10.8); `original-expiration`
+/// (a long string, as the property was) on the entry whose death took the expiration.
+fn death_table(death: &Death, original_expiration: Option<&ShortStr>) -> FieldValue {
     let keys = death.routing_keys.iter().map(|k| text(k)).collect();
-    FieldValue::Table(FieldTable(vec![
+    let mut fields = vec![
         (name("count"), FieldValue::I64(death.count as i64)),
         (name("reason"), text(death.reason.as_str())),
         (name("queue"), text(&death.queue)),
         (name("time"), FieldValue::Timestamp(death.time_ms / 1000)),
         (name("exchange"), text(&death.exchange)),
         (name("routing-keys"), FieldValue::Array(keys)),
-    ]))
+    ];
+    if let Some(expiration) = original_expiration {
+        let value = Bytes::copy_from_slice(expiration.as_bytes());
+        fields.push((name("original-expiration"), FieldValue::LongStr(value)));
+    }
+    FieldValue::Table(FieldTable(fields))
 }
 
 fn name(s: &'static str) -> ShortStr {

@@ -394,11 +394,13 @@ impl Conn {
             Frame::Method { channel, payload } => {
                 let method = parse_method(&payload)
                     .map_err(|e| conn_close(e.reply_code(), format!("FRAME_ERROR - {e}")))?;
-                if channel == 0 {
+                let cause = wire::MethodId::of(&method);
+                let handled = if channel == 0 {
                     self.connection_method(method).await
                 } else {
-                    self.channel_method(channel, method).await
-                }
+                    self.channel_method(channel, method, cause).await
+                };
+                handled.map_err(|close| close.caused_by(cause))
             }
             Frame::Header { channel, payload } => {
                 let header = ContentHeader::parse(payload)
@@ -409,7 +411,13 @@ impl Conn {
         }
     }
 
-    async fn channel_method(&mut self, ch: u16, method: AMQPClass) -> Result<(), ConnClose> {
+    /// `cause`: the method's ids, named in the close of an error it causes.
+    async fn channel_method(
+        &mut self,
+        ch: u16,
+        method: AMQPClass,
+        cause: wire::MethodId,
+    ) -> Result<(), ConnClose> {
         if !matches!(self.phase, Phase::Open) {
             return Err(conn_close(
                 REPLY_CHANNEL_ERROR,
@@ -436,11 +444,17 @@ impl Conn {
         }
         match self.class_method(ch, method).await {
             Ok(()) => Ok(()),
-            Err(wire::Failure::Channel(refusal)) => {
-                self.close_channel(ch, refusal).await;
-                Ok(())
+            Err(failure) => {
+                // What earlier methods caused (a basic.return, confirms) goes out first.
+                self.complete_all().await;
+                match failure {
+                    wire::Failure::Channel(refusal) => {
+                        self.close_channel(ch, refusal, cause).await;
+                        Ok(())
+                    }
+                    wire::Failure::Connection(close) => Err(close),
+                }
             }
-            Err(wire::Failure::Connection(close)) => Err(close),
         }
     }
 

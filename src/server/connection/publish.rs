@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::completion::{Returned, Then};
 use super::wire::{
-    conn_close, refuse, ConnClose, Failure, REPLY_CHANNEL_ERROR, REPLY_FRAME_ERROR,
+    conn_close, refuse, ConnClose, Failure, MethodId, REPLY_CHANNEL_ERROR, REPLY_FRAME_ERROR,
     REPLY_NOT_IMPLEMENTED, REPLY_PRECONDITION_FAILED, REPLY_UNEXPECTED_FRAME,
 };
 use super::Conn;
@@ -69,7 +69,8 @@ impl Conn {
                 "PRECONDITION_FAILED - message size {} is larger than max size {body_size_max}",
                 header.body_size
             );
-            self.close_channel(ch, refuse(REPLY_PRECONDITION_FAILED, text))
+            let refusal = refuse(REPLY_PRECONDITION_FAILED, text);
+            self.close_channel(ch, refusal, MethodId::BASIC_PUBLISH)
                 .await;
             return Ok(());
         }
@@ -147,7 +148,11 @@ impl Conn {
         });
         let expiration_ms = match checked_properties(&content.properties, &self.user) {
             Ok(ms) => ms,
-            Err(refusal) => return self.close_channel(ch, refusal).await,
+            Err(refusal) => {
+                return self
+                    .close_channel(ch, refusal, MethodId::BASIC_PUBLISH)
+                    .await
+            }
         };
         let command = Command::Publish {
             exchange,
@@ -158,7 +163,9 @@ impl Conn {
             content,
         };
         if let Err(refusal) = self.permit(&command) {
-            return self.close_channel(ch, refusal).await;
+            return self
+                .close_channel(ch, refusal, MethodId::BASIC_PUBLISH)
+                .await;
         }
         let Some(state) = self.channels.get_mut(&ch) else {
             return;

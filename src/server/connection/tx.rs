@@ -52,7 +52,7 @@ impl Conn {
                     ));
                 }
                 state.tx.get_or_insert_with(TxBuffer::default);
-                self.send_method(ch, &AMQPClass::Tx(M::SelectOk(tx::SelectOk {})));
+                self.reply_in_order(ch, AMQPClass::Tx(M::SelectOk(tx::SelectOk {})));
             }
             M::Commit(_) => {
                 let buffer = take_buffer(state.tx.as_mut())?;
@@ -62,7 +62,7 @@ impl Conn {
             M::Rollback(_) => {
                 let buffer = take_buffer(state.tx.as_mut())?;
                 state.unacked.extend(buffer.taken);
-                self.send_method(ch, &AMQPClass::Tx(M::RollbackOk(tx::RollbackOk {})));
+                self.reply_in_order(ch, AMQPClass::Tx(M::RollbackOk(tx::RollbackOk {})));
             }
             other => return Err(not_implemented(&AMQPClass::Tx(other))),
         }

@@ -17,17 +17,58 @@ pub const REPLY_COMMAND_INVALID: u16 = 503;
 pub const REPLY_NOT_IMPLEMENTED: u16 = 540;
 pub const REPLY_FRAME_ERROR: u16 = crate::amqp::frame::REPLY_FRAME_ERROR;
 
+/// The class and method ids of the client's method that a close answers, which
+/// connection.close and channel.close carry so clients can name the method (RabbitMQ fills
+/// them; `NONE` when no method caused it, e.g. a frame error).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MethodId {
+    pub class_id: u16,
+    pub method_id: u16,
+}
+
+impl MethodId {
+    pub const NONE: MethodId = MethodId {
+        class_id: 0,
+        method_id: 0,
+    };
+    /// basic.publish: also the cause of errors found in a publish's content frames.
+    pub const BASIC_PUBLISH: MethodId = MethodId {
+        class_id: 60,
+        method_id: 40,
+    };
+
+    pub fn of(method: &AMQPClass) -> MethodId {
+        MethodId {
+            class_id: method.get_amqp_class_id(),
+            method_id: method.get_amqp_method_id(),
+        }
+    }
+}
+
 /// Why the connection must end: the connection.close to send.
 #[derive(Debug)]
 pub struct ConnClose {
     pub code: u16,
     pub text: String,
+    /// The method that caused it.
+    pub cause: MethodId,
 }
 
 pub fn conn_close(code: u16, text: impl Into<String>) -> ConnClose {
     ConnClose {
         code,
         text: text.into(),
+        cause: MethodId::NONE,
+    }
+}
+
+impl ConnClose {
+    /// Names `cause` as the method that caused the close, unless one is named already.
+    pub fn caused_by(mut self, cause: MethodId) -> ConnClose {
+        if self.cause == MethodId::NONE {
+            self.cause = cause;
+        }
+        self
     }
 }
 
@@ -89,8 +130,8 @@ impl Conn {
             &AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
                 reply_code: close.code,
                 reply_text: short(&close.text),
-                class_id: 0,
-                method_id: 0,
+                class_id: close.cause.class_id,
+                method_id: close.cause.method_id,
             })),
         );
     }
