@@ -291,7 +291,9 @@ impl BrokerStateMachine {
     pub async fn machine_version_reaches(&self, needed: u16, limit: std::time::Duration) -> bool {
         let mut version = self.published.machine_version.clone();
         let reached = version.wait_for(|v| *v >= needed);
-        matches!(tokio::time::timeout(limit, reached).await, Ok(Ok(_)))
+        // Bound to a name so the borrow of `version` the result holds ends before it does.
+        let outcome = tokio::time::timeout(limit, reached).await;
+        matches!(outcome, Ok(Ok(_)))
     }
 
     /// Runs `f` on the broker state (read-only). On a disk node the stored messages are
