@@ -439,7 +439,11 @@ async fn a_single_node_answers_the_cli() {
         let _node = common::start(&config, addr);
 
         ok(&["add_user", "carol", "pa55word"], &config).await;
-        ok(&["set_permissions", "carol", "^carol-.*", ".*", ".*"], &config).await;
+        ok(
+            &["set_permissions", "carol", "^carol-.*", ".*", ".*"],
+            &config,
+        )
+        .await;
         let users = ok(&["list_users", "-q"], &config).await;
         assert!(users.contains("carol\t[]\n"), "{users}");
         assert!(users.contains("guest\t[administrator]\n"), "{users}");
@@ -459,7 +463,9 @@ async fn a_single_node_answers_the_cli() {
 
         let cookie = dir.path().join("data").join("cookie");
         let mode = std::os::unix::fs::PermissionsExt::mode(
-            &std::fs::metadata(&cookie).expect("the node made a cookie").permissions(),
+            &std::fs::metadata(&cookie)
+                .expect("the node made a cookie")
+                .permissions(),
         );
         assert_eq!(mode & 0o077, 0, "the cookie is the owner's only");
     })

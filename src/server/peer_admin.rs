@@ -41,8 +41,14 @@ impl NodeHandler {
         let needed = commands.iter().map(Command::machine_version_min).max();
         let state_machine = &self.node.state_machine;
         if let Some(needed) = needed {
-            if !state_machine.machine_version_reaches(needed, ADMIN_UPGRADE_WAIT).await {
-                tracing::debug!(needed, "operator change submitted below its machine version");
+            if !state_machine
+                .machine_version_reaches(needed, ADMIN_UPGRADE_WAIT)
+                .await
+            {
+                tracing::debug!(
+                    needed,
+                    "operator change submitted below its machine version"
+                );
             }
         }
         let receiver = proposer.submit(commands).await;
