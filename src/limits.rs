@@ -73,6 +73,33 @@ pub const CLUSTER_HANDSHAKE_TIMEOUT_MS: u64 = 2000;
 /// Default time for one request and its response on a `PeerClient` (cluster-status,
 /// forwarding).
 pub const CLUSTER_CALL_TIMEOUT_MS: u64 = 5000;
+/// How often the leader sends heartbeats (openraft's `heartbeat_interval`).
+pub const RAFT_HEARTBEAT_MS: u64 = 100;
+/// openraft's election timeout range. A follower campaigns only after its leader lease (the
+/// maximum, openraft's `leader_lease`) and then a drawn timeout have passed since it last
+/// heard the leader: 0.9-1.2 s of silence. (200-350 ms with 50 ms heartbeats, 550-700 ms of
+/// silence, replaced a frozen leader in 0.72-0.84 s, but a leader committing 100 MiB
+/// entries then lost and regained leadership over and over: raft-tests
+/// t02_replication::t04 never caught its follower up.)
+pub const RAFT_ELECTION_TIMEOUT_MIN_MS: u64 = 300;
+pub const RAFT_ELECTION_TIMEOUT_MAX_MS: u64 = 600;
+const _: () = assert!(RAFT_HEARTBEAT_MS * 3 <= RAFT_ELECTION_TIMEOUT_MIN_MS);
+const _: () = assert!(RAFT_ELECTION_TIMEOUT_MIN_MS < RAFT_ELECTION_TIMEOUT_MAX_MS);
+/// A follower that saw a connection from its leader close (a killed process's connections
+/// are closed by its kernel) takes the leader for gone once it has also heard nothing from
+/// it for this long: a heartbeat interval, so one connection dropped and redialled by a
+/// healthy leader is not enough (its next heartbeat arrives on another or the new one).
+pub const LEADER_GONE_SILENCE: std::time::Duration =
+    std::time::Duration::from_millis(RAFT_HEARTBEAT_MS);
+/// How long a voter asked whether the leader is gone waits for its own evidence (its own
+/// connection from the leader closing, then the silence) before it says no.
+pub const LEADER_GONE_ANSWER_WAIT: std::time::Duration =
+    std::time::Duration::from_millis(2 * RAFT_HEARTBEAT_MS);
+// A prompt election must be sooner than the ordinary one, or it is not worth having.
+const _: () = assert!(
+    LEADER_GONE_SILENCE.as_millis() + LEADER_GONE_ANSWER_WAIT.as_millis()
+        < (RAFT_ELECTION_TIMEOUT_MAX_MS + RAFT_ELECTION_TIMEOUT_MIN_MS) as u128
+);
 /// Floor under openraft's RPC deadline for append-entries and vote: openraft hands the
 /// replication stream its heartbeat interval (100 ms), too short for a large batch to a busy
 /// follower that must fsync it.

@@ -15,6 +15,7 @@ use warren::cluster::PeerHandler;
 use warren::raft::contact::LeaderContact;
 use warren::raft::node::{Raft, RaftNode};
 use warren::raft::peer_network::{serve_raft_rpc, ClusterNetwork};
+use warren::raft::prompt_election::PromptElection;
 use warren::raft::protocol::{NodeProtocol, PeerRequest, PeerResponse};
 use warren::raft::state_machine::BrokerStateMachine;
 use warren::raft::types::NodeId;
@@ -26,13 +27,19 @@ struct RaftRpc {
     raft: Raft,
     state_machine: BrokerStateMachine,
     contact: Arc<LeaderContact>,
+    prompt: Arc<PromptElection>,
 }
 
 impl PeerHandler for RaftRpc {
     type Protocol = NodeProtocol;
 
+    fn disconnected(&self, from: NodeId) {
+        self.prompt.peer_closed(from);
+    }
+
     async fn handle(&self, request: PeerRequest) -> PeerResponse {
-        match serve_raft_rpc(&self.raft, &self.state_machine, &self.contact, request).await {
+        let (raft, state_machine, contact) = (&self.raft, &self.state_machine, &self.contact);
+        match serve_raft_rpc(raft, state_machine, contact, &self.prompt, request).await {
             Some(response) => response,
             None => PeerResponse::Error("this test node serves Raft RPCs only".into()),
         }
@@ -97,6 +104,7 @@ impl Member {
             raft: node.openraft().clone(),
             state_machine: node.state_machine.clone(),
             contact: node.contact(),
+            prompt: node.prompt_election(),
         });
         let server = PeerServer::start(listener, id, cookie.clone(), handler).expect("serve");
         Member { node, server }

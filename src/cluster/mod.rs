@@ -50,6 +50,13 @@ pub trait PeerHandler: Send + Sync + 'static {
         request: <Self::Protocol as Protocol>::Request,
     ) -> impl std::future::Future<Output = <Self::Protocol as Protocol>::Response> + Send;
 
+    /// A connection that node `from` opened to this one ended: it closed, failed, or sent
+    /// something unreadable. A killed process's connections end at once (its kernel closes
+    /// them), which is how a node learns of a dead peer before any timeout.
+    fn disconnected(&self, from: NodeId) {
+        let _ = from;
+    }
+
     /// Starts `request` and returns what finishes it. A connection starts its requests one
     /// at a time, in the order they arrive, and writes their responses in that order; a
     /// request whose start returns early lets the next one start while it finishes (a

@@ -175,6 +175,7 @@ async fn serve_connection<H: PeerHandler>(
         _ = start_requests => {}
         _ = write_responses => {}
     }
+    handler.disconnected(from);
 }
 
 /// The server's opening of an accepted connection: TLS (with `cluster_tls`), then the cookie

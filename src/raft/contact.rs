@@ -102,6 +102,12 @@ impl LeaderContact {
         }
     }
 
+    /// When an append from a leader last arrived here and was accepted (`None` before the
+    /// first, or since a hold began after a silence).
+    pub fn last_heard(&self) -> Option<Instant> {
+        lock(&self.state).last
+    }
+
     /// This node leads and a quorum acknowledged it at `at`.
     pub fn quorum_acked(&self, at: Instant) {
         self.receiving(at);

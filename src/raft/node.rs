@@ -19,6 +19,7 @@ use super::contact::LeaderContact;
 use super::log_store::SegmentLogStore;
 use super::mem_log_store::MemLogStore;
 use super::network::NoPeers;
+use super::prompt_election::PromptElection;
 use super::propose_error::ProposeError;
 use super::sessions::Sequenced;
 use super::snapshot_data::SnapshotData;
@@ -26,6 +27,9 @@ use super::state_machine::{Batch, BrokerStateMachine};
 use super::types::{Entry, NodeId, Response, TypeConfig};
 use crate::broker::command::{Command, Refusal, Reply};
 use crate::limits::SINGLE_NODE_LEADER_WAIT_S;
+use crate::limits::{
+    RAFT_ELECTION_TIMEOUT_MAX_MS, RAFT_ELECTION_TIMEOUT_MIN_MS, RAFT_HEARTBEAT_MS,
+};
 use crate::raft::peer_network::ClusterNetwork;
 
 pub type Raft = openraft::Raft<TypeConfig, BrokerStateMachine>;
@@ -42,6 +46,8 @@ pub struct RaftNode {
     log: LogView,
     /// When a leader was last heard, and whether deliveries must wait to catch up.
     contact: Arc<LeaderContact>,
+    /// Campaigns at once when the leader's connections close (`prompt_election.rs`).
+    prompt: Arc<PromptElection>,
 }
 
 /// Reads the entries a node's log holds, whichever store it has. openraft owns the store
@@ -57,7 +63,7 @@ type LogView = Box<
 impl RaftNode {
     /// Opens (or creates) a node in `dir` and waits until it leads its one-member cluster.
     pub async fn open(dir: &Path, id: NodeId) -> anyhow::Result<RaftNode> {
-        let node = RaftNode::start(dir, id, NoPeers, false).await?;
+        let node = RaftNode::start(dir, id, NoPeers, None).await?;
         if !node
             .raft
             .is_initialized()
@@ -107,7 +113,7 @@ impl RaftNode {
             "node {id} is not one of the members {:?}",
             members.keys().collect::<Vec<_>>()
         );
-        let node = RaftNode::start(dir, id, network, true).await?;
+        let node = RaftNode::start(dir, id, network.clone(), Some(network)).await?;
         let initialiser = members.keys().next() == Some(&id);
         if initialiser
             && !node
@@ -129,20 +135,21 @@ impl RaftNode {
     pub async fn open_ram(id: NodeId, network: ClusterNetwork) -> anyhow::Result<RaftNode> {
         RaftNode::start_with(
             id,
-            network,
+            network.clone(),
             MemLogStore::default(),
             BrokerStateMachine::in_memory(),
-            true,
+            Some(network),
         )
         .await
     }
 
-    /// Starts openraft on `dir` with `network`, without initialising a membership.
+    /// Starts openraft on `dir` with `network`, without initialising a membership. `peers`
+    /// is the same network for a member of a cluster (prompt elections ask through it).
     async fn start<N>(
         dir: &Path,
         id: NodeId,
         network: N,
-        clustered: bool,
+        peers: Option<ClusterNetwork>,
     ) -> anyhow::Result<RaftNode>
     where
         N: openraft::RaftNetworkFactory<TypeConfig>,
@@ -159,7 +166,7 @@ impl RaftNode {
         })
         .await
         .context("open raft log and state machine")??;
-        RaftNode::start_with(id, network, log_store, state_machine, clustered).await
+        RaftNode::start_with(id, network, log_store, state_machine, peers).await
     }
 
     async fn start_with<N, L>(
@@ -167,7 +174,7 @@ impl RaftNode {
         network: N,
         mut log_store: L,
         state_machine: BrokerStateMachine,
-        clustered: bool,
+        peers: Option<ClusterNetwork>,
     ) -> anyhow::Result<RaftNode>
     where
         N: openraft::RaftNetworkFactory<TypeConfig>,
@@ -183,9 +190,9 @@ impl RaftNode {
         });
         let config = openraft::Config {
             cluster_name: "warren".to_string(),
-            heartbeat_interval: 100,
-            election_timeout_min: 300,
-            election_timeout_max: 600,
+            heartbeat_interval: RAFT_HEARTBEAT_MS,
+            election_timeout_min: RAFT_ELECTION_TIMEOUT_MIN_MS,
+            election_timeout_max: RAFT_ELECTION_TIMEOUT_MAX_MS,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(10_000),
             snapshot_max_chunk_size: crate::limits::SNAPSHOT_CHUNK_BYTES as u64,
             // A leader sends entries to followers before its own fsync. If it restarted as
@@ -215,14 +222,16 @@ impl RaftNode {
             raft.clone(),
             state_machine.snapshot_wanted(),
         ));
-        let contact = Arc::new(LeaderContact::new(clustered));
+        let contact = Arc::new(LeaderContact::new(peers.is_some()));
         tokio::spawn(hear_quorum_acks(raft.clone(), Arc::clone(&contact)));
+        let prompt = PromptElection::new(id, raft.clone(), Arc::clone(&contact), peers);
         Ok(RaftNode {
             raft,
             state_machine,
             id,
             log,
             contact,
+            prompt: Arc::new(prompt),
         })
     }
 
@@ -286,6 +295,17 @@ impl RaftNode {
         Arc::clone(&self.contact)
     }
 
+    /// Prompt elections (`prompt_election.rs`): what the peer server reports closed
+    /// connections to, and what raft-tests watch.
+    pub fn prompt_election(&self) -> Arc<PromptElection> {
+        Arc::clone(&self.prompt)
+    }
+
+    /// A connection that node `peer` opened to this one closed: evidence that it may be gone.
+    pub fn peer_closed(&self, peer: NodeId) {
+        self.prompt.peer_closed(peer);
+    }
+
     /// The leader's read index (Raft's ReadIndex): this node confirms with a quorum that it
     /// still leads, so every entry committed before the call is at or below the index.
     pub async fn read_index(&self) -> Result<u64, ProposeError> {
@@ -339,8 +359,10 @@ impl RaftNode {
         &self,
         request: super::protocol::PeerRequest,
     ) -> Option<super::protocol::PeerResponse> {
-        let contact = &self.contact;
-        super::peer_network::serve_raft_rpc(&self.raft, &self.state_machine, contact, request).await
+        let (contact, prompt) = (&self.contact, &*self.prompt);
+        let state_machine = &self.state_machine;
+        super::peer_network::serve_raft_rpc(&self.raft, state_machine, contact, prompt, request)
+            .await
     }
 
     pub async fn shutdown(self) -> anyhow::Result<()> {

@@ -37,6 +37,7 @@ use crate::limits::{
 };
 use crate::raft::contact::LeaderContact;
 use crate::raft::node::Raft;
+use crate::raft::prompt_election::PromptElection;
 use crate::raft::snapshot_data::SnapshotData;
 use crate::raft::state_machine::BrokerStateMachine;
 use crate::raft::types::{NodeId, TypeConfig};
@@ -149,6 +150,27 @@ impl ClusterNetwork {
                 });
                 links.insert(target, fresh.clone());
                 fresh
+            }
+        }
+    }
+
+    /// Asks voter `target` at `addr` whether it takes `request`'s leader for gone
+    /// (`prompt_election.rs`), on the vote link: yes, no, or `None` when it could not be
+    /// asked (taken for a no).
+    pub async fn ask_leader_gone(
+        &self,
+        target: NodeId,
+        addr: &str,
+        request: PeerRequest,
+    ) -> Option<bool> {
+        let links = self.links(target, &BasicNode::new(addr));
+        let mut client = links.vote.lock().await;
+        let timeout = super::prompt_election::ask_timeout();
+        match client.call_timeout(request, timeout).await {
+            Ok(response) => Some(super::prompt_election::granted(&response)),
+            Err(e) => {
+                tracing::debug!(target, error = %e, "ask whether the leader is gone");
+                None
             }
         }
     }
@@ -377,12 +399,14 @@ pub async fn serve_raft_rpc(
     raft: &Raft,
     state_machine: &BrokerStateMachine,
     contact: &LeaderContact,
+    prompt: &PromptElection,
     request: PeerRequest,
 ) -> Option<PeerResponse> {
     let response = match request {
         PeerRequest::AppendEntries(rpc) => {
             let received = std::time::Instant::now();
             contact.receiving(received);
+            prompt.append_arrived(received);
             match raft.append_entries(rpc).await {
                 Ok(response) => {
                     // Any answer but a higher vote means the sender leads this term.
@@ -394,7 +418,7 @@ pub async fn serve_raft_rpc(
                 Err(e) => PeerResponse::Error(format!("append entries: {e}")),
             }
         }
-        PeerRequest::Vote(rpc) => match raft.vote(rpc).await {
+        PeerRequest::Vote(rpc) => match raft.vote(prompt.vote_request(rpc)).await {
             Ok(response) => PeerResponse::Vote(response),
             Err(e) => PeerResponse::Error(format!("vote: {e}")),
         },
@@ -412,6 +436,11 @@ pub async fn serve_raft_rpc(
             let chunk = (offset, data, last);
             receive_snapshot_chunk(raft, state_machine, vote, meta, chunk).await
         }
+        PeerRequest::LeaderGone {
+            leader,
+            candidate,
+            last_log_index,
+        } => PeerResponse::LeaderGone(prompt.answer(leader, candidate, last_log_index).await),
         PeerRequest::Propose(_)
         | PeerRequest::ReadIndex
         | PeerRequest::Status

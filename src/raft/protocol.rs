@@ -70,6 +70,17 @@ pub enum PeerRequest {
     /// and consumers, once caught up with the leader's read index when it can be: answered
     /// with `Definitions`. Wire version 4.
     Definitions,
+    /// A follower saw a connection from its `leader` close and has heard nothing from it
+    /// since: does the receiver, by its own evidence, take that leader for gone too, and
+    /// would it rather see `candidate` (whose log ends at `last_log_index`) lead than itself?
+    /// Answered with `LeaderGone` (`raft/prompt_election.rs`). Appended without a new wire
+    /// version: a node of version 4 cannot decode it and closes the connection, which the
+    /// asker takes for a no, so mixed clusters keep the ordinary election.
+    LeaderGone {
+        leader: NodeId,
+        candidate: NodeId,
+        last_log_index: Option<u64>,
+    },
 }
 
 /// A change of the cluster's members, carried out by the leader.
@@ -117,6 +128,8 @@ pub enum PeerResponse {
     Refused(ProposeError),
     /// The answer to `Definitions`. Wire version 4.
     Definitions(Box<Applied>),
+    /// The answer to `LeaderGone`: yes or no.
+    LeaderGone(bool),
 }
 
 /// One node's report for cluster-status.

@@ -109,6 +109,11 @@ fn every_peer_message_round_trips() {
         PeerRequest::Propose(Default::default()),
         PeerRequest::Status,
         PeerRequest::ReadIndex,
+        PeerRequest::LeaderGone {
+            leader: 1,
+            candidate: 2,
+            last_log_index: Some(7),
+        },
     ];
     for request in requests {
         let frame = encode(&request).expect("encode");
@@ -142,6 +147,7 @@ fn every_peer_message_round_trips() {
         PeerResponse::Refused(ProposeError::Expired),
         PeerResponse::Refused(ProposeError::OutOfOrder),
         PeerResponse::Refused(ProposeError::Unknown("link broke".into())),
+        PeerResponse::LeaderGone(true),
     ];
     for response in responses {
         let frame = encode(&response).expect("encode");

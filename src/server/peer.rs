@@ -25,6 +25,10 @@ pub struct NodeHandler {
 impl PeerHandler for NodeHandler {
     type Protocol = NodeProtocol;
 
+    fn disconnected(&self, from: crate::raft::types::NodeId) {
+        self.node.peer_closed(from);
+    }
+
     async fn start(&self, request: PeerRequest) -> PendingResponse<'_> {
         match request {
             PeerRequest::Propose(batch) => self.append_forwarded(batch).await,

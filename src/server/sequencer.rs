@@ -29,6 +29,7 @@ use crate::raft::node::RaftNode;
 use crate::raft::propose_error::ProposeError;
 use crate::raft::sessions::Origin;
 use crate::raft::state_machine::Batch;
+use crate::raft::types::NodeId;
 
 /// Who waits for a part of an entry's replies: how many commands are theirs, and where to.
 pub type Waiters = Vec<(usize, oneshot::Sender<SubmitReplies>)>;
@@ -133,7 +134,7 @@ impl Sequencer {
                 // What was sent behind it is sent again too, on a new link (late answers
                 // on the old one would be out of step); the sessions sort it out.
                 self.in_flight = FuturesOrdered::new();
-                self.link = None;
+                let tried = self.link.take().map(|link| link.to());
                 let since = *self.front_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= PROPOSE_GIVE_UP_AFTER {
                     tracing::error!(%why, n = self.window.len(), "outcome unknown; giving up");
@@ -147,10 +148,12 @@ impl Sequencer {
                 }
                 tracing::debug!(%why, "entry not committed; sending it again");
                 let leader = self.node.leader();
-                let _ = self
-                    .node
-                    .wait_leader_other_than(leader, Some(PROPOSE_RETRY_WAIT))
-                    .await;
+                if !retry_at_once(&why, leader, tried) {
+                    let _ = self
+                        .node
+                        .wait_leader_other_than(leader, Some(PROPOSE_RETRY_WAIT))
+                        .await;
+                }
             }
         }
     }
@@ -161,5 +164,39 @@ impl Sequencer {
             super::batching::answer(pending.waiters, replies);
             drop(pending.permit);
         }
+    }
+}
+
+/// Whether a failed attempt goes again without waiting for a leader change: it was refused
+/// by a node that named a leader (or, with none known, a leader was found meanwhile), this
+/// node knows that same leader now, and it is not the node just tried. Waiting for a change
+/// here would only wait out [`PROPOSE_RETRY_WAIT`] after every election.
+fn retry_at_once(why: &ProposeError, leader: Option<NodeId>, tried: Option<NodeId>) -> bool {
+    match why {
+        ProposeError::NotLeader {
+            leader: Some(named),
+        } => leader == Some(*named) && tried != Some(*named),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_at_once;
+    use crate::raft::propose_error::ProposeError;
+
+    #[test]
+    fn a_refusal_naming_the_known_leader_goes_again_at_once() {
+        let named = |leader| ProposeError::NotLeader { leader };
+        // Found a leader after none was known, or the old one named the new one.
+        assert!(retry_at_once(&named(Some(2)), Some(2), None));
+        assert!(retry_at_once(&named(Some(2)), Some(2), Some(1)));
+        // This node knows another leader, or none, or the named one was just tried.
+        assert!(!retry_at_once(&named(Some(2)), Some(3), Some(1)));
+        assert!(!retry_at_once(&named(Some(2)), None, Some(1)));
+        assert!(!retry_at_once(&named(Some(2)), Some(2), Some(2)));
+        assert!(!retry_at_once(&named(None), Some(2), Some(1)));
+        let broke = ProposeError::unknown("link broke");
+        assert!(!retry_at_once(&broke, Some(2), Some(1)));
     }
 }

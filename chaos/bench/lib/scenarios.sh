@@ -123,6 +123,43 @@ scenario_6() {  # SIGNAL LABEL
   warm_up
 }
 
+# (6) follower: a follower killed under a client that reaches the cluster through HAProxy,
+# with config/haproxy.cfg's defaults and health checks. `balance first` puts the client on
+# the follower to be killed, and sends its reconnect there first too (HAProxy has not
+# marked it down yet): the worst case for the checks, which must send it on at once.
+scenario_6_follower() {
+  command -v haproxy >/dev/null || { apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; }
+  local leader victim n port=$((WARREN_PORT + 100)) cfg="$WORK/haproxy.cfg" kill_ms bench_pid hap_pid
+  leader=$(drv leader bench-failover) || { log "$B: no leader"; return 0; }
+  for n in 1 2 3; do [ "$n" = "$leader" ] || { victim=$n; break; }; done
+  { printf 'global\n    log stderr format raw local0 info\n'
+    sed -n '/^defaults/,/^listen/p' "$ROOT/config/haproxy.cfg" | sed '$d'
+    printf 'listen amqp\n    bind 127.0.0.1:%s\n    balance first\n' "$port"
+    grep '^ *default-server' "$ROOT/config/haproxy.cfg"
+    for n in $victim $(seq 1 3 | grep -v "^$victim\$"); do
+      printf '    server n%s %s\n' "$n" "$(drv uri "$n" | sed -E 's|.*@([^/]*)/.*|\1|')"
+    done; } >"$cfg"
+  haproxy -db -f "$cfg" >"$OUT/raw/$B-haproxy.log" 2>&1 &
+  hap_pid=$!
+  wait_port "$port" 10 || { log "$B: haproxy did not start"; kill "$hap_pid"; return 0; }
+  bench s6-follower -x 1 -y 1 -s 1000 -c 100 -q 200 -z "$FAILOVER_S" --reconnect --drain 10 \
+    -u bench-failover --uri "amqp://guest:guest@127.0.0.1:$port/%2f" &
+  bench_pid=$!
+  sleep $((FAILOVER_S / 2))
+  log "$B: (6) kill -9 node $victim (a follower, the client's node through HAProxy)"
+  kill_ms=$(now_ms)
+  kill -9 "$(drv pid "$victim")"
+  wait "$bench_pid" || true
+  kill "$hap_pid" 2>/dev/null || true
+  if [ -f "$OUT/raw/$B-s6-follower.json" ]; then
+    record "(6) kill-9 follower via HAProxy: s to next confirm" "$(outage_s s6-follower "$kill_ms")"
+  fi
+  wait_gone "$(drv pid "$victim")"
+  drv start_node "$victim"
+  wait_serving "$victim" "$PROBE_TIMEOUT_S" || log "$B: node $victim did not come back"
+  warm_up
+}
+
 # The outage is the longest pause in confirms that ends after the signal and starts within
 # 2 s of it (confirms already on their way still arrive just after a kill -9, so the pause
 # usually starts a little after the signal); it lasts until that pause's end.
@@ -154,7 +191,7 @@ run_scenarios() {
       2) scenario_2 ;;
       3) scenario_3 ;;
       4) scenario_4_5 ;;
-      6) scenario_6 KILL kill-9; sleep 3; scenario_6 STOP sigstop ;;
+      6) scenario_6 KILL kill-9; sleep 3; scenario_6 STOP sigstop; sleep 3; scenario_6_follower ;;
     esac
   done
 }
