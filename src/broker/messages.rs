@@ -59,6 +59,9 @@ pub struct Messages {
     /// Ids from here on are not this state's: a snapshot build's view of a store that
     /// applies go on writing.
     below: u64,
+    /// A view's cold messages are the store's below this id: the messages the view holds in
+    /// memory may be moved to the store after it was taken, and must not be read twice.
+    cold_below: u64,
     /// The first failed read of the store since the state machine last looked.
     fault: Mutex<Option<io::Error>>,
 }
@@ -73,6 +76,7 @@ impl Default for Messages {
             shared: BTreeMap::new(),
             doomed: BTreeSet::new(),
             below: u64::MAX,
+            cold_below: u64::MAX,
             fault: Mutex::new(None),
         }
     }
@@ -237,7 +241,7 @@ impl Messages {
     pub fn iter(&self) -> impl Iterator<Item = io::Result<(u64, Cow<'_, StoredMessage>)>> {
         let cold = self.cold.iter().flat_map(move |store| {
             store
-                .range(0, self.below)
+                .range(0, self.below.min(self.cold_below))
                 .filter_map(move |item| match item {
                     Ok((id, _)) if self.doomed.contains(&id) => None,
                     Ok((id, mut m)) => {
@@ -302,6 +306,12 @@ impl Messages {
             shared: self.shared.clone(),
             doomed: self.doomed.clone(),
             below: below.min(self.below),
+            cold_below: self
+                .hot
+                .keys()
+                .next()
+                .map_or(u64::MAX, |id| *id)
+                .min(self.cold_below),
             fault: Mutex::new(None),
         }
     }

@@ -226,3 +226,20 @@ fn a_view_reads_hot_and_cold_messages_in_id_order() {
     assert_eq!(ids(&view), vec![(1, 1), (2, 2), (3, 1), (4, 2)]);
     assert_eq!(view.hot_bytes(), keep);
 }
+
+/// Messages a view holds in memory that the state machine moves to the store after the view
+/// was taken are read once, from the view's memory: a snapshot build counts each message once.
+#[test]
+fn a_view_reads_once_what_moves_to_the_store_after_it() {
+    let (cold, mut messages) = cold_messages();
+    for id in 1..=4 {
+        messages.insert(id, message("m", 1));
+    }
+    let keep = 2 * weight(&message("m", 1));
+    cold.after_entry_keeping(&mut messages, keep, true);
+    let view = messages.view(5);
+    cold.after_entry_keeping(&mut messages, 0, true);
+    assert_eq!(cold.len(), 4, "all four in the store now");
+    assert_eq!(ids(&view), vec![(1, 1), (2, 1), (3, 1), (4, 1)]);
+    assert_eq!(view.len(), 4);
+}
