@@ -40,22 +40,14 @@ pub async fn open(
         Role::Ram => ram_node_id(config.node_id, wall_clock_ms()),
     };
     let network = ClusterNetwork::new(id, &auth);
-    let listener = tokio::net::TcpListener::bind(config.cluster_listen)
-        .await
-        .with_context(|| format!("bind cluster listener on {}", config.cluster_listen))?;
+    let listener = bind_cluster_listen(config).await?;
     // Does not wait for a leader: the election needs the peer server below.
     let node = match config.role() {
         Role::Disk => RaftNode::open_cluster_at(&config.data_dir, id, network, members).await,
         Role::Ram => RaftNode::open_ram(id, network).await,
     };
     let node = Arc::new(node.context("open raft node")?);
-    let handler = NodeHandler {
-        node: Arc::clone(&node),
-        config: Arc::clone(config),
-        stop,
-        admin,
-    };
-    let server = PeerServer::start(listener, id, &auth, Arc::new(handler))?;
+    let server = serve_peers(listener, config, &node, id, &auth, stop, admin)?;
     super::catch_up::start(&node, auth.clone());
     if config.role() == Role::Ram {
         join_as_ram_node(config, id).await;
@@ -72,18 +64,37 @@ pub async fn open_single(
     admin: Arc<super::peer_admin::AdminSlot>,
 ) -> anyhow::Result<(Arc<RaftNode>, PeerServer)> {
     let auth = super::ask_leader::load_or_make_peer_auth(config)?;
-    let listener = tokio::net::TcpListener::bind(config.cluster_listen)
-        .await
-        .with_context(|| format!("bind cluster_listen {}", config.cluster_listen))?;
+    let listener = bind_cluster_listen(config).await?;
     let node = Arc::new(RaftNode::open(&config.data_dir, SINGLE_NODE_ID).await?);
+    let server = serve_peers(listener, config, &node, SINGLE_NODE_ID, &auth, stop, admin)?;
+    Ok((node, server))
+}
+
+/// Binds `cluster_listen`, before Raft opens: a port in use fails the start at once.
+async fn bind_cluster_listen(config: &NodeConfig) -> anyhow::Result<tokio::net::TcpListener> {
+    let addr = config.cluster_listen;
+    let bound = tokio::net::TcpListener::bind(addr).await;
+    bound.with_context(|| format!("bind cluster listener on {addr}"))
+}
+
+/// Starts answering peers and the command-line tools for `node` (Raft id `id`) on
+/// `listener`; `stop` and `admin` are where `warren stop` and the operator's commands go.
+fn serve_peers(
+    listener: tokio::net::TcpListener,
+    config: &Arc<NodeConfig>,
+    node: &Arc<RaftNode>,
+    id: u64,
+    auth: &PeerAuth,
+    stop: Arc<tokio::sync::Notify>,
+    admin: Arc<super::peer_admin::AdminSlot>,
+) -> anyhow::Result<PeerServer> {
     let handler = NodeHandler {
-        node: Arc::clone(&node),
+        node: Arc::clone(node),
         config: Arc::clone(config),
         stop,
         admin,
     };
-    let server = PeerServer::start(listener, SINGLE_NODE_ID, &auth, Arc::new(handler))?;
-    Ok((node, server))
+    PeerServer::start(listener, id, auth, Arc::new(handler))
 }
 
 /// Asks the leader, until it has done so, to add this start of a RAM node: as a learner
