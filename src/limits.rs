@@ -247,3 +247,11 @@ const _: () = assert!(ADMIN_UPGRADE_WAIT.as_millis() < ADMIN_COMMIT_TIMEOUT.as_m
 /// has after that.
 pub const DEFINITIONS_CATCH_UP_MAX: std::time::Duration = std::time::Duration::from_secs(3);
 const _: () = assert!(DEFINITIONS_CATCH_UP_MAX.as_millis() < ADMIN_CALL_TIMEOUT.as_millis());
+/// How long an operator's committed change waits for every member to apply it before the
+/// CLI is answered (a changed password must not log in on another node a moment later);
+/// a member that is down or cut off is not waited for past it.
+pub const ADMIN_SPREAD_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+const _: () = assert!(
+    ADMIN_COMMIT_TIMEOUT.as_millis() + ADMIN_SPREAD_WAIT.as_millis()
+        < ADMIN_CALL_TIMEOUT.as_millis()
+);

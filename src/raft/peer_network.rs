@@ -448,7 +448,8 @@ pub async fn serve_raft_rpc(
         | PeerRequest::ChangeMembership(_)
         | PeerRequest::Stop
         | PeerRequest::Admin(_)
-        | PeerRequest::Definitions => return None,
+        | PeerRequest::Definitions
+        | PeerRequest::AppliedAtLeast { .. } => return None,
     };
     Some(response)
 }

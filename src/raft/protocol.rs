@@ -81,6 +81,15 @@ pub enum PeerRequest {
         candidate: NodeId,
         last_log_index: Option<u64>,
     },
+    /// Has the receiver applied the entry at `index`? It waits up to `wait_ms` for it and
+    /// answers `AppliedAtLeast`: how an operator's change returns only once every reachable
+    /// member applied it (`server/catch_up.rs::spread`), as RabbitMQ's replicated metadata
+    /// does. Appended without a new wire version, as `LeaderGone`: a node of version 4
+    /// closes the connection, which the asker takes for a no.
+    AppliedAtLeast {
+        index: u64,
+        wait_ms: u64,
+    },
 }
 
 /// A change of the cluster's members, carried out by the leader.
@@ -130,6 +139,8 @@ pub enum PeerResponse {
     Definitions(Box<Applied>),
     /// The answer to `LeaderGone`: yes or no.
     LeaderGone(bool),
+    /// The answer to `AppliedAtLeast`: whether the receiver applied that entry in time.
+    AppliedAtLeast(bool),
 }
 
 /// One node's report for cluster-status.

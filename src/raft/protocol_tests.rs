@@ -114,6 +114,10 @@ fn every_peer_message_round_trips() {
             candidate: 2,
             last_log_index: Some(7),
         },
+        PeerRequest::AppliedAtLeast {
+            index: 9,
+            wait_ms: 2000,
+        },
     ];
     for request in requests {
         let frame = encode(&request).expect("encode");
@@ -148,6 +152,7 @@ fn every_peer_message_round_trips() {
         PeerResponse::Refused(ProposeError::OutOfOrder),
         PeerResponse::Refused(ProposeError::Unknown("link broke".into())),
         PeerResponse::LeaderGone(true),
+        PeerResponse::AppliedAtLeast(false),
     ];
     for response in responses {
         let frame = encode(&response).expect("encode");
@@ -204,4 +209,41 @@ async fn admin_requests_and_definitions_round_trip() {
     let frame = encode(&PeerResponse::Definitions(Box::new(applied.clone()))).expect("encode");
     let decoded = read_bytes(frame, CLUSTER_FRAME_MAX).await.expect("decode");
     assert!(matches!(decoded, PeerResponse::Definitions(a) if *a == applied));
+}
+
+/// The requests appended without a new wire version must keep their place and shape: a node
+/// of the previous build decodes every variant before them, and these bytes are what the
+/// next build must still read. A variant inserted before them, or a field changed, fails.
+#[test]
+fn appended_requests_keep_their_bytes() {
+    let cases: Vec<(Vec<u8>, &[u8])> = vec![
+        (
+            postcard::to_stdvec(&PeerRequest::LeaderGone {
+                leader: 1,
+                candidate: 2,
+                last_log_index: Some(7),
+            })
+            .expect("encode"),
+            &[12, 1, 2, 1, 7],
+        ),
+        (
+            postcard::to_stdvec(&PeerRequest::AppliedAtLeast {
+                index: 9,
+                wait_ms: 2000,
+            })
+            .expect("encode"),
+            &[13, 9, 0xd0, 0x0f],
+        ),
+        (
+            postcard::to_stdvec(&PeerResponse::LeaderGone(true)).expect("encode"),
+            &[12, 1],
+        ),
+        (
+            postcard::to_stdvec(&PeerResponse::AppliedAtLeast(false)).expect("encode"),
+            &[13, 0],
+        ),
+    ];
+    for (encoded, golden) in cases {
+        assert_eq!(encoded, golden);
+    }
 }

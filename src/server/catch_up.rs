@@ -12,6 +12,7 @@ use crate::raft::contact::Hold;
 use crate::raft::node::RaftNode;
 use crate::raft::peer_network::call_peer;
 use crate::raft::protocol::{PeerRequest, PeerResponse};
+use crate::raft::types::NodeId;
 
 /// Starts the task; it ends with the node.
 pub fn start(node: &Arc<RaftNode>, auth: PeerAuth) {
@@ -60,6 +61,40 @@ pub async fn catch_up(node: &RaftNode, auth: Option<&PeerAuth>, timeout: Duratio
     };
     let left = deadline.saturating_duration_since(Instant::now());
     node.wait_applied(index, left).await
+}
+
+/// Waits until every member of the membership this node knows applied what the cluster
+/// committed before the call, at most `timeout`; the members that did not answer yes in
+/// time. A member that is down costs the wait, not a failure: the change is committed.
+pub async fn spread(node: &RaftNode, auth: Option<&PeerAuth>, timeout: Duration) -> Vec<NodeId> {
+    let Some(auth) = auth else {
+        return Vec::new();
+    };
+    let deadline = Instant::now() + timeout;
+    let Ok(Ok(index)) = tokio::time::timeout(timeout, read_index(node, auth)).await else {
+        return node.members().all().map(|(id, _)| *id).collect();
+    };
+    let wait_ms = deadline
+        .saturating_duration_since(Instant::now())
+        .as_millis() as u64;
+    let members = node.members();
+    let asks = members.all().map(|(&id, addr)| {
+        let addr = addr.clone();
+        async move {
+            let applied = if id == node.id {
+                node.wait_applied(index, Duration::from_millis(wait_ms))
+                    .await
+            } else {
+                let request = PeerRequest::AppliedAtLeast { index, wait_ms };
+                let call = call_peer(&addr, id, node.id, auth, request);
+                let answer = tokio::time::timeout_at(deadline.into(), call).await;
+                matches!(answer, Ok(Ok(PeerResponse::AppliedAtLeast(true))))
+            };
+            (!applied).then_some(id)
+        }
+    });
+    let missing = futures::future::join_all(asks).await;
+    missing.into_iter().flatten().collect()
 }
 
 async fn read_index(node: &RaftNode, auth: &PeerAuth) -> anyhow::Result<u64> {

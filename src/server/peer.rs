@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::forward::Attempt;
 use crate::cluster::PeerHandler;
 use crate::config::NodeConfig;
+use crate::limits::ADMIN_SPREAD_WAIT;
 use crate::raft::node::RaftNode;
 use crate::raft::propose_error::ProposeError;
 use crate::raft::protocol::{
@@ -61,6 +62,10 @@ impl PeerHandler for NodeHandler {
             }
             PeerRequest::Admin(commands) => self.admin(commands).await,
             PeerRequest::Definitions => self.definitions().await,
+            PeerRequest::AppliedAtLeast { index, wait_ms } => {
+                let wait = std::time::Duration::from_millis(wait_ms).min(ADMIN_SPREAD_WAIT);
+                PeerResponse::AppliedAtLeast(self.node.wait_applied(index, wait).await)
+            }
             PeerRequest::Stop => {
                 tracing::info!("stop requested");
                 self.stop.notify_one();

@@ -12,7 +12,9 @@ use super::peer::NodeHandler;
 use super::proposer::Proposer;
 use crate::broker::command::Command;
 use crate::definitions::applied::Applied;
-use crate::limits::{ADMIN_COMMIT_TIMEOUT, ADMIN_UPGRADE_WAIT, DEFINITIONS_CATCH_UP_MAX};
+use crate::limits::{
+    ADMIN_COMMIT_TIMEOUT, ADMIN_SPREAD_WAIT, ADMIN_UPGRADE_WAIT, DEFINITIONS_CATCH_UP_MAX,
+};
 use crate::raft::protocol::PeerResponse;
 
 /// Where the peer handler finds the node's proposer once it runs.
@@ -53,7 +55,19 @@ impl NodeHandler {
         }
         let receiver = proposer.submit(commands).await;
         match tokio::time::timeout(ADMIN_COMMIT_TIMEOUT, receiver).await {
-            Ok(Ok(Ok(replies))) => PeerResponse::Replies(replies),
+            Ok(Ok(Ok(replies))) => {
+                // Answer once every member applied it, as RabbitMQ's metadata changes are
+                // on every running node when the command returns: a password changed here
+                // must not still log in on another node a moment later.
+                let missing = proposer.spread(ADMIN_SPREAD_WAIT).await;
+                if !missing.is_empty() {
+                    tracing::info!(
+                        ?missing,
+                        "operator change committed; members not caught up yet"
+                    );
+                }
+                PeerResponse::Replies(replies)
+            }
             Ok(_) => PeerResponse::Error(
                 "outcome unknown: the entry may or may not have committed".to_string(),
             ),

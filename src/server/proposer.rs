@@ -157,6 +157,12 @@ impl Proposer {
         super::catch_up::catch_up(&self.node, self.peer_auth.as_ref(), timeout).await
     }
 
+    /// Waits until every member applied what the cluster committed before the call, at
+    /// most `timeout`; the members that had not (`catch_up.rs::spread`).
+    pub async fn spread(&self, timeout: std::time::Duration) -> Vec<crate::raft::types::NodeId> {
+        super::catch_up::spread(&self.node, self.peer_auth.as_ref(), timeout).await
+    }
+
     /// Forgets a connection; deliveries to it are dropped from now on (its ChannelClosed
     /// commands return them to their queues).
     pub fn unregister(&self, conn: u64) {
