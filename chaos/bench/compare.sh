@@ -9,7 +9,7 @@
 #
 # Run as root (apt-get, and it kills the nodes it started). Usage:
 #   chaos/bench/compare.sh [--quick] [--backlog N] [--seconds S] [--out DIR]
-#                          [--scenarios "1 2 3 4 6"] [--only rabbitmq|warren] [--skip-build]
+#                          [--scenarios "1 2 3 4 6 7"] [--only rabbitmq|warren] [--skip-build]
 #                          [--keep]
 set -euo pipefail
 
@@ -22,7 +22,7 @@ BACKLOG=1000000     # scenario (4), messages of 1 KB
 FAILOVER_S=20       # scenario (6), seconds of load; the kill comes halfway
 PROBE_TIMEOUT_S=300 # scenario (5), longest wait for a restarted node
 DISK_S=10
-SCENARIOS="1 2 3 4 6"
+SCENARIOS="1 2 3 4 6 7"
 BROKERS="rabbitmq warren"
 OUT="$ROOT/chaos/bench/out/$(date -u +%Y%m%dT%H%M%SZ)"
 BUILD=1
@@ -88,6 +88,7 @@ for B in $BROKERS; do
   run_scenarios
   "${B}_stop_cluster"
   sleep 2
+  if [[ " $SCENARIOS " == *" 7 "* ]]; then scenario_7; sleep 2; fi
 done
 disk_rows
 report

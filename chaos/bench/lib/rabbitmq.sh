@@ -66,6 +66,14 @@ rabbitmq_start_cluster() {
   rabbitmqctl_n 1 cluster_status | grep -A4 -i "running nodes" | sed 's/^/  /'
 }
 
+rabbitmq_start_single() {  # node 1 alone (scenario 7); stopped by rabbitmq_stop_cluster
+  RMQ_DIR="$WORK/rabbitmq-single"
+  mkdir -p "$RMQ_DIR/home"
+  head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >"$RMQ_DIR/home/.erlang.cookie"
+  chmod 400 "$RMQ_DIR/home/.erlang.cookie"
+  rabbitmq_start_node 1
+}
+
 rabbitmq_pid() { cat "$RMQ_DIR/rabbit$1/pid"; }
 
 rabbitmq_uri() { echo "amqp://guest:guest@127.0.0.1:$((RMQ_PORT + $1 - 1))/%2f"; }
@@ -87,6 +95,7 @@ rabbitmq_stop_cluster() {
   local n pid
   for n in 1 2 3; do
     pid=$(cat "$RMQ_DIR/rabbit$n/pid" 2>/dev/null) || continue
+    [ -n "$pid" ] || continue
     kill -CONT "$pid" 2>/dev/null || true
     kill -9 "$pid" 2>/dev/null || true
   done

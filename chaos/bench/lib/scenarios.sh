@@ -1,4 +1,4 @@
-# The issue's scenarios (1)-(6), run against one broker through its driver ($B is
+# The issue's scenarios (1)-(7), run against one broker through its driver ($B is
 # "rabbitmq" or "warren"). Each records its figures with `record FIGURE VALUE`; the raw
 # warren-bench summaries and logs are kept under $OUT/raw.
 
@@ -24,6 +24,31 @@ scenario_1() {
   record "(1) confirm p50 ms" "$(field s1 .confirm_latency_ms.p50)"
   record "(1) confirm p99 ms" "$(field s1 .confirm_latency_ms.p99)"
   record "(1) end-to-end p99 ms" "$(field s1 .e2e_latency_ms.p99)"
+  keeping_up 1 s1
+}
+
+# Do consumers keep up (issue 15)? The share of confirmed messages received over the run,
+# and end-to-end p50 over confirm p50 (the target: at least 99 %, at most 2x).
+keeping_up() {  # N NAME
+  record "($1) received % of confirmed" \
+    "$(field "$2" '(.received * 1000 / ([.confirmed, 1] | max) | floor) / 10')"
+  record "($1) end-to-end p50 / confirm p50" \
+    "$(field "$2" '(.e2e_latency_ms.p50 * 100 / ([.confirm_latency_ms.p50, 0.001] | max) | floor) / 100')"
+}
+
+# (7): scenario (1) against one node of each broker (a quorum queue of one member on
+# RabbitMQ), started by the driver's <b>_start_single.
+scenario_7() {
+  log "== $B: one node"
+  drv start_single
+  bench s7 -x 1 -y 1 -s 1000 -c 100 -q 200 -z "$RUN_S" -u bench-s7 --uri "$(drv uri 1)" \
+    || { drv stop_cluster; return 0; }
+  record "(7) one node, 1p1c window 100: confirmed msg/s" "$(field s7 .confirmed_per_s)"
+  record "(7) confirm p50 ms" "$(field s7 .confirm_latency_ms.p50)"
+  record "(7) end-to-end p50 ms" "$(field s7 .e2e_latency_ms.p50)"
+  record "(7) end-to-end p99 ms" "$(field s7 .e2e_latency_ms.p99)"
+  keeping_up 7 s7
+  drv stop_cluster
 }
 
 scenario_2() {
@@ -192,6 +217,7 @@ run_scenarios() {
       3) scenario_3 ;;
       4) scenario_4_5 ;;
       6) scenario_6 KILL kill-9; sleep 3; scenario_6 STOP sigstop; sleep 3; scenario_6_follower ;;
+      7) ;;  # after the cluster is stopped (compare.sh)
     esac
   done
 }

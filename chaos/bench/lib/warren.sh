@@ -42,6 +42,13 @@ warren_start_cluster() {
   "$WARREN" cluster-status --config "$WARREN_DIR/node1.toml" | sed 's/^/  /'
 }
 
+warren_start_single() {  # one node with no peers (scenario 7); stopped by warren_stop_cluster
+  WARREN_DIR="$WORK/warren-single"
+  mkdir -p "$WARREN_DIR"
+  warren_config 1 | sed '/^\[\[peers\]\]/,$d' >"$WARREN_DIR/node1.toml"
+  warren_start_node 1
+}
+
 warren_pid() { echo "${WARREN_PIDS[$1]}"; }
 
 warren_uri() { echo "amqp://guest:guest@127.0.0.1:$((WARREN_PORT + $1 - 1))/%2f"; }
