@@ -19,6 +19,7 @@ pub mod queue;
 pub mod ready;
 pub mod state;
 mod state_declare;
+pub mod state_extras;
 pub mod state_legacy;
 mod state_lifecycle;
 mod state_messages;

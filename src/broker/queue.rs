@@ -3,8 +3,9 @@
 //! A message is in exactly one place: `ready` (waiting), `unacked` (checked out to one
 //! consumer's channel) or gone (settled). Assignment is deterministic: consumers are served
 //! round-robin in the order they were added, each up to its prefetch (or, for no_ack and
-//! prefetch-0 consumers, its credit window), so every node applying the same commands makes
-//! the same deliveries. Bodies live elsewhere; this type only moves ids.
+//! prefetch-0 consumers, its credit window), the highest consumer priority first (a lower
+//! one only while every higher one is blocked), so every node applying the same commands
+//! makes the same deliveries. Bodies live elsewhere; this type only moves ids.
 //! A channel's own limit (basic.qos global=true) is asked through [`ChannelCredit`] at every
 //! delivery and told of every consumer delivery that comes back.
 //!
@@ -49,6 +50,12 @@ pub struct Consumer {
     /// ones to the socket (`Command::Credit`). Without it one apply could move a whole
     /// backlog into one connection's memory. Unused for the others.
     pub n_credit: u32,
+    /// basic.consume's `x-priority` (machine version 4; 0 before): a consumer is served only
+    /// while no consumer of a higher priority may take the message (RabbitMQ's consumer
+    /// priorities). Not in the serialized layout of snapshot formats 5 and 6: format 7
+    /// carries it apart (`state_extras.rs`), so the older layouts stay as they were.
+    #[serde(skip)]
+    pub priority: i32,
 }
 
 /// A message checked out to a consumer, waiting for its settle.
@@ -181,6 +188,19 @@ impl Queue {
         exclusive: bool,
         credit: &mut impl ChannelCredit,
     ) -> Vec<Delivery> {
+        self.add_consumer_with_priority(key, prefetch, no_ack, exclusive, 0, credit)
+    }
+
+    /// As [`Queue::add_consumer`], with a consumer priority (`x-priority`).
+    pub fn add_consumer_with_priority(
+        &mut self,
+        key: ConsumerKey,
+        prefetch: u32,
+        no_ack: bool,
+        exclusive: bool,
+        priority: i32,
+        credit: &mut impl ChannelCredit,
+    ) -> Vec<Delivery> {
         debug_assert!(self.consumers.iter().all(|c| c.key != key));
         debug_assert!(!self.in_exclusive_use(exclusive));
         self.had_consumer = true;
@@ -194,6 +214,7 @@ impl Queue {
             exclusive,
             n_unacked: 0,
             n_credit: CONSUMER_CREDIT_WINDOW,
+            priority,
         });
         self.assign(credit)
     }
@@ -480,23 +501,21 @@ impl Queue {
     }
 
     /// Hands ready messages to consumers with credit of their own and from their channel
-    /// (no_ack consumers need only their own), round-robin. Called after every change that can
-    /// make a delivery possible, and by the state when a channel gains credit.
+    /// (no_ack consumers need only their own): each to the highest-priority consumer that
+    /// may take it, round-robin among equals. Called after every change that can make a
+    /// delivery possible, and by the state when a channel gains credit.
     pub fn assign(&mut self, credit: &mut impl ChannelCredit) -> Vec<Delivery> {
         let mut out = Vec::new();
+        let top = self.consumers.iter().map(|c| c.priority).max();
         // Each pass over the consumers either delivers or proves no one has credit: bounded.
         while !self.ready.is_empty() && !self.consumers.is_empty() {
-            let n = self.consumers.len();
             let may_serve =
                 |c: &Consumer| has_credit(c) && (c.no_ack || credit.may_deliver(&c.key));
-            let Some(offset) =
-                (0..n).find(|i| may_serve(&self.consumers[(self.next_consumer + i) % n]))
-            else {
+            let Some(index) = self.next_to_serve(top, may_serve) else {
                 self.hold_back(credit);
                 break;
             };
-            let index = (self.next_consumer + offset) % n;
-            self.next_consumer = (index + 1) % n;
+            self.next_consumer = (index + 1) % self.consumers.len();
             let Some(ready) = self.pop_live() else {
                 break;
             };
@@ -520,6 +539,48 @@ impl Queue {
             out.push(delivery(ready, consumer.key.clone(), consumer.no_ack));
         }
         out
+    }
+
+    /// The index of the consumer to serve next: of those `may_serve` admits, the ones of
+    /// the highest priority, and of these the first from `next_consumer` on (round-robin).
+    /// With every priority equal (the only case before machine version 4) this is the
+    /// first consumer `may_serve` admits from `next_consumer` on, as it always was. `top` is
+    /// the highest priority registered: a consumer of it ends the search.
+    fn next_to_serve(
+        &self,
+        top: Option<i32>,
+        may_serve: impl Fn(&Consumer) -> bool,
+    ) -> Option<usize> {
+        let n = self.consumers.len();
+        let mut best: Option<usize> = None;
+        for index in (0..n).map(|i| (self.next_consumer + i) % n) {
+            let consumer = &self.consumers[index];
+            let better = best.is_none_or(|b| consumer.priority > self.consumers[b].priority);
+            if better && may_serve(consumer) {
+                best = Some(index);
+                if Some(consumer.priority) == top {
+                    break;
+                }
+            }
+        }
+        best
+    }
+
+    /// The priority of every consumer whose priority is not 0, by consumer id (a snapshot's
+    /// extras, `state_extras.rs`).
+    pub fn consumer_priorities(&self) -> Vec<(u64, i32)> {
+        let prioritised = self.consumers.iter().filter(|c| c.priority != 0);
+        prioritised.map(|c| (c.id, c.priority)).collect()
+    }
+
+    /// Sets consumer `id`'s priority (loading a snapshot); false when there is no such
+    /// consumer.
+    pub fn set_consumer_priority(&mut self, id: u64, priority: i32) -> bool {
+        let Some(consumer) = self.consumers.iter_mut().find(|c| c.id == id) else {
+            return false;
+        };
+        consumer.priority = priority;
+        true
     }
 
     /// Ready messages wait while every consumer is out of credit: tells the channels that
@@ -563,6 +624,9 @@ pub use limits::Offer;
 #[cfg(test)]
 #[path = "queue_credit_tests.rs"]
 mod credit_tests;
+#[cfg(test)]
+#[path = "queue_priority_tests.rs"]
+mod priority_tests;
 #[cfg(test)]
 #[path = "queue_prop_tests.rs"]
 mod prop_tests;

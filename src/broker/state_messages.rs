@@ -19,6 +19,28 @@ pub(super) struct Published {
     pub expiration_ms: Option<u64>,
 }
 
+/// A basic.consume as the state applies it (`Command::Consume`, `ConsumeWithPriority`).
+pub(super) struct Consume {
+    pub consumer: ConsumerKey,
+    pub prefetch: u32,
+    pub no_ack: bool,
+    pub exclusive: bool,
+    /// `x-priority`; 0 for a plain `Consume`.
+    pub priority: i32,
+}
+
+impl Consume {
+    pub fn new(consumer: ConsumerKey, prefetch: u32, no_ack: bool, exclusive: bool) -> Consume {
+        Consume {
+            consumer,
+            prefetch,
+            no_ack,
+            exclusive,
+            priority: 0,
+        }
+    }
+}
+
 impl BrokerState {
     pub(super) fn publish(
         &mut self,
@@ -185,12 +207,16 @@ impl BrokerState {
     pub(super) fn consume(
         &mut self,
         queue: &str,
-        consumer: ConsumerKey,
-        prefetch: u32,
-        no_ack: bool,
-        exclusive: bool,
+        consume: Consume,
         fx: &mut Effects,
     ) -> Result<Reply, Refusal> {
+        let Consume {
+            consumer,
+            prefetch,
+            no_ack,
+            exclusive,
+            priority,
+        } = consume;
         let in_use = self
             .here
             .queues
@@ -215,7 +241,7 @@ impl BrokerState {
         let mut gate = limits.gate(queue);
         let deliveries = entry
             .queue
-            .add_consumer(consumer, prefetch, no_ack, exclusive, &mut gate);
+            .add_consumer_with_priority(consumer, prefetch, no_ack, exclusive, priority, &mut gate);
         fx.deliver(queue, deliveries);
         Ok(Reply::Done)
     }

@@ -101,3 +101,91 @@ fn version_2_keeps_its_rules_until_the_cluster_moves_to_3() {
     );
     assert_eq!(reply_of(&sm, 17, unbind_missing()), Ok(Reply::Done));
 }
+
+fn consume(tag: &str, channel: u16, priority: Option<i32>) -> Command {
+    let consumer = crate::broker::queue::ConsumerKey {
+        conn: 1,
+        channel,
+        tag: tag.into(),
+    };
+    match priority {
+        None => Command::Consume {
+            queue: "q".into(),
+            consumer,
+            prefetch: 1,
+            no_ack: false,
+            exclusive: false,
+        },
+        Some(priority) => Command::ConsumeWithPriority {
+            queue: "q".into(),
+            consumer,
+            prefetch: 1,
+            no_ack: false,
+            exclusive: false,
+            priority,
+        },
+    }
+}
+
+/// Machine version 4 brings consumer priorities: a cluster at 3 cannot apply their command
+/// (its members may not read it) and writes snapshot format 6; at 4 a consumer's priority
+/// decides who is served, and survives a snapshot file (format 7) and a reopen.
+#[test]
+fn consumer_priorities_need_version_4_and_survive_a_snapshot_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sm = BrokerStateMachine::open(dir.path()).expect("open");
+    let format = || std::fs::read(dir.path().join(SNAPSHOT_FILE)).expect("snapshot")[0];
+    apply(&sm, 1, vec![Command::SetMachineVersion { version: 3 }]);
+    apply(&sm, 2, vec![QueueDecl::new("q").command()]);
+    let request = Batch {
+        time_ms: 1_000,
+        commands: vec![consume("high", 2, Some(5))],
+        origin: None,
+    }
+    .to_request();
+    let refused = sm.lock().apply_batch(&log_id(3), &request);
+    assert!(refused.is_err(), "an entry of version 4 in a cluster at 3");
+    sm.build_and_write().expect("build snapshot");
+    assert_eq!(format(), 6, "machine version 3 writes format 6");
+
+    apply(&sm, 3, vec![Command::SetMachineVersion { version: 4 }]);
+    apply(
+        &sm,
+        4,
+        vec![consume("low", 1, None), consume("high", 2, Some(5))],
+    );
+    apply(&sm, 5, vec![publish("q", body(1, 8))]);
+    let held = |sm: &BrokerStateMachine, channel| {
+        sm.with_broker(|b| {
+            b.queue("/", "q")
+                .expect("q")
+                .queue
+                .checked_out_to(1, channel)
+        })
+    };
+    assert_eq!(
+        (held(&sm, 2), held(&sm, 1)),
+        (vec![1], vec![]),
+        "high first"
+    );
+    sm.build_and_write().expect("build snapshot");
+    assert_eq!(format(), 7);
+    let digest = sm.digest();
+    drop(sm);
+
+    let sm = BrokerStateMachine::open(dir.path()).expect("reopen");
+    assert_eq!(sm.digest(), digest);
+    let priorities = sm.with_broker(|b| b.queue("/", "q").expect("q").queue.consumer_priorities());
+    assert_eq!(priorities, vec![(1, 5)]);
+    // "high" is full (prefetch 1): the next goes to "low"; once "high" settles, it is first.
+    apply(&sm, 6, vec![publish("q", body(2, 8))]);
+    assert_eq!(held(&sm, 1), vec![2]);
+    let settle = Command::Settle {
+        queue: "q".into(),
+        msg_ids: vec![1],
+        conn: 1,
+        channel: 2,
+    };
+    apply(&sm, 7, vec![settle, publish("q", body(3, 8))]);
+    assert_eq!((held(&sm, 2), held(&sm, 1)), (vec![3], vec![2]));
+}
