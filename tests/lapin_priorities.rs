@@ -1,12 +1,14 @@
 //! Issue 16's priorities, end to end with lapin on the real binary: consumer priorities
-//! (`x-priority` on basic.consume, machine version 4) on one node and on a three-node
-//! cluster whose leader is killed in the middle.
+//! (`x-priority` on basic.consume) and priority queues (`x-max-priority`, the message's
+//! `priority`), both machine version 4, on one node and on a three-node cluster whose
+//! leader is killed in the middle.
 
 use std::time::Duration;
 
 use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
+    BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection};
@@ -14,10 +16,11 @@ use lapin::{BasicProperties, Connection};
 mod common;
 use common::cluster::{wait_machine_version, Cluster};
 use common::{
-    confirm_channel, connect, next_delivery, publish_to, refused, start_server_with_cli, within,
+    confirm_channel, connect, get_no_ack, next_delivery, publish_to, refused,
+    start_server_with_cli, within,
 };
 
-/// The machine version that brought consumer priorities.
+/// The machine version that brought consumer priorities and priority queues.
 const QUEUE_FEATURES_MACHINE_VERSION: u16 = 4;
 /// The bound on a whole cluster test.
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -48,6 +51,20 @@ async fn consumer_with(
         .await
         .expect("basic.consume");
     (channel, consumer)
+}
+
+/// Waits until every node of `cluster` applied machine version 4: a front end below it
+/// ignores x-priority and x-max-priority.
+async fn wait_all_at_version_4(cluster: &Cluster) {
+    cluster
+        .wait_status("every node at machine version 4", TEST_TIMEOUT, |v| {
+            v.nodes.iter().all(|r| {
+                r.status
+                    .as_ref()
+                    .is_some_and(|s| s.machine_version >= QUEUE_FEATURES_MACHINE_VERSION)
+            })
+        })
+        .await;
 }
 
 /// Publishes `m{n}` for every n of `ns`, each confirmed.
@@ -178,15 +195,7 @@ async fn consumer_priorities_survive_a_leader_kill() {
     let test = async {
         let mut cluster = Cluster::start().await;
         let leader = cluster.wait_for_leader().await;
-        cluster
-            .wait_status("every node at machine version 4", TEST_TIMEOUT, |v| {
-                v.nodes.iter().all(|r| {
-                    r.status
-                        .as_ref()
-                        .is_some_and(|s| s.machine_version >= QUEUE_FEATURES_MACHINE_VERSION)
-                })
-            })
-            .await;
+        wait_all_at_version_4(&cluster).await;
         let others = cluster.others(leader);
         let (consumer_node, publisher_node) = (others[0], others[1]);
 
@@ -223,6 +232,189 @@ async fn consumer_priorities_survive_a_leader_kill() {
         assert_eq!(cancel_and_drain(&low_ch, "low", low).await, ["m3", "m6"]);
         conn.close(200, "bye").await.expect("close");
         publisher.close(200, "bye").await.expect("close");
+    };
+    tokio::time::timeout(TEST_TIMEOUT, test)
+        .await
+        .unwrap_or_else(|_| panic!("test took longer than {TEST_TIMEOUT:?}"));
+}
+
+fn max_priority_args(max: AMQPValue) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-max-priority".into(), max);
+    args
+}
+
+/// Declares `queue` with `x-max-priority` `max` on `channel`.
+async fn declare_priority_queue(channel: &lapin::Channel, queue: &str, max: i32) {
+    let args = max_priority_args(AMQPValue::LongInt(max));
+    let declare = channel.queue_declare(queue, QueueDeclareOptions::default(), args);
+    within("queue.declare", declare)
+        .await
+        .expect("queue.declare");
+}
+
+/// Publishes `(body, priority)` pairs to `queue`, each confirmed.
+async fn publish_with_priorities(channel: &lapin::Channel, queue: &str, messages: &[(&str, u8)]) {
+    for (body, priority) in messages {
+        let properties = BasicProperties::default().with_priority(*priority);
+        publish_to(channel, "", queue, properties, body.as_bytes()).await;
+    }
+}
+
+/// basic.get (no_ack) until get-empty: the bodies in the order they came.
+async fn get_all(channel: &lapin::Channel, queue: &str) -> Vec<String> {
+    let mut bodies = Vec::new();
+    while let Some(message) = get_no_ack(channel, queue).await {
+        bodies.push(String::from_utf8_lossy(&message.delivery.data).to_string());
+    }
+    bodies
+}
+
+/// basic.get with manual ack: the message, which must be there.
+async fn get_held(channel: &lapin::Channel, queue: &str) -> lapin::message::BasicGetMessage {
+    let get = channel.basic_get(queue, BasicGetOptions { no_ack: false });
+    within("basic.get", get)
+        .await
+        .expect("basic.get")
+        .expect("a message")
+}
+
+async fn nack_requeue(message: &lapin::message::BasicGetMessage) {
+    let requeue = BasicNackOptions {
+        multiple: false,
+        requeue: true,
+    };
+    let nack = message.delivery.acker.nack(requeue);
+    within("basic.nack", nack).await.expect("nack");
+}
+
+fn body_of(message: &lapin::message::BasicGetMessage) -> String {
+    String::from_utf8_lossy(&message.delivery.data).to_string()
+}
+
+/// On one node: a priority queue gives higher priorities first, publish order within one,
+/// a priority above its maximum counts as the maximum, and requeued messages return to
+/// their places within their priorities whatever order the nacks come in.
+#[tokio::test]
+async fn a_priority_queue_orders_by_priority_then_publish_order() {
+    let server = start_server_with_cli();
+    wait_machine_version(&server.config, QUEUE_FEATURES_MACHINE_VERSION).await;
+    let conn = connect(server.addr).await;
+    let ch = conn.create_channel().await.expect("channel");
+    declare_priority_queue(&ch, "pq", 10).await;
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm.select");
+    let messages = [
+        ("a0", 0),
+        ("b5", 5),
+        ("c10", 10),
+        ("d5", 5),
+        ("e0", 0),
+        ("f20", 20),
+    ];
+    publish_with_priorities(&ch, "pq", &messages).await;
+    assert_eq!(
+        get_all(&ch, "pq").await,
+        ["c10", "f20", "b5", "d5", "a0", "e0"]
+    );
+
+    tracing::info!("--- take three, publish one more, nack the three back newest first");
+    publish_with_priorities(&ch, "pq", &messages).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(get_held(&ch, "pq").await);
+    }
+    let bodies: Vec<String> = held.iter().map(body_of).collect();
+    assert_eq!(bodies, ["c10", "f20", "b5"]);
+    publish_with_priorities(&ch, "pq", &[("g10", 10)]).await;
+    for message in held.iter().rev() {
+        nack_requeue(message).await;
+    }
+    let order = get_all(&ch, "pq").await;
+    assert_eq!(order, ["c10", "f20", "g10", "b5", "d5", "a0", "e0"]);
+    conn.close(200, "bye").await.expect("close");
+}
+
+/// x-max-priority must be an integer from 0 to 255: RabbitMQ's 406 otherwise.
+#[tokio::test]
+async fn an_invalid_max_priority_is_refused() {
+    let server = start_server_with_cli();
+    wait_machine_version(&server.config, QUEUE_FEATURES_MACHINE_VERSION).await;
+    let conn = connect(server.addr).await;
+    let cases = [
+        (AMQPValue::LongInt(256), "{max_value_exceeded,256}"),
+        (AMQPValue::LongInt(-1), "{value_negative,-1}"),
+        (
+            AMQPValue::LongString("ten".into()),
+            "{unacceptable_type,longstr}",
+        ),
+    ];
+    for (value, why) in cases {
+        let ch = conn.create_channel().await.expect("channel");
+        let declare = ch.queue_declare(
+            "pq-bad",
+            QueueDeclareOptions::default(),
+            max_priority_args(value),
+        );
+        let (code, text) = refused("queue.declare", declare).await;
+        assert_eq!(code, 406);
+        assert_eq!(
+            text,
+            format!("PRECONDITION_FAILED - invalid arg 'x-max-priority' for queue 'pq-bad' in vhost '/': {why}")
+        );
+    }
+}
+
+/// On three nodes: messages of a priority queue keep their priorities when the leader is
+/// killed, those published before and after it, and those held across it and requeued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_priorities_survive_a_leader_kill() {
+    let test = async {
+        let mut cluster = Cluster::start().await;
+        let leader = cluster.wait_for_leader().await;
+        wait_all_at_version_4(&cluster).await;
+        let others = cluster.others(leader);
+        let (consumer_node, publisher_node) = (others[0], others[1]);
+
+        tracing::info!("--- a priority queue; six messages; two taken on the other follower");
+        let conn = connect(cluster.amqp(publisher_node)).await;
+        let ch = conn.create_channel().await.expect("channel");
+        declare_priority_queue(&ch, "pq-ha", 5).await;
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirm.select");
+        let before = [
+            ("a1", 1),
+            ("b5", 5),
+            ("c0", 0),
+            ("d3", 3),
+            ("e5", 5),
+            ("f1", 1),
+        ];
+        publish_with_priorities(&ch, "pq-ha", &before).await;
+        let taker = connect(cluster.amqp(consumer_node)).await;
+        let taker_ch = taker.create_channel().await.expect("channel");
+        let held = [
+            get_held(&taker_ch, "pq-ha").await,
+            get_held(&taker_ch, "pq-ha").await,
+        ];
+        assert_eq!([body_of(&held[0]), body_of(&held[1])], ["b5", "e5"]);
+
+        tracing::info!("--- kill the leader, wait for a new one");
+        cluster.kill(leader);
+        let new_leader = cluster.wait_for_leader().await;
+        assert_ne!(new_leader, leader);
+
+        tracing::info!("--- two more, the held ones back: all in priority order");
+        publish_with_priorities(&ch, "pq-ha", &[("g5", 5), ("h2", 2)]).await;
+        for message in held.iter().rev() {
+            nack_requeue(message).await;
+        }
+        let order = get_all(&taker_ch, "pq-ha").await;
+        assert_eq!(order, ["b5", "e5", "g5", "d3", "h2", "a1", "f1", "c0"]);
+        taker.close(200, "bye").await.expect("close");
+        conn.close(200, "bye").await.expect("close");
     };
     tokio::time::timeout(TEST_TIMEOUT, test)
         .await

@@ -199,6 +199,31 @@ pub fn consumer_priority(vhost: &str, queue: &str, arguments: &Arguments) -> Res
     }
 }
 
+/// The most `x-max-priority` may be (RabbitMQ's `MAX_SUPPORTED_PRIORITY`).
+pub const MAX_PRIORITY_MAX: u64 = 255;
+
+/// `x-max-priority` of queue.declare `arguments` (machine version 4): None without it, else
+/// an integer from 0 to 255; RabbitMQ 3.10's 406 otherwise (`check_max_priority_arg`).
+pub fn max_priority(
+    vhost: &str,
+    queue: &str,
+    arguments: &Arguments,
+) -> Result<Option<u8>, Refusal> {
+    let Some(value) = lookup(arguments, "x-max-priority") else {
+        return Ok(None);
+    };
+    let invalid = |why: String| {
+        Refusal::precondition_failed(format!(
+            "invalid arg 'x-max-priority' for queue '{queue}' in vhost '{vhost}': {why}"
+        ))
+    };
+    let max = non_negative(value, invalid)?;
+    match u8::try_from(max) {
+        Ok(max) if u64::from(max) <= MAX_PRIORITY_MAX => Ok(Some(max)),
+        _ => Err(invalid(format!("{{max_value_exceeded,{max}}}"))),
+    }
+}
+
 /// `alternate-exchange` from exchange.declare arguments (RabbitMQ ignores a non-string).
 pub fn alternate_exchange(arguments: &Arguments) -> Option<String> {
     match lookup(arguments, "alternate-exchange") {

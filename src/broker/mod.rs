@@ -14,6 +14,7 @@ pub mod command;
 pub mod dead_letter;
 pub mod exchange;
 mod import;
+pub mod message_priority;
 pub mod messages;
 pub mod queue;
 pub mod ready;

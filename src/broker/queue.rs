@@ -70,6 +70,9 @@ pub struct Unacked {
     /// Kept for a requeue: a checked-out message does not expire, a returned one may.
     pub expires_at_ms: Option<u64>,
     pub body_bytes: u64,
+    /// Kept for a requeue: `Ready::priority` (not serialized either, `state_extras.rs`).
+    #[serde(skip)]
+    pub priority: u8,
 }
 
 /// An assignment made by the queue: the holder of `consumer`'s channel delivers it.
@@ -100,6 +103,11 @@ pub struct Queue {
     /// or drop them, in the order they died.
     dying: Vec<(u64, DeathReason)>,
     limits: QueueLimits,
+    /// `x-max-priority` (machine version 4): a priority queue, whose ready messages go out
+    /// highest priority first. Not in the serialized layout of snapshot formats 5 and 6:
+    /// format 7 carries it apart (`state_extras.rs`).
+    #[serde(skip)]
+    max_priority: Option<u8>,
 }
 
 impl Queue {
@@ -108,6 +116,50 @@ impl Queue {
         Queue {
             limits,
             ..Queue::default()
+        }
+    }
+
+    /// Makes this a priority queue of `max_priority` (`x-max-priority`, at its declare),
+    /// or not (None).
+    pub fn set_max_priority(&mut self, max_priority: Option<u8>) {
+        debug_assert!(self.ready.is_empty() && self.unacked.is_empty());
+        self.max_priority = max_priority;
+    }
+
+    /// As [`Queue::set_max_priority`], on a queue read back from a snapshot, which may
+    /// already hold messages.
+    pub fn restore_max_priority(&mut self, max_priority: Option<u8>) {
+        self.max_priority = max_priority;
+    }
+
+    /// `x-max-priority`, for a priority queue.
+    pub fn max_priority(&self) -> Option<u8> {
+        self.max_priority
+    }
+
+    /// (id, priority) of every message held, ready or checked out, whose priority is not 0,
+    /// in id order (a snapshot's extras, `state_extras.rs`).
+    pub fn message_priorities(&self) -> Vec<(u64, u8)> {
+        let unacked = self.unacked.iter().filter(|(_, u)| u.priority != 0);
+        let unacked = unacked.map(|(&id, u)| (id, u.priority));
+        let mut all: Vec<(u64, u8)> = self.ready.priorities().chain(unacked).collect();
+        all.sort_unstable();
+        all
+    }
+
+    /// Sets the priority of each message `by_id` names, ready or checked out (loading a
+    /// snapshot); an error when one is not held here.
+    pub fn restore_message_priorities(&mut self, by_id: &BTreeMap<u64, u8>) -> Result<(), String> {
+        let mut n_found = self.ready.restore_priorities(by_id);
+        for (id, unacked) in self.unacked.iter_mut() {
+            if let Some(&priority) = by_id.get(id) {
+                unacked.priority = priority;
+                n_found += 1;
+            }
+        }
+        match n_found == by_id.len() {
+            true => Ok(()),
+            false => Err("a priority for a message the queue does not hold".to_string()),
         }
     }
 
@@ -264,6 +316,7 @@ impl Queue {
                 delivery_count: ready.delivery_count,
                 expires_at_ms: ready.expires_at_ms,
                 body_bytes: ready.body_bytes,
+                priority: ready.priority,
             };
             self.unacked.insert(ready.msg_id, unacked);
         }
@@ -352,6 +405,7 @@ impl Queue {
             delivery_count,
             expires_at_ms: unacked.expires_at_ms,
             body_bytes: unacked.body_bytes,
+            priority: unacked.priority,
         };
         self.ready.put_back(ready, to);
     }
@@ -533,6 +587,7 @@ impl Queue {
                     delivery_count: ready.delivery_count,
                     expires_at_ms: ready.expires_at_ms,
                     body_bytes: ready.body_bytes,
+                    priority: ready.priority,
                 };
                 self.unacked.insert(ready.msg_id, unacked);
             }
@@ -624,6 +679,9 @@ pub use limits::Offer;
 #[cfg(test)]
 #[path = "queue_credit_tests.rs"]
 mod credit_tests;
+#[cfg(test)]
+#[path = "queue_max_priority_tests.rs"]
+mod max_priority_tests;
 #[cfg(test)]
 #[path = "queue_priority_tests.rs"]
 mod priority_tests;

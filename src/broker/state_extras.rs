@@ -1,7 +1,8 @@
 //! What machine version 4 added to the state (issue 16's queue features), laid out apart
 //! from the rest of it: snapshot format 7 is format 6's state followed by these extras.
 //!
-//! The new fields (`Consumer::priority`) are not in the state's own serialized layout, so
+//! The new fields (`Consumer::priority`, `Queue::max_priority`, `Ready::priority`,
+//! `Unacked::priority`) are not in the state's own serialized layout, so
 //! formats 5 and 6 keep theirs: a node still writes format 6 while its cluster runs machine
 //! version 3 (members of the older build install it), and reads both. Only what differs
 //! from a default is listed, so a state with no priorities has empty extras.
@@ -23,11 +24,18 @@ pub struct StateExtras {
 pub struct QueueExtras {
     /// (consumer id, `x-priority`) of every consumer whose priority is not 0.
     pub consumer_priorities: Vec<(u64, i32)>,
+    /// `x-max-priority` of a priority queue.
+    pub max_priority: Option<u8>,
+    /// (message id, priority) of every message held, ready or checked out, whose priority
+    /// is not 0, in id order.
+    pub message_priorities: Vec<(u64, u8)>,
 }
 
 impl QueueExtras {
     fn is_empty(&self) -> bool {
         self.consumer_priorities.is_empty()
+            && self.max_priority.is_none()
+            && self.message_priorities.is_empty()
     }
 }
 
@@ -45,6 +53,8 @@ impl BrokerState {
             for (queue_name, entry) in &vhost.queues {
                 let queue = QueueExtras {
                     consumer_priorities: entry.queue.consumer_priorities(),
+                    max_priority: entry.queue.max_priority(),
+                    message_priorities: entry.queue.message_priorities(),
                 };
                 if !queue.is_empty() {
                     let key = (vhost_name.clone(), queue_name.clone());
@@ -69,6 +79,14 @@ impl BrokerState {
                     return Err(format!("a priority for a consumer not there: {id}"));
                 }
             }
+            if queue.max_priority.is_none() && !queue.message_priorities.is_empty() {
+                return Err(format!("message priorities in a plain queue: {queue_name}"));
+            }
+            // Set on the queue as read, before its messages' priorities (the queue's
+            // messages are already in their order).
+            entry.queue.restore_max_priority(queue.max_priority);
+            let by_id = queue.message_priorities.into_iter().collect();
+            entry.queue.restore_message_priorities(&by_id)?;
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ use std::borrow::Cow;
 
 use super::command::{Content, Refusal, Reply};
 use super::exchange::{route, HeaderValue};
+use super::message_priority::message_priority;
 use super::queue::{ConsumerKey, Offer};
 use super::state::{BrokerState, Effects, StoredMessage};
 
@@ -125,6 +126,8 @@ impl BrokerState {
         let msg_id = self.next_msg_id;
         self.next_msg_id += 1;
         let body_bytes = message.body_len();
+        // Read from the properties only for a priority queue, and once.
+        let mut priority = None;
         let (mut n_holders, mut rejected_by) = (0u32, 0u32);
         for name in queues {
             let Some(entry) = self.here.queues.get_mut(name) else {
@@ -138,10 +141,19 @@ impl BrokerState {
             };
             let expires_at_ms = ttl_ms.map(|ttl| self.now_ms.saturating_add(ttl));
             let mut gate = self.channel_limits.gate(name);
-            match entry
-                .queue
-                .offer(msg_id, expires_at_ms, body_bytes, &mut gate)
-            {
+            let priority = match entry.queue.max_priority() {
+                Some(_) => {
+                    *priority.get_or_insert_with(|| message_priority(&message.content.properties))
+                }
+                None => 0,
+            };
+            match entry.queue.offer_with_priority(
+                msg_id,
+                expires_at_ms,
+                body_bytes,
+                priority,
+                &mut gate,
+            ) {
                 Offer::Taken(deliveries) => {
                     n_holders += 1;
                     fx.deliver(name, deliveries);
