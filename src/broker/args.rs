@@ -224,6 +224,24 @@ pub fn max_priority(
     }
 }
 
+/// `x-single-active-consumer` of queue.declare `arguments` (machine version 4): false
+/// without it; a value that is not a boolean is RabbitMQ 3.10's 406.
+pub fn single_active_consumer(
+    vhost: &str,
+    queue: &str,
+    arguments: &Arguments,
+) -> Result<bool, Refusal> {
+    match lookup(arguments, "x-single-active-consumer") {
+        None => Ok(false),
+        Some(ArgValue::Bool(b)) => Ok(*b),
+        Some(other) => Err(Refusal::precondition_failed(format!(
+            "invalid arg 'x-single-active-consumer' for queue '{queue}' in vhost '{vhost}': \
+             {{unacceptable_type,{}}}",
+            type_name(other)
+        ))),
+    }
+}
+
 /// `alternate-exchange` from exchange.declare arguments (RabbitMQ ignores a non-string).
 pub fn alternate_exchange(arguments: &Arguments) -> Option<String> {
     match lookup(arguments, "alternate-exchange") {

@@ -262,9 +262,9 @@ impl Command {
     /// No command is new, so none needs it to be proposed.
     pub const COMPAT_MACHINE_VERSION: u16 = 3;
     /// The state-machine version that brought the queue features of issue 16: consumer
-    /// priorities (`ConsumeWithPriority`), and priority queues (`x-max-priority` on a
-    /// `QueueDeclare`, checked and acted on from this version; the same command below it
-    /// makes a plain queue, as before).
+    /// priorities (`ConsumeWithPriority`), priority queues and single active consumer
+    /// (`x-max-priority`, `x-single-active-consumer` on a `QueueDeclare`, checked and acted
+    /// on from this version; the same command below it makes a plain queue, as before).
     pub const QUEUE_FEATURES_MACHINE_VERSION: u16 = 4;
     /// The newest rules the model knows; what a state on its own (tests) follows.
     pub const NEWEST_MACHINE_VERSION: u16 = Command::QUEUE_FEATURES_MACHINE_VERSION;

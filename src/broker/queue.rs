@@ -108,6 +108,11 @@ pub struct Queue {
     /// format 7 carries it apart (`state_extras.rs`).
     #[serde(skip)]
     max_priority: Option<u8>,
+    /// `x-single-active-consumer` (machine version 4): only the earliest registered
+    /// consumer still here is served; the next takes over when it goes. Carried apart as
+    /// `max_priority` is.
+    #[serde(skip)]
+    single_active: bool,
 }
 
 impl Queue {
@@ -135,6 +140,16 @@ impl Queue {
     /// `x-max-priority`, for a priority queue.
     pub fn max_priority(&self) -> Option<u8> {
         self.max_priority
+    }
+
+    /// Makes this a single-active-consumer queue (`x-single-active-consumer`), or not; at
+    /// its declare, or loading a snapshot.
+    pub fn set_single_active(&mut self, single_active: bool) {
+        self.single_active = single_active;
+    }
+
+    pub fn single_active(&self) -> bool {
+        self.single_active
     }
 
     /// (id, priority) of every message held, ready or checked out, whose priority is not 0,
@@ -607,6 +622,11 @@ impl Queue {
         may_serve: impl Fn(&Consumer) -> bool,
     ) -> Option<usize> {
         let n = self.consumers.len();
+        if self.single_active {
+            // The consumers are in registration order: the first is the active one, and
+            // no other is served while it is registered, blocked or not.
+            return self.consumers.first().is_some_and(&may_serve).then_some(0);
+        }
         let mut best: Option<usize> = None;
         for index in (0..n).map(|i| (self.next_consumer + i) % n) {
             let consumer = &self.consumers[index];
@@ -640,8 +660,14 @@ impl Queue {
 
     /// Ready messages wait while every consumer is out of credit: tells the channels that
     /// refused a consumer with credit of its own, so they serve this queue when they can.
+    /// (In a single-active-consumer queue only the active one counts.)
     fn hold_back(&self, credit: &mut impl ChannelCredit) {
-        let refused = self.consumers.iter().filter(|c| !c.no_ack && has_credit(c));
+        let n_serving = match self.single_active {
+            true => 1,
+            false => self.consumers.len(),
+        };
+        let serving = self.consumers.iter().take(n_serving);
+        let refused = serving.filter(|c| !c.no_ack && has_credit(c));
         refused.for_each(|c| credit.held_back(&c.key));
     }
 }
@@ -688,6 +714,9 @@ mod priority_tests;
 #[cfg(test)]
 #[path = "queue_prop_tests.rs"]
 mod prop_tests;
+#[cfg(test)]
+#[path = "queue_single_active_tests.rs"]
+mod single_active_tests;
 #[cfg(test)]
 #[path = "queue_tests.rs"]
 mod tests;

@@ -312,8 +312,14 @@ impl BrokerState {
                 self.consume(&queue, consume, fx)
             }
             Command::Cancel { queue, consumer } => {
-                let entry = self.queue_mut(&queue, consumer.conn)?;
+                let (entry, limits) = self.queue_and_limits(&queue, consumer.conn)?;
                 entry.queue.cancel_consumer(&consumer);
+                // The next consumer of a single-active-consumer queue takes over at once.
+                // (In any other queue a cancel frees nothing: no assignment, as before.)
+                if entry.queue.single_active() {
+                    let deliveries = entry.queue.assign(&mut limits.gate(&queue));
+                    fx.deliver(&queue, deliveries);
+                }
                 self.auto_delete_queues(fx);
                 Ok(Reply::Done)
             }

@@ -1,8 +1,8 @@
 //! What machine version 4 added to the state (issue 16's queue features), laid out apart
 //! from the rest of it: snapshot format 7 is format 6's state followed by these extras.
 //!
-//! The new fields (`Consumer::priority`, `Queue::max_priority`, `Ready::priority`,
-//! `Unacked::priority`) are not in the state's own serialized layout, so
+//! The new fields (`Consumer::priority`, `Queue::max_priority`, `Queue::single_active`,
+//! `Ready::priority`, `Unacked::priority`) are not in the state's own serialized layout, so
 //! formats 5 and 6 keep theirs: a node still writes format 6 while its cluster runs machine
 //! version 3 (members of the older build install it), and reads both. Only what differs
 //! from a default is listed, so a state with no priorities has empty extras.
@@ -29,6 +29,8 @@ pub struct QueueExtras {
     /// (message id, priority) of every message held, ready or checked out, whose priority
     /// is not 0, in id order.
     pub message_priorities: Vec<(u64, u8)>,
+    /// `x-single-active-consumer`.
+    pub single_active_consumer: bool,
 }
 
 impl QueueExtras {
@@ -36,6 +38,7 @@ impl QueueExtras {
         self.consumer_priorities.is_empty()
             && self.max_priority.is_none()
             && self.message_priorities.is_empty()
+            && !self.single_active_consumer
     }
 }
 
@@ -55,6 +58,7 @@ impl BrokerState {
                     consumer_priorities: entry.queue.consumer_priorities(),
                     max_priority: entry.queue.max_priority(),
                     message_priorities: entry.queue.message_priorities(),
+                    single_active_consumer: entry.queue.single_active(),
                 };
                 if !queue.is_empty() {
                     let key = (vhost_name.clone(), queue_name.clone());
@@ -85,6 +89,7 @@ impl BrokerState {
             // Set on the queue as read, before its messages' priorities (the queue's
             // messages are already in their order).
             entry.queue.restore_max_priority(queue.max_priority);
+            entry.queue.set_single_active(queue.single_active_consumer);
             let by_id = queue.message_priorities.into_iter().collect();
             entry.queue.restore_message_priorities(&by_id)?;
         }
