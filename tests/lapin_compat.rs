@@ -24,6 +24,8 @@ use warren::amqp::frame::{method_frame, Frame};
 
 /// The machine version that brought RabbitMQ's requeue order and unbind-ok.
 const COMPAT_MACHINE_VERSION: u16 = 3;
+/// The machine version that brought consumer priorities.
+const QUEUE_FEATURES_MACHINE_VERSION: u16 = 4;
 
 fn text(s: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(s))
@@ -358,10 +360,11 @@ async fn closes_name_the_method_that_caused_them() {
 }
 
 /// 6. connection.start advertises only what is implemented: RabbitMQ's capabilities less
-/// `direct_reply_to` and `consumer_priorities`.
+/// `direct_reply_to`; `consumer_priorities` once the cluster runs machine version 4.
 #[tokio::test]
 async fn start_advertises_only_implemented_capabilities() {
-    let server = start_server();
+    let server = start_server_with_cli();
+    wait_machine_version(&server.config, QUEUE_FEATURES_MACHINE_VERSION).await;
     let mut client = RawClient::connect(server.addr);
     let AMQPClass::Connection(connection::AMQPMethod::Start(start)) = client.read_method() else {
         panic!("expected connection.start");
@@ -379,6 +382,7 @@ async fn start_advertises_only_implemented_capabilities() {
             "basic.nack",
             "connection.blocked",
             "consumer_cancel_notify",
+            "consumer_priorities",
             "exchange_exchange_bindings",
             "per_consumer_qos",
             "publisher_confirms",

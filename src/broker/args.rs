@@ -183,6 +183,65 @@ pub fn queue_args_mismatch(
     })
 }
 
+/// The consumer priority of basic.consume `arguments` (`x-priority`, 0 without it), as
+/// RabbitMQ 3.10 checks it (`check_consume_arguments`): an integer of any width, else 406
+/// with its "invalid arg" text. An integer beyond 32 bits is held at the nearest bound: the
+/// order of consumers is all a priority decides.
+pub fn consumer_priority(vhost: &str, queue: &str, arguments: &Arguments) -> Result<i32, Refusal> {
+    match lookup(arguments, "x-priority") {
+        None => Ok(0),
+        Some(ArgValue::Int(n)) => Ok((*n).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32),
+        Some(other) => Err(Refusal::precondition_failed(format!(
+            "invalid arg 'x-priority' for queue '{queue}' in vhost '{vhost}': \
+             {{unacceptable_type,{}}}",
+            type_name(other)
+        ))),
+    }
+}
+
+/// The most `x-max-priority` may be (RabbitMQ's `MAX_SUPPORTED_PRIORITY`).
+pub const MAX_PRIORITY_MAX: u64 = 255;
+
+/// `x-max-priority` of queue.declare `arguments` (machine version 4): None without it, else
+/// an integer from 0 to 255; RabbitMQ 3.10's 406 otherwise (`check_max_priority_arg`).
+pub fn max_priority(
+    vhost: &str,
+    queue: &str,
+    arguments: &Arguments,
+) -> Result<Option<u8>, Refusal> {
+    let Some(value) = lookup(arguments, "x-max-priority") else {
+        return Ok(None);
+    };
+    let invalid = |why: String| {
+        Refusal::precondition_failed(format!(
+            "invalid arg 'x-max-priority' for queue '{queue}' in vhost '{vhost}': {why}"
+        ))
+    };
+    let max = non_negative(value, invalid)?;
+    match u8::try_from(max) {
+        Ok(max) if u64::from(max) <= MAX_PRIORITY_MAX => Ok(Some(max)),
+        _ => Err(invalid(format!("{{max_value_exceeded,{max}}}"))),
+    }
+}
+
+/// `x-single-active-consumer` of queue.declare `arguments` (machine version 4): false
+/// without it; a value that is not a boolean is RabbitMQ 3.10's 406.
+pub fn single_active_consumer(
+    vhost: &str,
+    queue: &str,
+    arguments: &Arguments,
+) -> Result<bool, Refusal> {
+    match lookup(arguments, "x-single-active-consumer") {
+        None => Ok(false),
+        Some(ArgValue::Bool(b)) => Ok(*b),
+        Some(other) => Err(Refusal::precondition_failed(format!(
+            "invalid arg 'x-single-active-consumer' for queue '{queue}' in vhost '{vhost}': \
+             {{unacceptable_type,{}}}",
+            type_name(other)
+        ))),
+    }
+}
+
 /// `alternate-exchange` from exchange.declare arguments (RabbitMQ ignores a non-string).
 pub fn alternate_exchange(arguments: &Arguments) -> Option<String> {
     match lookup(arguments, "alternate-exchange") {

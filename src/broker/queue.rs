@@ -3,8 +3,9 @@
 //! A message is in exactly one place: `ready` (waiting), `unacked` (checked out to one
 //! consumer's channel) or gone (settled). Assignment is deterministic: consumers are served
 //! round-robin in the order they were added, each up to its prefetch (or, for no_ack and
-//! prefetch-0 consumers, its credit window), so every node applying the same commands makes
-//! the same deliveries. Bodies live elsewhere; this type only moves ids.
+//! prefetch-0 consumers, its credit window), the highest consumer priority first (a lower
+//! one only while every higher one is blocked), so every node applying the same commands
+//! makes the same deliveries. Bodies live elsewhere; this type only moves ids.
 //! A channel's own limit (basic.qos global=true) is asked through [`ChannelCredit`] at every
 //! delivery and told of every consumer delivery that comes back.
 //!
@@ -49,6 +50,12 @@ pub struct Consumer {
     /// ones to the socket (`Command::Credit`). Without it one apply could move a whole
     /// backlog into one connection's memory. Unused for the others.
     pub n_credit: u32,
+    /// basic.consume's `x-priority` (machine version 4; 0 before): a consumer is served only
+    /// while no consumer of a higher priority may take the message (RabbitMQ's consumer
+    /// priorities). Not in the serialized layout of snapshot formats 5 and 6: format 7
+    /// carries it apart (`state_extras.rs`), so the older layouts stay as they were.
+    #[serde(skip)]
+    pub priority: i32,
 }
 
 /// A message checked out to a consumer, waiting for its settle.
@@ -63,6 +70,9 @@ pub struct Unacked {
     /// Kept for a requeue: a checked-out message does not expire, a returned one may.
     pub expires_at_ms: Option<u64>,
     pub body_bytes: u64,
+    /// Kept for a requeue: `Ready::priority` (not serialized either, `state_extras.rs`).
+    #[serde(skip)]
+    pub priority: u8,
 }
 
 /// An assignment made by the queue: the holder of `consumer`'s channel delivers it.
@@ -93,6 +103,16 @@ pub struct Queue {
     /// or drop them, in the order they died.
     dying: Vec<(u64, DeathReason)>,
     limits: QueueLimits,
+    /// `x-max-priority` (machine version 4): a priority queue, whose ready messages go out
+    /// highest priority first. Not in the serialized layout of snapshot formats 5 and 6:
+    /// format 7 carries it apart (`state_extras.rs`).
+    #[serde(skip)]
+    max_priority: Option<u8>,
+    /// `x-single-active-consumer` (machine version 4): only the earliest registered
+    /// consumer still here is served; the next takes over when it goes. Carried apart as
+    /// `max_priority` is.
+    #[serde(skip)]
+    single_active: bool,
 }
 
 impl Queue {
@@ -101,6 +121,60 @@ impl Queue {
         Queue {
             limits,
             ..Queue::default()
+        }
+    }
+
+    /// Makes this a priority queue of `max_priority` (`x-max-priority`, at its declare),
+    /// or not (None).
+    pub fn set_max_priority(&mut self, max_priority: Option<u8>) {
+        debug_assert!(self.ready.is_empty() && self.unacked.is_empty());
+        self.max_priority = max_priority;
+    }
+
+    /// As [`Queue::set_max_priority`], on a queue read back from a snapshot, which may
+    /// already hold messages.
+    pub fn restore_max_priority(&mut self, max_priority: Option<u8>) {
+        self.max_priority = max_priority;
+    }
+
+    /// `x-max-priority`, for a priority queue.
+    pub fn max_priority(&self) -> Option<u8> {
+        self.max_priority
+    }
+
+    /// Makes this a single-active-consumer queue (`x-single-active-consumer`), or not; at
+    /// its declare, or loading a snapshot.
+    pub fn set_single_active(&mut self, single_active: bool) {
+        self.single_active = single_active;
+    }
+
+    pub fn single_active(&self) -> bool {
+        self.single_active
+    }
+
+    /// (id, priority) of every message held, ready or checked out, whose priority is not 0,
+    /// in id order (a snapshot's extras, `state_extras.rs`).
+    pub fn message_priorities(&self) -> Vec<(u64, u8)> {
+        let unacked = self.unacked.iter().filter(|(_, u)| u.priority != 0);
+        let unacked = unacked.map(|(&id, u)| (id, u.priority));
+        let mut all: Vec<(u64, u8)> = self.ready.priorities().chain(unacked).collect();
+        all.sort_unstable();
+        all
+    }
+
+    /// Sets the priority of each message `by_id` names, ready or checked out (loading a
+    /// snapshot); an error when one is not held here.
+    pub fn restore_message_priorities(&mut self, by_id: &BTreeMap<u64, u8>) -> Result<(), String> {
+        let mut n_found = self.ready.restore_priorities(by_id);
+        for (id, unacked) in self.unacked.iter_mut() {
+            if let Some(&priority) = by_id.get(id) {
+                unacked.priority = priority;
+                n_found += 1;
+            }
+        }
+        match n_found == by_id.len() {
+            true => Ok(()),
+            false => Err("a priority for a message the queue does not hold".to_string()),
         }
     }
 
@@ -181,6 +255,19 @@ impl Queue {
         exclusive: bool,
         credit: &mut impl ChannelCredit,
     ) -> Vec<Delivery> {
+        self.add_consumer_with_priority(key, prefetch, no_ack, exclusive, 0, credit)
+    }
+
+    /// As [`Queue::add_consumer`], with a consumer priority (`x-priority`).
+    pub fn add_consumer_with_priority(
+        &mut self,
+        key: ConsumerKey,
+        prefetch: u32,
+        no_ack: bool,
+        exclusive: bool,
+        priority: i32,
+        credit: &mut impl ChannelCredit,
+    ) -> Vec<Delivery> {
         debug_assert!(self.consumers.iter().all(|c| c.key != key));
         debug_assert!(!self.in_exclusive_use(exclusive));
         self.had_consumer = true;
@@ -194,6 +281,7 @@ impl Queue {
             exclusive,
             n_unacked: 0,
             n_credit: CONSUMER_CREDIT_WINDOW,
+            priority,
         });
         self.assign(credit)
     }
@@ -243,6 +331,7 @@ impl Queue {
                 delivery_count: ready.delivery_count,
                 expires_at_ms: ready.expires_at_ms,
                 body_bytes: ready.body_bytes,
+                priority: ready.priority,
             };
             self.unacked.insert(ready.msg_id, unacked);
         }
@@ -331,6 +420,7 @@ impl Queue {
             delivery_count,
             expires_at_ms: unacked.expires_at_ms,
             body_bytes: unacked.body_bytes,
+            priority: unacked.priority,
         };
         self.ready.put_back(ready, to);
     }
@@ -480,23 +570,21 @@ impl Queue {
     }
 
     /// Hands ready messages to consumers with credit of their own and from their channel
-    /// (no_ack consumers need only their own), round-robin. Called after every change that can
-    /// make a delivery possible, and by the state when a channel gains credit.
+    /// (no_ack consumers need only their own): each to the highest-priority consumer that
+    /// may take it, round-robin among equals. Called after every change that can make a
+    /// delivery possible, and by the state when a channel gains credit.
     pub fn assign(&mut self, credit: &mut impl ChannelCredit) -> Vec<Delivery> {
         let mut out = Vec::new();
+        let top = self.consumers.iter().map(|c| c.priority).max();
         // Each pass over the consumers either delivers or proves no one has credit: bounded.
         while !self.ready.is_empty() && !self.consumers.is_empty() {
-            let n = self.consumers.len();
             let may_serve =
                 |c: &Consumer| has_credit(c) && (c.no_ack || credit.may_deliver(&c.key));
-            let Some(offset) =
-                (0..n).find(|i| may_serve(&self.consumers[(self.next_consumer + i) % n]))
-            else {
+            let Some(index) = self.next_to_serve(top, may_serve) else {
                 self.hold_back(credit);
                 break;
             };
-            let index = (self.next_consumer + offset) % n;
-            self.next_consumer = (index + 1) % n;
+            self.next_consumer = (index + 1) % self.consumers.len();
             let Some(ready) = self.pop_live() else {
                 break;
             };
@@ -514,6 +602,7 @@ impl Queue {
                     delivery_count: ready.delivery_count,
                     expires_at_ms: ready.expires_at_ms,
                     body_bytes: ready.body_bytes,
+                    priority: ready.priority,
                 };
                 self.unacked.insert(ready.msg_id, unacked);
             }
@@ -522,10 +611,63 @@ impl Queue {
         out
     }
 
+    /// The index of the consumer to serve next: of those `may_serve` admits, the ones of
+    /// the highest priority, and of these the first from `next_consumer` on (round-robin).
+    /// With every priority equal (the only case before machine version 4) this is the
+    /// first consumer `may_serve` admits from `next_consumer` on, as it always was. `top` is
+    /// the highest priority registered: a consumer of it ends the search.
+    fn next_to_serve(
+        &self,
+        top: Option<i32>,
+        may_serve: impl Fn(&Consumer) -> bool,
+    ) -> Option<usize> {
+        let n = self.consumers.len();
+        if self.single_active {
+            // The consumers are in registration order: the first is the active one, and
+            // no other is served while it is registered, blocked or not.
+            return self.consumers.first().is_some_and(&may_serve).then_some(0);
+        }
+        let mut best: Option<usize> = None;
+        for index in (0..n).map(|i| (self.next_consumer + i) % n) {
+            let consumer = &self.consumers[index];
+            let better = best.is_none_or(|b| consumer.priority > self.consumers[b].priority);
+            if better && may_serve(consumer) {
+                best = Some(index);
+                if Some(consumer.priority) == top {
+                    break;
+                }
+            }
+        }
+        best
+    }
+
+    /// The priority of every consumer whose priority is not 0, by consumer id (a snapshot's
+    /// extras, `state_extras.rs`).
+    pub fn consumer_priorities(&self) -> Vec<(u64, i32)> {
+        let prioritised = self.consumers.iter().filter(|c| c.priority != 0);
+        prioritised.map(|c| (c.id, c.priority)).collect()
+    }
+
+    /// Sets consumer `id`'s priority (loading a snapshot); false when there is no such
+    /// consumer.
+    pub fn set_consumer_priority(&mut self, id: u64, priority: i32) -> bool {
+        let Some(consumer) = self.consumers.iter_mut().find(|c| c.id == id) else {
+            return false;
+        };
+        consumer.priority = priority;
+        true
+    }
+
     /// Ready messages wait while every consumer is out of credit: tells the channels that
     /// refused a consumer with credit of its own, so they serve this queue when they can.
+    /// (In a single-active-consumer queue only the active one counts.)
     fn hold_back(&self, credit: &mut impl ChannelCredit) {
-        let refused = self.consumers.iter().filter(|c| !c.no_ack && has_credit(c));
+        let n_serving = match self.single_active {
+            true => 1,
+            false => self.consumers.len(),
+        };
+        let serving = self.consumers.iter().take(n_serving);
+        let refused = serving.filter(|c| !c.no_ack && has_credit(c));
         refused.for_each(|c| credit.held_back(&c.key));
     }
 }
@@ -564,8 +706,17 @@ pub use limits::Offer;
 #[path = "queue_credit_tests.rs"]
 mod credit_tests;
 #[cfg(test)]
+#[path = "queue_max_priority_tests.rs"]
+mod max_priority_tests;
+#[cfg(test)]
+#[path = "queue_priority_tests.rs"]
+mod priority_tests;
+#[cfg(test)]
 #[path = "queue_prop_tests.rs"]
 mod prop_tests;
+#[cfg(test)]
+#[path = "queue_single_active_tests.rs"]
+mod single_active_tests;
 #[cfg(test)]
 #[path = "queue_tests.rs"]
 mod tests;

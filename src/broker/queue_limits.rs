@@ -32,6 +32,21 @@ impl Queue {
         body_bytes: u64,
         credit: &mut impl ChannelCredit,
     ) -> Offer {
+        self.offer_with_priority(msg_id, expires_at_ms, body_bytes, 0, credit)
+    }
+
+    /// As [`Queue::offer`], for a message of `priority` (its `priority` property): a
+    /// priority queue puts it after every ready message of its priority or higher (a
+    /// priority above the queue's maximum counts as the maximum, as in RabbitMQ); any
+    /// other queue ignores it and appends.
+    pub fn offer_with_priority(
+        &mut self,
+        msg_id: u64,
+        expires_at_ms: Option<u64>,
+        body_bytes: u64,
+        priority: u8,
+        credit: &mut impl ChannelCredit,
+    ) -> Offer {
         let overflow = self.limits.overflow;
         if overflow != Overflow::DropHead && self.would_overflow(body_bytes) {
             let dead_letter = overflow == Overflow::RejectPublishDlx;
@@ -40,12 +55,20 @@ impl Queue {
             }
             return Offer::Refused { dead_letter };
         }
-        self.ready.push_back(Ready {
+        let mut ready = Ready {
             msg_id,
             delivery_count: 0,
             expires_at_ms,
             body_bytes,
-        });
+            priority: 0,
+        };
+        match self.max_priority {
+            Some(max) => {
+                ready.priority = priority.min(max);
+                self.ready.insert_in_place(ready);
+            }
+            None => self.ready.push_back(ready),
+        }
         let deliveries = self.assign(credit);
         self.drop_head_while_over_limit();
         Offer::Taken(deliveries)

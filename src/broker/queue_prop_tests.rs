@@ -1,5 +1,6 @@
 //! Property test of the queue's bookkeeping: random workloads against a queue with random
-//! limits (max-length, max-length-bytes, overflow, delivery-limit).
+//! limits (max-length, max-length-bytes, overflow, delivery-limit) and the features of
+//! machine version 4 (a maximum priority, single active consumer, consumer priorities).
 
 use std::collections::BTreeSet;
 
@@ -22,12 +23,14 @@ fn key(conn: u64, channel: u16, tag: &str) -> ConsumerKey {
 enum Op {
     Enqueue {
         body_bytes: u64,
+        priority: u8,
     },
     AddConsumer {
         conn: u64,
         prefetch: u32,
         no_ack: bool,
         exclusive: bool,
+        priority: i32,
     },
     Cancel {
         index: usize,
@@ -68,9 +71,9 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..4u64).prop_map(|body_bytes| Op::Enqueue { body_bytes }),
-        1 => (0..3u64, 0..4u32, any::<bool>(), prop::bool::weighted(0.2)).prop_map(
-            |(conn, prefetch, no_ack, exclusive)| Op::AddConsumer { conn, prefetch, no_ack, exclusive }
+        4 => (0..4u64, 0..4u8).prop_map(|(body_bytes, priority)| Op::Enqueue { body_bytes, priority }),
+        1 => (0..3u64, 0..4u32, any::<bool>(), prop::bool::weighted(0.2), -1..2i32).prop_map(
+            |(conn, prefetch, no_ack, exclusive, priority)| Op::AddConsumer { conn, prefetch, no_ack, exclusive, priority }
         ),
         1 => (0..8usize).prop_map(|index| Op::Cancel { index }),
         3 => (0..64usize).prop_map(|index| Op::Settle { index }),
@@ -115,31 +118,43 @@ struct Model {
     dead: BTreeSet<u64>,
 }
 
-fn offer(q: &mut Queue, model: &mut Model, expires_at_ms: Option<u64>, body_bytes: u64) {
+fn offer(
+    q: &mut Queue,
+    model: &mut Model,
+    expires_at_ms: Option<u64>,
+    body_bytes: u64,
+    priority: u8,
+) {
     model.published += 1;
     let id = model.published;
-    if let Offer::Refused { .. } = q.offer(id, expires_at_ms, body_bytes, &mut Unlimited) {
+    let offer = q.offer_with_priority(id, expires_at_ms, body_bytes, priority, &mut Unlimited);
+    if let Offer::Refused { .. } = offer {
         assert!(q.limits.overflow != Overflow::DropHead, "drop-head refused");
     }
 }
 
 fn step(q: &mut Queue, op: &Op, model: &mut Model) {
     match op {
-        Op::Enqueue { body_bytes } => offer(q, model, None, *body_bytes),
+        Op::Enqueue {
+            body_bytes,
+            priority,
+        } => offer(q, model, None, *body_bytes, *priority),
         Op::AddConsumer {
             conn,
             prefetch,
             no_ack,
             exclusive,
+            priority,
         } => {
             model.n_consumers_made += 1;
             let tag = format!("c{}", model.n_consumers_made);
             if !q.in_exclusive_use(*exclusive) {
-                q.add_consumer(
+                q.add_consumer_with_priority(
                     key(*conn, 1, &tag),
                     *prefetch,
                     *no_ack,
                     *exclusive,
+                    *priority,
                     &mut Unlimited,
                 );
             }
@@ -147,6 +162,10 @@ fn step(q: &mut Queue, op: &Op, model: &mut Model) {
         Op::Cancel { index } => {
             if let Some(c) = q.consumers.get(*index).map(|c| c.key.clone()) {
                 assert!(q.cancel_consumer(&c));
+                // As the state does for a single-active-consumer queue (the next takes over).
+                if q.single_active() {
+                    q.assign(&mut Unlimited);
+                }
             }
         }
         Op::Settle { index } | Op::Reject { index } | Op::Requeue { index } => {
@@ -171,7 +190,7 @@ fn step(q: &mut Queue, op: &Op, model: &mut Model) {
         Op::CloseConnection { conn } => {
             q.connection_closed(*conn, RequeueTo::Place, &mut Unlimited);
         }
-        Op::EnqueueWithTtl { ttl_ms } => offer(q, model, Some(q.now_ms + ttl_ms), 1),
+        Op::EnqueueWithTtl { ttl_ms } => offer(q, model, Some(q.now_ms + ttl_ms), 1, 0),
         Op::Touch { advance_ms } => {
             q.touch(q.now_ms + advance_ms);
             assert!(
@@ -199,10 +218,22 @@ fn step(q: &mut Queue, op: &Op, model: &mut Model) {
 fn check_invariants(q: &Queue, model: &Model) {
     let ready: BTreeSet<u64> = q.ready.iter().map(|r| r.msg_id).collect();
     assert_eq!(ready.len(), q.ready.len(), "a message is ready twice");
-    // Requeues put messages back in place: the ready list stays in publish (id) order.
+    // Requeues put messages back in place: the ready list stays in (priority, publish)
+    // order, which without a maximum priority is publish (id) order.
+    let places: Vec<(std::cmp::Reverse<u8>, u64)> = q
+        .ready
+        .iter()
+        .map(|r| (std::cmp::Reverse(r.priority), r.msg_id))
+        .collect();
     assert!(
-        q.ready.iter().map(|r| r.msg_id).eq(ready.iter().copied()),
-        "ready messages out of publish order"
+        places.windows(2).all(|w| w[0] < w[1]),
+        "ready messages out of priority and publish order"
+    );
+    let max = q.max_priority.unwrap_or(0);
+    let mut priorities = q.ready.iter().map(|r| r.priority);
+    assert!(
+        priorities.all(|p| p <= max) && q.unacked.values().all(|u| u.priority <= max),
+        "a priority past the queue's maximum"
     );
     assert!(
         ready.iter().all(|id| !q.unacked.contains_key(id)),
@@ -245,12 +276,38 @@ fn check_invariants(q: &Queue, model: &Model) {
             "credit past the window"
         );
     }
-    if q.consumers.iter().any(has_credit) {
+    // A single-active-consumer queue serves its first consumer only: no other ever got a
+    // delivery (each becomes first only once every earlier one went).
+    let n_serving = match q.single_active {
+        true => q.consumers.len().min(1),
+        false => q.consumers.len(),
+    };
+    for c in &q.consumers[n_serving..] {
+        assert_eq!(c.n_unacked, 0, "a waiting consumer was served: {:?}", c.key);
+    }
+    if q.consumers[..n_serving].iter().any(has_credit) {
         assert!(
             q.ready.is_empty(),
             "a consumer has credit while messages wait"
         );
     }
+}
+
+/// The queue a snapshot carries: its state section (postcard, which leaves out what
+/// machine version 4 added) with its extras put back, as `state_extras.rs` does.
+fn through_snapshot(q: &Queue) -> Queue {
+    let bytes = postcard::to_stdvec(q).expect("encode snapshot");
+    let mut restored: Queue = postcard::from_bytes(&bytes).expect("decode snapshot");
+    for (id, priority) in q.consumer_priorities() {
+        assert!(restored.set_consumer_priority(id, priority));
+    }
+    restored.restore_max_priority(q.max_priority());
+    restored.set_single_active(q.single_active());
+    let by_id = q.message_priorities().into_iter().collect();
+    restored
+        .restore_message_priorities(&by_id)
+        .expect("restore priorities");
+    restored
 }
 
 proptest! {
@@ -259,22 +316,24 @@ proptest! {
     #[test]
     fn random_workloads_keep_invariants_and_snapshot_replay_equals_replay(
         limits in limits(),
+        max_priority in prop::option::weighted(0.3, 0..3u8),
+        single_active in prop::bool::weighted(0.2),
         ops in proptest::collection::vec(op(), 0..200),
         cut in 0usize..200,
     ) {
         let cut = cut.min(ops.len());
         let (mut q, mut model) = (Queue::new(limits), Model::default());
+        q.set_max_priority(max_priority);
+        q.set_single_active(single_active);
         let mut snapshot = None;
         for (i, op) in ops.iter().enumerate() {
             if i == cut {
-                let bytes = postcard::to_stdvec(&q).expect("encode snapshot");
-                snapshot = Some((bytes, model.clone()));
+                snapshot = Some((through_snapshot(&q), model.clone()));
             }
             step(&mut q, op, &mut model);
             check_invariants(&q, &model);
         }
-        if let Some((bytes, mut model2)) = snapshot {
-            let mut q2: Queue = postcard::from_bytes(&bytes).expect("decode snapshot");
+        if let Some((mut q2, mut model2)) = snapshot {
             for op in &ops[cut..] {
                 step(&mut q2, op, &mut model2);
             }

@@ -4,6 +4,7 @@
 //! `x-max-length-bytes` bounds is always the sum over the messages in the list; a queue never
 //! recounts. It only moves ids and sizes: bodies live in the state's message store.
 
+use std::cmp::Reverse;
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,18 @@ pub struct Ready {
     pub expires_at_ms: Option<u64>,
     /// The size of its body, counted against `x-max-length-bytes`.
     pub body_bytes: u64,
+    /// Its priority in a priority queue (`x-max-priority`, machine version 4), already held
+    /// at the queue's maximum; 0 in any other queue. Not in the serialized layout of
+    /// snapshot formats 5 and 6: format 7 carries it apart (`state_extras.rs`).
+    #[serde(skip)]
+    pub priority: u8,
+}
+
+/// Where a message stands among the ready ones: higher priorities first, then by id (which
+/// is publish order). In a queue that is not a priority queue every priority is 0, so this
+/// is the id alone.
+fn place(ready: &Ready) -> (Reverse<u8>, u64) {
+    (Reverse(ready.priority), ready.msg_id)
 }
 
 /// Where a message returned to the queue (a requeue) goes among the ready ones.
@@ -91,13 +104,38 @@ impl ReadyList {
     pub fn put_back(&mut self, ready: Ready, to: RequeueTo) {
         match to {
             RequeueTo::Head => self.push_front(ready),
-            RequeueTo::Place => {
-                let at = self.items.partition_point(|r| r.msg_id < ready.msg_id);
-                debug_assert!(self.items.get(at).is_none_or(|r| r.msg_id != ready.msg_id));
-                self.n_bytes = self.n_bytes.saturating_add(ready.body_bytes);
-                self.items.insert(at, ready);
+            RequeueTo::Place => self.insert_in_place(ready),
+        }
+    }
+
+    /// A message put where it stands by priority, then id (`place`): a priority queue's
+    /// publish, and any requeue to its place. The list of a priority queue is always in
+    /// that order (a cluster below machine version 4 has no priority queue).
+    pub fn insert_in_place(&mut self, ready: Ready) {
+        let key = place(&ready);
+        let at = self.items.partition_point(|r| place(r) < key);
+        debug_assert!(self.items.get(at).is_none_or(|r| r.msg_id != ready.msg_id));
+        self.n_bytes = self.n_bytes.saturating_add(ready.body_bytes);
+        self.items.insert(at, ready);
+    }
+
+    /// (id, priority) of every ready message whose priority is not 0.
+    pub fn priorities(&self) -> impl Iterator<Item = (u64, u8)> + '_ {
+        let prioritised = self.items.iter().filter(|r| r.priority != 0);
+        prioritised.map(|r| (r.msg_id, r.priority))
+    }
+
+    /// Sets the priority of each ready message `by_id` names (loading a snapshot, whose
+    /// list is already in its order); returns how many it named.
+    pub fn restore_priorities(&mut self, by_id: &std::collections::BTreeMap<u64, u8>) -> usize {
+        let mut n_found = 0;
+        for ready in self.items.iter_mut() {
+            if let Some(&priority) = by_id.get(&ready.msg_id) {
+                ready.priority = priority;
+                n_found += 1;
             }
         }
+        n_found
     }
 
     pub fn pop_front(&mut self) -> Option<Ready> {

@@ -3,7 +3,9 @@
 //! Redeclares follow RabbitMQ 3.10's equivalence checks (field by field, then the arguments
 //! it compares) and reply texts, so clients that match on them behave as against RabbitMQ.
 
-use super::args::{queue_args_mismatch, render_arg, Arguments, QueueArgs};
+use super::args::{
+    max_priority, queue_args_mismatch, render_arg, single_active_consumer, Arguments, QueueArgs,
+};
 use super::command::{Command, Refusal, Reply};
 use super::exchange::{Binding, Destination, Exchange};
 use super::queue::Queue;
@@ -144,8 +146,21 @@ impl BrokerState {
             return Ok(declared(name, &entry.queue));
         }
         let args = QueueArgs::parse(&name, &req.arguments)?;
+        // Below machine version 4 x-max-priority and x-single-active-consumer are kept (the
+        // equivalence check compares them) but neither checked nor acted on, as before.
+        let (max_priority, single_active) =
+            match self.machine_version >= Command::QUEUE_FEATURES_MACHINE_VERSION {
+                true => (
+                    max_priority(&self.here_name, &name, &req.arguments)?,
+                    single_active_consumer(&self.here_name, &name, &req.arguments)?,
+                ),
+                false => (None, false),
+            };
+        let mut queue = Queue::new(args.limits());
+        queue.set_max_priority(max_priority);
+        queue.set_single_active(single_active);
         let entry = QueueEntry {
-            queue: Queue::new(args.limits()),
+            queue,
             durable: req.durable,
             auto_delete: req.auto_delete,
             exclusive_conn: req.exclusive.then_some(req.conn),

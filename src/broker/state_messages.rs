@@ -8,6 +8,7 @@ use std::borrow::Cow;
 
 use super::command::{Content, Refusal, Reply};
 use super::exchange::{route, HeaderValue};
+use super::message_priority::message_priority;
 use super::queue::{ConsumerKey, Offer};
 use super::state::{BrokerState, Effects, StoredMessage};
 
@@ -17,6 +18,28 @@ pub(super) struct Published {
     pub exchange: String,
     pub routing_key: String,
     pub expiration_ms: Option<u64>,
+}
+
+/// A basic.consume as the state applies it (`Command::Consume`, `ConsumeWithPriority`).
+pub(super) struct Consume {
+    pub consumer: ConsumerKey,
+    pub prefetch: u32,
+    pub no_ack: bool,
+    pub exclusive: bool,
+    /// `x-priority`; 0 for a plain `Consume`.
+    pub priority: i32,
+}
+
+impl Consume {
+    pub fn new(consumer: ConsumerKey, prefetch: u32, no_ack: bool, exclusive: bool) -> Consume {
+        Consume {
+            consumer,
+            prefetch,
+            no_ack,
+            exclusive,
+            priority: 0,
+        }
+    }
 }
 
 impl BrokerState {
@@ -103,6 +126,8 @@ impl BrokerState {
         let msg_id = self.next_msg_id;
         self.next_msg_id += 1;
         let body_bytes = message.body_len();
+        // Read from the properties only for a priority queue, and once.
+        let mut priority = None;
         let (mut n_holders, mut rejected_by) = (0u32, 0u32);
         for name in queues {
             let Some(entry) = self.here.queues.get_mut(name) else {
@@ -116,10 +141,19 @@ impl BrokerState {
             };
             let expires_at_ms = ttl_ms.map(|ttl| self.now_ms.saturating_add(ttl));
             let mut gate = self.channel_limits.gate(name);
-            match entry
-                .queue
-                .offer(msg_id, expires_at_ms, body_bytes, &mut gate)
-            {
+            let priority = match entry.queue.max_priority() {
+                Some(_) => {
+                    *priority.get_or_insert_with(|| message_priority(&message.content.properties))
+                }
+                None => 0,
+            };
+            match entry.queue.offer_with_priority(
+                msg_id,
+                expires_at_ms,
+                body_bytes,
+                priority,
+                &mut gate,
+            ) {
                 Offer::Taken(deliveries) => {
                     n_holders += 1;
                     fx.deliver(name, deliveries);
@@ -185,12 +219,16 @@ impl BrokerState {
     pub(super) fn consume(
         &mut self,
         queue: &str,
-        consumer: ConsumerKey,
-        prefetch: u32,
-        no_ack: bool,
-        exclusive: bool,
+        consume: Consume,
         fx: &mut Effects,
     ) -> Result<Reply, Refusal> {
+        let Consume {
+            consumer,
+            prefetch,
+            no_ack,
+            exclusive,
+            priority,
+        } = consume;
         let in_use = self
             .here
             .queues
@@ -215,7 +253,7 @@ impl BrokerState {
         let mut gate = limits.gate(queue);
         let deliveries = entry
             .queue
-            .add_consumer(consumer, prefetch, no_ack, exclusive, &mut gate);
+            .add_consumer_with_priority(consumer, prefetch, no_ack, exclusive, priority, &mut gate);
         fx.deliver(queue, deliveries);
         Ok(Reply::Done)
     }

@@ -23,7 +23,9 @@ pub const ENTRY_FORMAT: u8 = 1;
 /// 2: vhosts, users and permissions (`Command::InVhost` and the commands after it).
 /// 3: RabbitMQ 3.10's requeue order and unbind-ok (`Command::COMPAT_MACHINE_VERSION`): no
 /// new command, the same commands applied by newer rules.
-pub const MACHINE_VERSION: u16 = 3;
+/// 4: issue 16's queue features (`Command::QUEUE_FEATURES_MACHINE_VERSION`): consumer
+/// priorities (`Command::ConsumeWithPriority`).
+pub const MACHINE_VERSION: u16 = 4;
 /// The machine version a new cluster starts at.
 pub const MACHINE_VERSION_FIRST: u16 = 1;
 const _: () = assert!(MACHINE_VERSION_FIRST <= MACHINE_VERSION);

@@ -228,6 +228,14 @@ fn samples() -> Vec<Command> {
                 },
             ],
         },
+        Command::ConsumeWithPriority {
+            queue: queue(),
+            consumer: consumer(),
+            prefetch: 10,
+            no_ack: true,
+            exclusive: false,
+            priority: -3,
+        },
     ]
 }
 
@@ -264,7 +272,7 @@ fn encode_all() -> String {
 }
 
 /// Every variant, in declaration order: a variant added to [`variant`] goes here too.
-const VARIANTS: [&str; 35] = [
+const VARIANTS: [&str; 36] = [
     "ExchangeDeclare",
     "ExchangeDelete",
     "QueueDeclare",
@@ -300,6 +308,7 @@ const VARIANTS: [&str; 35] = [
     "ClearPermissions",
     "InitAccess",
     "ImportDefinitions",
+    "ConsumeWithPriority",
 ];
 
 #[test]

@@ -26,7 +26,9 @@ use serde::Serialize;
 /// and permissions in the state (machine version 2). The format follows the cluster's
 /// machine version, so members of an older build install what a newer leader sends while
 /// the cluster has not moved up: 5 is still written at machine version 1, and read.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 6;
+/// 7: the state is followed by its extras, what machine version 4 added (consumer
+/// priorities, `broker/state_extras.rs`); 6 is still written at machine versions 2 and 3.
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 7;
 /// The oldest format this build reads.
 pub const SNAPSHOT_FORMAT_OLDEST: u8 = 5;
 const HEADER_LEN: usize = 21;

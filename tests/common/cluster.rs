@@ -384,12 +384,15 @@ impl Cluster {
 }
 
 /// Polls the node of `config` until it applied machine `version` (its cluster's first
-/// leader moves it there a moment after the start), for at most [`LEADER_TIMEOUT`].
+/// leader moves it there a moment after the start), for at most [`LEADER_TIMEOUT`]. A
+/// single node listens for AMQP before it has made the cookie the tool needs (`start`
+/// returns on the AMQP port), so a failed run of the tool is tried again until then.
 pub async fn wait_machine_version(config: &Path, version: u16) {
     let deadline = Instant::now() + LEADER_TIMEOUT;
     loop {
-        let view = status_with(config).await;
-        let mut statuses = view.nodes.iter().filter_map(|row| row.status.as_ref());
+        let view = try_status_args(config, &[]).await;
+        let statuses = view.iter().flat_map(|v| &v.nodes);
+        let mut statuses = statuses.filter_map(|row| row.status.as_ref());
         if statuses.any(|s| s.machine_version >= version) {
             return;
         }
@@ -412,6 +415,13 @@ pub async fn status_digest(config: &Path) -> ClusterView {
 }
 
 async fn status_args(config: &Path, extra: &[&str]) -> ClusterView {
+    try_status_args(config, extra)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// As [`status_args`], with a failed run of the tool as an error rather than a panic.
+async fn try_status_args(config: &Path, extra: &[&str]) -> Result<ClusterView, String> {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_warren"))
         .args(["cluster-status", "--json", "--config"])
         .arg(config)
@@ -420,16 +430,13 @@ async fn status_args(config: &Path, extra: &[&str]) -> ClusterView {
     let output = super::within("warren cluster-status", output)
         .await
         .expect("run warren cluster-status");
-    assert!(
-        output.status.success(),
-        "cluster-status failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "cluster-status printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(format!("cluster-status failed: {stderr}"));
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        format!("cluster-status printed no JSON ({e}): {stdout}")
     })
 }
 

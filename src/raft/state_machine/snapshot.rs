@@ -18,6 +18,7 @@ use super::{lock, meta_of, BrokerStateMachine, Snap, SnapshotBody, SNAPSHOT_FILE
 use crate::broker::command::Command;
 use crate::broker::messages::Messages;
 use crate::broker::state::BrokerState;
+use crate::broker::state_extras::StateExtras;
 use crate::broker::state_legacy::LegacyBrokerState;
 use crate::raft::cold_messages::ColdMessages;
 use crate::raft::message_record;
@@ -77,9 +78,33 @@ impl SnapshotBody {
     }
 }
 
+/// The snapshot format of machine versions 2 and 3: format 7 less its extras.
+const NO_EXTRAS_FORMAT: u8 = 6;
+const _: () = assert!(NO_EXTRAS_FORMAT + 1 == snapshot_file::SNAPSHOT_FORMAT_VERSION);
+
+/// A snapshot body as format 7 lays it out when written: format 6's, then what the state's
+/// own layout leaves out (`broker/state_extras.rs`).
+#[derive(serde::Serialize)]
+struct BodyOut<'a> {
+    body: &'a SnapshotBody,
+    extras: StateExtras,
+}
+
+/// As [`BodyOut`], read.
+#[derive(serde::Deserialize)]
+struct BodyIn {
+    body: SnapshotBody,
+    extras: StateExtras,
+}
+
 fn decode_body(version: u8, bytes: &[u8]) -> io::Result<SnapshotBody> {
-    if version != LEGACY_FORMAT {
+    if version == NO_EXTRAS_FORMAT {
         return snapshot_file::decode_exact(bytes);
+    }
+    if version != LEGACY_FORMAT {
+        let BodyIn { mut body, extras } = snapshot_file::decode_exact(bytes)?;
+        body.broker.restore_extras(extras).map_err(|e| bad(&e))?;
+        return Ok(body);
     }
     let legacy: LegacyBody = snapshot_file::decode_exact(bytes)?;
     Ok(SnapshotBody {
@@ -312,9 +337,23 @@ fn write_messages<W: io::Write + io::Seek>(
         let record = message_record::encode(&message)?;
         Ok((msg_id, record, message.content.body.clone()))
     });
+    // The format follows the cluster's machine version, so members of an older build can
+    // install it while the cluster has not moved up (docs/formats.md).
+    let extras = body.broker.extras();
     let out = match body.legacy() {
         Some(legacy) => snapshot_file::write(out, LEGACY_FORMAT, &legacy, records)?,
-        None => snapshot_file::write(out, snapshot_file::SNAPSHOT_FORMAT_VERSION, body, records)?,
+        None if body.machine_version < Command::QUEUE_FEATURES_MACHINE_VERSION => {
+            // Nothing below version 4 makes extras: a consumer priority needs its command.
+            if !extras.is_empty() {
+                return Err(bad("extras in a state below machine version 4"));
+            }
+            snapshot_file::write(out, NO_EXTRAS_FORMAT, body, records)?
+        }
+        None => {
+            let out_body = BodyOut { body, extras };
+            let version = snapshot_file::SNAPSHOT_FORMAT_VERSION;
+            snapshot_file::write(out, version, &out_body, records)?
+        }
     };
     if n_written != messages.len() {
         let what = format!("{n_written} messages read, {} stored", messages.len());

@@ -175,7 +175,9 @@ fn needs(command: &Command) -> Vec<Need<'_>> {
             need(Write, "exchange", destination),
             need(Read, "exchange", exchange(source)),
         ],
-        Command::Consume { queue, .. } | Command::Get { queue, .. } => {
+        Command::Consume { queue, .. }
+        | Command::ConsumeWithPriority { queue, .. }
+        | Command::Get { queue, .. } => {
             vec![need(Read, "queue", queue)]
         }
         _ => Vec::new(),

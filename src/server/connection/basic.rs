@@ -12,7 +12,9 @@ use super::wire::{
     REPLY_PRECONDITION_FAILED,
 };
 use super::Conn;
+use crate::broker::args;
 use crate::broker::command::{Command, Refusal, Reply};
+use crate::broker::exchange::field_table_pairs;
 use crate::broker::queue::ConsumerKey;
 
 const BASIC_ACK: MethodId = MethodId {
@@ -121,6 +123,8 @@ impl Conn {
             c.consumer_tag.as_str().to_string()
         };
         let queue = c.queue.as_str().to_string();
+        let arguments = field_table_pairs(&c.arguments);
+        let priority = args::consumer_priority(&self.vhost, &queue, &arguments)?;
         let state = self.state(ch)?;
         if state.consumers.contains_key(&tag) {
             return Err(refuse(
@@ -141,12 +145,27 @@ impl Conn {
         };
         // Deliveries caused by this command reach this task through its dispatch queue,
         // which is read only after this method returns: they follow the consume-ok.
-        let command = Command::Consume {
-            queue,
-            consumer,
-            prefetch,
-            no_ack: c.no_ack,
-            exclusive: c.exclusive,
+        // A cluster below the machine version of consumer priorities ignores x-priority,
+        // as it always did (a rolling upgrade); priority 0 is the plain command everywhere.
+        let version = self.proposer.node().state_machine.machine_version();
+        let prioritised = priority != 0 && version >= Command::QUEUE_FEATURES_MACHINE_VERSION;
+        let (no_ack, exclusive) = (c.no_ack, c.exclusive);
+        let command = match prioritised {
+            true => Command::ConsumeWithPriority {
+                queue,
+                consumer,
+                prefetch,
+                no_ack,
+                exclusive,
+                priority,
+            },
+            false => Command::Consume {
+                queue,
+                consumer,
+                prefetch,
+                no_ack,
+                exclusive,
+            },
         };
         if let Err(refusal) = self.propose_reply(command).await {
             let state = self.state(ch)?;

@@ -8,6 +8,7 @@ use super::wire::{
 };
 use super::{Conn, Phase};
 use crate::amqp::frame::FRAME_MIN_SIZE;
+use crate::broker::command::Command;
 use crate::config::NodeConfig;
 use crate::limits;
 
@@ -190,11 +191,20 @@ fn amqplain_credentials(mut response: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     Some((login?, password?))
 }
 
-pub(super) fn start_method(config: &NodeConfig) -> AMQPClass {
+/// connection.start; `machine_version` is the cluster's, which decides whether consumer
+/// priorities apply.
+pub(super) fn start_method(config: &NodeConfig, machine_version: u16) -> AMQPClass {
     let mut caps = FieldTable::default();
-    // RabbitMQ's capabilities less the two not implemented (`consumer_priorities`,
-    // `direct_reply_to`): a client that sees one relies on it, so it is never advertised
-    // before it works (docs/amqp-coverage.md).
+    // RabbitMQ's capabilities less `direct_reply_to`, not implemented: a client that sees
+    // one relies on it, so it is never advertised before it works (docs/amqp-coverage.md).
+    // `consumer_priorities` only once the cluster runs the machine version that applies
+    // them (below it, x-priority is ignored).
+    if machine_version >= Command::QUEUE_FEATURES_MACHINE_VERSION {
+        caps.insert(
+            ShortString::from("consumer_priorities"),
+            AMQPValue::Boolean(true),
+        );
+    }
     for cap in [
         "publisher_confirms",
         "exchange_exchange_bindings",

@@ -251,7 +251,8 @@ impl Conn {
         mut dispatches: mpsc::UnboundedReceiver<Dispatch>,
         mut alarm: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
-        self.send_method(0, &handshake::start_method(&self.config));
+        let version = self.proposer.node().state_machine.machine_version();
+        self.send_method(0, &handshake::start_method(&self.config, version));
         write_out(socket, &mut self.out).await?;
 
         let mut inbuf = BytesMut::with_capacity(8192);
