@@ -91,11 +91,21 @@ const _: () = assert!(RAFT_ELECTION_TIMEOUT_MIN_MS < RAFT_ELECTION_TIMEOUT_MAX_M
 /// healthy leader is not enough (its next heartbeat arrives on another or the new one).
 pub const LEADER_GONE_SILENCE: std::time::Duration =
     std::time::Duration::from_millis(RAFT_HEARTBEAT_MS);
+/// A follower that has heard nothing from its leader for this long takes it for gone even
+/// though no connection closed (a frozen or cut-off leader keeps its connections open): five
+/// heartbeats, where openraft's own timer waits its leader lease plus a drawn election
+/// timeout (900-1200 ms). As with a close, it campaigns only with a quorum's agreement.
+pub const LEADER_SILENT_GONE: std::time::Duration =
+    std::time::Duration::from_millis(5 * RAFT_HEARTBEAT_MS);
 /// How long a voter asked whether the leader is gone waits for its own evidence (its own
 /// connection from the leader closing, then the silence) before it says no.
 pub const LEADER_GONE_ANSWER_WAIT: std::time::Duration =
     std::time::Duration::from_millis(2 * RAFT_HEARTBEAT_MS);
 // A prompt election must be sooner than the ordinary one, or it is not worth having.
+const _: () = assert!(
+    LEADER_SILENT_GONE.as_millis() + LEADER_GONE_ANSWER_WAIT.as_millis()
+        < (RAFT_ELECTION_TIMEOUT_MAX_MS + RAFT_ELECTION_TIMEOUT_MIN_MS) as u128
+);
 const _: () = assert!(
     LEADER_GONE_SILENCE.as_millis() + LEADER_GONE_ANSWER_WAIT.as_millis()
         < (RAFT_ELECTION_TIMEOUT_MAX_MS + RAFT_ELECTION_TIMEOUT_MIN_MS) as u128

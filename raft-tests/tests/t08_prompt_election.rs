@@ -1,6 +1,7 @@
 //! Prompt elections: a leader whose connections close (a killed process's kernel closes
-//! them) is replaced at once, without the election timer; a link that resets between a live
-//! leader and one follower deposes no one (`src/raft/prompt_election.rs`).
+//! them) is replaced at once, without the election timer; so is a leader that falls silent
+//! with its connections open (a frozen process); a link that resets between a live leader
+//! and one follower deposes no one (`src/raft/prompt_election.rs`).
 //!
 //! Both tests turn every node's election timer off first, so only the reaction to closed
 //! connections can start an election: the first fails without it (no new leader ever), the
@@ -9,8 +10,11 @@
 use openraft::async_runtime::WatchReceiver;
 use openraft::ServerState;
 
+use std::time::Duration;
+
 use raft_tests::cluster::{Cluster, Kind};
 use raft_tests::invariants::check_invariants;
+use raft_tests::net::Fault;
 use raft_tests::WAIT;
 
 const DISK3: [Kind; 3] = [Kind::Disk, Kind::Disk, Kind::Disk];
@@ -56,6 +60,45 @@ async fn t01_a_killed_leader_is_replaced_without_the_election_timer() {
     tracing::info!("--- the survivors commit");
     c.publish_confirmed(&others, 3, 20).await;
     check_invariants(&c).await;
+    c.shutdown().await;
+}
+
+/// The leader falls silent with every connection open, as a SIGSTOPped process does: the
+/// links between it and the followers hold every chunk back for an hour (a close too, since
+/// it waits behind the chunks), so no connection closes and nothing arrives. With no
+/// election timer running, only the silence rule can replace it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t03_a_silent_leader_is_replaced_without_the_election_timer() {
+    let mut c = Cluster::start(&DISK3, 3, 803).await;
+    let old = c.leader().await;
+    let old_term = c.term(old);
+    election_timers_off(&c);
+    let others: Vec<u64> = c.members.keys().copied().filter(|id| *id != old).collect();
+
+    tracing::info!(old, "--- the leader falls silent, its connections open");
+    let silent = Fault {
+        delay: Duration::from_secs(3600),
+        ..Fault::default()
+    };
+    for id in &others {
+        c.net.set(c.host_of(old), c.host_of(*id), silent.clone());
+        c.net.set(c.host_of(*id), c.host_of(old), silent.clone());
+    }
+    let new = c.leader_among(&others).await;
+    assert_ne!(new, old);
+    assert!(c.term(new) > old_term, "the new leader's term is higher");
+    let mut campaigns = c.node(new).prompt_election().campaigns();
+    let elected = tokio::time::timeout(
+        WAIT.expect("a bound"),
+        campaigns.wait_for(|c| c.started == 1),
+    );
+    elected
+        .await
+        .expect("the new leader's own prompt election")
+        .expect("campaigns");
+
+    tracing::info!("--- the survivors commit");
+    c.publish_confirmed(&others, 3, 20).await;
     c.shutdown().await;
 }
 

@@ -10,8 +10,9 @@
 //! The rule ([`verdict`]): the leader is *gone* when a connection from it closed, nothing was
 //! heard from it since, and the silence has lasted [`LEADER_GONE_SILENCE`] (two heartbeats).
 //! One connection dropped by a live leader (a timeout on its side, then a redial) is followed
-//! by its next heartbeat on another connection or the new one, so it never counts; a frozen
-//! (SIGSTOP) leader keeps its connections open, so it is replaced by the ordinary timer.
+//! by its next heartbeat on another connection or the new one, so it never counts. A frozen
+//! (SIGSTOP) or cut-off leader keeps its connections open: it is gone once nothing was heard
+//! from it for [`LEADER_SILENT_GONE`] (five heartbeats), well before openraft's own timer.
 //!
 //! It never decides alone: a follower campaigns early only when a quorum of voters each see
 //! the same evidence themselves (`prompt_election.rs`), which plays the part of Pre-Vote.
@@ -25,7 +26,7 @@ use tokio::sync::watch;
 
 use super::contact::LeaderContact;
 use super::types::NodeId;
-use crate::limits::LEADER_GONE_SILENCE;
+use crate::limits::{LEADER_GONE_SILENCE, LEADER_SILENT_GONE};
 
 /// What the evidence says about one leader.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,16 +43,29 @@ pub enum Verdict {
 /// The rule, on its own: `closed_at`, when a connection from the leader last closed here;
 /// `last_heard`, when an append from a leader last arrived (see `LeaderContact::last_heard`).
 pub fn verdict(closed_at: Option<Instant>, last_heard: Option<Instant>, now: Instant) -> Verdict {
-    let Some(closed_at) = closed_at else {
-        return Verdict::Alive;
+    let closed_at = match closed_at {
+        // Heard at or after the close: whatever closed, the leader still speaks.
+        Some(closed) if last_heard.is_none_or(|heard| heard < closed) => closed,
+        _ => return silent_since(last_heard, now),
     };
-    // Heard at or after the close: whatever closed, the leader still speaks.
-    if last_heard.is_some_and(|heard| heard >= closed_at) {
-        return Verdict::Alive;
-    }
     // Never heard (or not since a hold began): the silence counts from the close only.
     let silent_since = last_heard.unwrap_or(closed_at);
     let gone_at = silent_since + LEADER_GONE_SILENCE;
+    if now >= gone_at {
+        Verdict::Gone
+    } else {
+        Verdict::NotYet(gone_at)
+    }
+}
+
+/// The rule without a close: gone after [`LEADER_SILENT_GONE`] of silence. Never heard (a
+/// node that just started, or one holding after a silence) counts as alive: the ordinary
+/// timer elects then.
+fn silent_since(last_heard: Option<Instant>, now: Instant) -> Verdict {
+    let Some(heard) = last_heard else {
+        return Verdict::Alive;
+    };
+    let gone_at = heard + LEADER_SILENT_GONE;
     if now >= gone_at {
         Verdict::Gone
     } else {

@@ -1,33 +1,49 @@
 use std::time::{Duration, Instant};
 
 use super::{verdict, LeaderLoss, Verdict};
-use crate::limits::LEADER_GONE_SILENCE;
+use crate::limits::{LEADER_GONE_SILENCE, LEADER_SILENT_GONE};
 use crate::raft::contact::LeaderContact;
 
 const MS: Duration = Duration::from_millis(1);
 
 #[test]
-fn no_close_means_alive() {
+fn without_a_close_only_the_long_silence_counts() {
     let t = Instant::now();
+    let gone_at = t + LEADER_SILENT_GONE;
+    // A frozen or cut-off leader: its connections stay open.
     assert_eq!(
-        verdict(None, Some(t), t + 10 * LEADER_GONE_SILENCE),
-        Verdict::Alive
+        verdict(None, Some(t), t + 2 * LEADER_GONE_SILENCE),
+        Verdict::NotYet(gone_at)
     );
-    assert_eq!(verdict(None, None, t), Verdict::Alive);
+    assert_eq!(
+        verdict(None, Some(t), gone_at - MS),
+        Verdict::NotYet(gone_at)
+    );
+    assert_eq!(verdict(None, Some(t), gone_at), Verdict::Gone);
+    // Never heard: the ordinary timer decides.
+    assert_eq!(verdict(None, None, t + 5000 * MS), Verdict::Alive);
 }
 
 #[test]
-fn heard_after_the_close_means_alive() {
+fn heard_after_the_close_means_only_the_long_silence_counts() {
     let t = Instant::now();
     // A live leader redialled and spoke again: a flapping link.
     let closed = t + 5 * MS;
     assert_eq!(
-        verdict(Some(closed), Some(closed), t + 5000 * MS),
-        Verdict::Alive
+        verdict(Some(closed), Some(closed), closed + 2 * LEADER_GONE_SILENCE),
+        Verdict::NotYet(closed + LEADER_SILENT_GONE)
     );
     assert_eq!(
-        verdict(Some(closed), Some(closed + MS), t + 5000 * MS),
-        Verdict::Alive
+        verdict(
+            Some(closed),
+            Some(closed + MS),
+            closed + 2 * LEADER_GONE_SILENCE
+        ),
+        Verdict::NotYet(closed + MS + LEADER_SILENT_GONE)
+    );
+    assert_eq!(
+        verdict(Some(closed), Some(closed), closed + LEADER_SILENT_GONE),
+        Verdict::Gone
     );
 }
 
@@ -98,10 +114,11 @@ async fn wait_gone_waits_for_the_close_and_the_silence() {
 fn an_append_that_arrived_after_the_close_means_alive() {
     let loss = LeaderLoss::default();
     let contact = LeaderContact::new(true);
-    let t = Instant::now() - 10 * LEADER_GONE_SILENCE;
+    let t = Instant::now() - 2 * LEADER_GONE_SILENCE;
     contact.heard(t);
     loss.closed(7, t + MS);
     assert_eq!(loss.verdict(7, &contact), Verdict::Gone);
-    loss.append_arrived(t + 2 * MS);
-    assert_eq!(loss.verdict(7, &contact), Verdict::Alive);
+    loss.append_arrived(Instant::now());
+    // Heard since the close: only the long silence, not yet run, could make it gone.
+    assert!(matches!(loss.verdict(7, &contact), Verdict::NotYet(_)));
 }

@@ -224,14 +224,20 @@ impl RaftNode {
         ));
         let contact = Arc::new(LeaderContact::new(peers.is_some()));
         tokio::spawn(hear_quorum_acks(raft.clone(), Arc::clone(&contact)));
-        let prompt = PromptElection::new(id, raft.clone(), Arc::clone(&contact), peers);
+        let prompt = Arc::new(PromptElection::new(
+            id,
+            raft.clone(),
+            Arc::clone(&contact),
+            peers,
+        ));
+        tokio::spawn(PromptElection::watch_silence(Arc::downgrade(&prompt)));
         Ok(RaftNode {
             raft,
             state_machine,
             id,
             log,
             contact,
-            prompt: Arc::new(prompt),
+            prompt,
         })
     }
 

@@ -20,10 +20,14 @@
 //!    only the lease is waived, and Warren reads nothing under a lease (its read index asks
 //!    a quorum afresh, `node.rs`).
 //!
+//! The same happens, with the same quorum of yes, when a leader has been silent for
+//! [`LEADER_SILENT_GONE`] with its connections open (a frozen or cut-off process:
+//! [`PromptElection::watch_silence`]).
+//!
 //! A campaign that is refused or fails leaves the ordinary timer in charge.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use openraft::async_runtime::WatchReceiver;
@@ -36,7 +40,10 @@ use super::node::Raft;
 use super::peer_network::ClusterNetwork;
 use super::protocol::{PeerRequest, PeerResponse};
 use super::types::{NodeId, TypeConfig};
-use crate::limits::{CLUSTER_RPC_TIMEOUT_MIN_MS, LEADER_GONE_ANSWER_WAIT, LEADER_GONE_SILENCE};
+use crate::limits::{
+    CLUSTER_RPC_TIMEOUT_MIN_MS, LEADER_GONE_ANSWER_WAIT, LEADER_GONE_SILENCE, LEADER_SILENT_GONE,
+    RAFT_HEARTBEAT_MS,
+};
 
 /// What the prompt elections of this node came to, for tests and logs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -91,21 +98,52 @@ impl PromptElection {
     /// background (one at a time).
     pub fn peer_closed(self: &Arc<Self>, peer: NodeId) {
         self.loss.closed(peer, Instant::now());
-        if self.network.is_none() || self.follows(peer).is_none() {
-            return;
+        self.start_campaign(peer);
+    }
+
+    /// Watches for a leader that went silent with its connections open (frozen by SIGSTOP,
+    /// or cut off): every heartbeat interval, a follower whose leader is gone by the rule
+    /// (`leader_loss.rs`, [`LEADER_SILENT_GONE`]) campaigns as after a close; after a
+    /// campaign it lets the silence rule's span pass before it tries again, so a follower
+    /// cut off from a live leader asks its peers twice a second, not without pause. Ends
+    /// with the node.
+    pub async fn watch_silence(this: Weak<Self>) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(RAFT_HEARTBEAT_MS)).await;
+            let Some(prompt) = this.upgrade() else {
+                return;
+            };
+            let leader = prompt.raft.metrics().borrow_watched().current_leader;
+            let gone = leader.filter(|l| {
+                *l != prompt.id && prompt.loss.verdict(*l, &prompt.contact) == Verdict::Gone
+            });
+            let started = gone.is_some_and(|leader| prompt.start_campaign(leader));
+            drop(prompt);
+            if started {
+                tokio::time::sleep(LEADER_SILENT_GONE).await;
+            }
+        }
+    }
+
+    /// Starts a campaign against `leader` in the background, if this node is a voter that
+    /// follows it and no other campaign runs; whether it started one.
+    fn start_campaign(self: &Arc<Self>, leader: NodeId) -> bool {
+        if self.network.is_none() || self.follows(leader).is_none() {
+            return false;
         }
         if self.campaigning.swap(true, Ordering::AcqRel) {
-            return;
+            return false;
         }
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            let started = this.campaign(peer).await;
+            let started = this.campaign(leader).await;
             this.campaigns.send_modify(|c| match started {
                 true => c.started += 1,
                 false => c.refused += 1,
             });
             this.campaigning.store(false, Ordering::Release);
         });
+        true
     }
 
     /// This node's last log index and the voters of its membership, if it is a voter that
@@ -163,7 +201,7 @@ impl PromptElection {
                 yes,
                 quorum,
                 gone,
-                "leader's connection closed; no prompt election"
+                "leader gone by this node's evidence, not by a quorum's; no prompt election"
             );
             return false;
         }
