@@ -16,7 +16,7 @@ use lapin::{BasicProperties, Connection};
 mod common;
 use common::cluster::{wait_machine_version, Cluster};
 use common::{
-    confirm_channel, connect, get_no_ack, next_delivery, publish_to, refused,
+    confirm_channel, connect, get_no_ack, next_delivery, publish_numbered, publish_to, refused,
     start_server_with_cli, within,
 };
 
@@ -53,37 +53,21 @@ async fn consumer_with(
     (channel, consumer)
 }
 
-/// Waits until every node of `cluster` applied machine version 4: a front end below it
-/// ignores x-priority and x-max-priority.
-async fn wait_all_at_version_4(cluster: &Cluster) {
-    cluster
-        .wait_status("every node at machine version 4", TEST_TIMEOUT, |v| {
-            v.nodes.iter().all(|r| {
-                r.status
-                    .as_ref()
-                    .is_some_and(|s| s.machine_version >= QUEUE_FEATURES_MACHINE_VERSION)
-            })
-        })
-        .await;
-}
-
-/// Publishes `m{n}` for every n of `ns`, each confirmed.
-async fn publish_numbered(
-    channel: &lapin::Channel,
-    queue: &str,
-    ns: std::ops::RangeInclusive<u32>,
-) {
-    for n in ns {
-        let body = format!("m{n}");
-        publish_to(
-            channel,
-            "",
-            queue,
-            BasicProperties::default(),
-            body.as_bytes(),
-        )
-        .await;
+/// Acks `held` on `channel`, then makes a round trip on it (a passive declare of `queue`),
+/// so the acks are applied before whatever the test does next.
+async fn ack_all(channel: &lapin::Channel, queue: &str, held: Vec<lapin::message::Delivery>) {
+    for delivery in held {
+        let ack = delivery.acker.ack(BasicAckOptions::default());
+        within("basic.ack", ack).await.expect("ack");
     }
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let declare = channel.queue_declare(queue, passive, FieldTable::default());
+    within("passive queue.declare", declare)
+        .await
+        .expect("declare");
 }
 
 /// The bodies of the next `n` deliveries of `consumer`, with the deliveries (to ack).
@@ -143,19 +127,7 @@ async fn consumers_are_served_by_priority_on_one_node() {
     tracing::info!("--- both full: the next go to priority 5, not to the default (0)");
     publish_numbered(&ch, "cp", 5..=6).await;
     tracing::info!("--- a settles one: the next is a's again");
-    for delivery in held_a {
-        let ack = delivery.acker.ack(BasicAckOptions::default());
-        within("basic.ack", ack).await.expect("ack");
-    }
-    // A round trip on a's channel: its acks are applied before the next publish.
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..QueueDeclareOptions::default()
-    };
-    let declare = a_ch.queue_declare("cp", passive, FieldTable::default());
-    within("passive queue.declare", declare)
-        .await
-        .expect("declare");
+    ack_all(&a_ch, "cp", held_a).await;
     publish_numbered(&ch, "cp", 7..=7).await;
     let (got_a, _) = next_n(&mut a, 1).await;
     assert_eq!(got_a, ["m7"]);
@@ -195,7 +167,10 @@ async fn consumer_priorities_survive_a_leader_kill() {
     let test = async {
         let mut cluster = Cluster::start().await;
         let leader = cluster.wait_for_leader().await;
-        wait_all_at_version_4(&cluster).await;
+        // Below it a front end ignores x-priority and x-max-priority.
+        cluster
+            .wait_machine_version_all(QUEUE_FEATURES_MACHINE_VERSION, TEST_TIMEOUT)
+            .await;
         let others = cluster.others(leader);
         let (consumer_node, publisher_node) = (others[0], others[1]);
 
@@ -214,18 +189,7 @@ async fn consumer_priorities_survive_a_leader_kill() {
         assert_ne!(new_leader, leader);
 
         tracing::info!("--- high settles its two; the next two are its again");
-        for delivery in held {
-            let ack = delivery.acker.ack(BasicAckOptions::default());
-            within("basic.ack", ack).await.expect("ack");
-        }
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
-        let declare = high_ch.queue_declare("cp-ha", passive, FieldTable::default());
-        within("passive queue.declare", declare)
-            .await
-            .expect("declare");
+        ack_all(&high_ch, "cp-ha", held).await;
         publish_numbered(&ch, "cp-ha", 4..=6).await;
         let (got, _) = next_n(&mut high, 2).await;
         assert_eq!(got, ["m4", "m5"]);
@@ -373,7 +337,10 @@ async fn message_priorities_survive_a_leader_kill() {
     let test = async {
         let mut cluster = Cluster::start().await;
         let leader = cluster.wait_for_leader().await;
-        wait_all_at_version_4(&cluster).await;
+        // Below it a front end ignores x-priority and x-max-priority.
+        cluster
+            .wait_machine_version_all(QUEUE_FEATURES_MACHINE_VERSION, TEST_TIMEOUT)
+            .await;
         let others = cluster.others(leader);
         let (consumer_node, publisher_node) = (others[0], others[1]);
 

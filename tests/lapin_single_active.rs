@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Connection};
+use lapin::Connection;
 
 mod common;
 use common::cluster::{wait_machine_version, Cluster};
-use common::{connect, next_delivery, publish_to, refused, start_server_with_cli, within};
+use common::{connect, next_delivery, publish_numbered, refused, start_server_with_cli, within};
 
 /// The machine version that brought single active consumer.
 const QUEUE_FEATURES_MACHINE_VERSION: u16 = 4;
@@ -55,24 +55,6 @@ async fn consumer_on(conn: &Connection, queue: &str, tag: &str) -> lapin::Consum
     within("basic.consume", consume)
         .await
         .expect("basic.consume")
-}
-
-async fn publish_numbered(
-    channel: &lapin::Channel,
-    queue: &str,
-    ns: std::ops::RangeInclusive<u32>,
-) {
-    for n in ns {
-        let body = format!("m{n}");
-        publish_to(
-            channel,
-            "",
-            queue,
-            BasicProperties::default(),
-            body.as_bytes(),
-        )
-        .await;
-    }
 }
 
 /// The next `n` deliveries of `consumer` as (body, redelivered).
@@ -151,13 +133,7 @@ async fn the_single_active_consumer_moves_when_its_node_dies() {
         let mut cluster = Cluster::start().await;
         let leader = cluster.wait_for_leader().await;
         cluster
-            .wait_status("every node at machine version 4", TEST_TIMEOUT, |v| {
-                v.nodes.iter().all(|r| {
-                    r.status
-                        .as_ref()
-                        .is_some_and(|s| s.machine_version >= QUEUE_FEATURES_MACHINE_VERSION)
-                })
-            })
+            .wait_machine_version_all(QUEUE_FEATURES_MACHINE_VERSION, TEST_TIMEOUT)
             .await;
         let others = cluster.others(leader);
         let (consumer_node, publisher_node) = (others[0], others[1]);

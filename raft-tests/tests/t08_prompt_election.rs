@@ -25,6 +25,19 @@ fn election_timers_off(c: &Cluster) {
     }
 }
 
+/// Waits until node `new` counts one prompt election of its own: it was elected by it.
+async fn wait_own_prompt_election(c: &Cluster, new: u64) {
+    let mut campaigns = c.node(new).prompt_election().campaigns();
+    let elected = tokio::time::timeout(
+        WAIT.expect("a bound"),
+        campaigns.wait_for(|c| c.started == 1),
+    );
+    elected
+        .await
+        .expect("the new leader's own prompt election")
+        .expect("campaigns");
+}
+
 /// The leader stops (its server and its Raft, so every connection it had opened to the
 /// followers closes); the two followers agree it is gone and one of them leads in a higher
 /// term, with no election timer running; it commits.
@@ -41,15 +54,7 @@ async fn t01_a_killed_leader_is_replaced_without_the_election_timer() {
     let new = c.leader_among(&others).await;
     assert_ne!(new, old);
     assert!(c.term(new) > old_term, "the new leader's term is higher");
-    let mut campaigns = c.node(new).prompt_election().campaigns();
-    let elected = tokio::time::timeout(
-        WAIT.expect("a bound"),
-        campaigns.wait_for(|c| c.started == 1),
-    );
-    elected
-        .await
-        .expect("the new leader's own prompt election")
-        .expect("campaigns");
+    wait_own_prompt_election(&c, new).await;
     let other = others
         .iter()
         .find(|id| **id != new)
@@ -87,15 +92,7 @@ async fn t03_a_silent_leader_is_replaced_without_the_election_timer() {
     let new = c.leader_among(&others).await;
     assert_ne!(new, old);
     assert!(c.term(new) > old_term, "the new leader's term is higher");
-    let mut campaigns = c.node(new).prompt_election().campaigns();
-    let elected = tokio::time::timeout(
-        WAIT.expect("a bound"),
-        campaigns.wait_for(|c| c.started == 1),
-    );
-    elected
-        .await
-        .expect("the new leader's own prompt election")
-        .expect("campaigns");
+    wait_own_prompt_election(&c, new).await;
 
     tracing::info!("--- the survivors commit");
     c.publish_confirmed(&others, 3, 20).await;

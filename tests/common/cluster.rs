@@ -364,6 +364,20 @@ impl Cluster {
         }
     }
 
+    /// Waits until every node has applied state-machine `version` (or a newer one), at most
+    /// `bound`.
+    pub async fn wait_machine_version_all(&self, version: u16, bound: Duration) {
+        let what = format!("every node at machine version {version}");
+        self.wait_status(&what, bound, |v| {
+            v.nodes.iter().all(|r| {
+                r.status
+                    .as_ref()
+                    .is_some_and(|s| s.machine_version >= version)
+            })
+        })
+        .await;
+    }
+
     /// Waits for exactly one reachable leader that every reachable node follows.
     pub async fn wait_for_leader(&self) -> u64 {
         let view = self

@@ -277,6 +277,26 @@ pub fn refusal(error: &lapin::Error) -> (u16, String) {
     }
 }
 
+/// Publishes `m{n}` for every n of `ns` to `queue` through the default exchange, each
+/// confirmed (a confirm-mode channel).
+pub async fn publish_numbered(
+    channel: &lapin::Channel,
+    queue: &str,
+    ns: std::ops::RangeInclusive<u32>,
+) {
+    for n in ns {
+        let body = format!("m{n}");
+        publish_to(
+            channel,
+            "",
+            queue,
+            BasicProperties::default(),
+            body.as_bytes(),
+        )
+        .await;
+    }
+}
+
 /// Publishes `body` through `exchange` with `routing_key` and `properties` on a confirm-mode
 /// channel, and asserts its confirm is an ack.
 pub async fn publish_to(

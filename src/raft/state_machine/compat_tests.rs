@@ -225,6 +225,19 @@ fn declare_max_priority(name: &str, max: i64) -> Command {
 }
 
 /// The ids basic.get (no_ack) finds in "q", `n` of them.
+/// Deletes queue `q` and moves the cluster to version 4 in one entry at `index`, so the
+/// test can declare `q` again under version 4's rules.
+fn delete_q_and_move_to_4(sm: &BrokerStateMachine, index: u64) {
+    let delete = Command::QueueDelete {
+        name: "q".into(),
+        if_unused: false,
+        if_empty: false,
+        conn: 1,
+    };
+    let upgrade = Command::SetMachineVersion { version: 4 };
+    apply(sm, index, vec![delete, upgrade]);
+}
+
 fn get_ids(sm: &BrokerStateMachine, index: u64, n: usize) -> Vec<u64> {
     let replies = apply(sm, index, (0..n).map(|_| get(true)).collect());
     let got = replies.into_iter().map(|reply| match reply {
@@ -247,17 +260,7 @@ fn priority_queues_come_with_version_4_and_survive_a_snapshot_file() {
     apply(&sm, 2, vec![declare_max_priority("q", 300)]);
     apply(&sm, 3, vec![publish_priority(1, 0), publish_priority(2, 9)]);
     assert_eq!(get_ids(&sm, 4, 2), [1, 2], "version 3: first in, first out");
-    let delete = Command::QueueDelete {
-        name: "q".into(),
-        if_unused: false,
-        if_empty: false,
-        conn: 1,
-    };
-    apply(
-        &sm,
-        5,
-        vec![delete, Command::SetMachineVersion { version: 4 }],
-    );
+    delete_q_and_move_to_4(&sm, 5);
 
     let refused = reply_of(&sm, 6, declare_max_priority("q", 300)).expect_err("refused");
     assert_eq!(refused.reply_code, 406);
@@ -321,17 +324,7 @@ fn single_active_consumer_comes_with_version_4_and_survives_a_snapshot_file() {
         (vec![1], vec![2]),
         "version 3: both"
     );
-    let delete = Command::QueueDelete {
-        name: "q".into(),
-        if_unused: false,
-        if_empty: false,
-        conn: 1,
-    };
-    apply(
-        &sm,
-        4,
-        vec![delete, Command::SetMachineVersion { version: 4 }],
-    );
+    delete_q_and_move_to_4(&sm, 4);
 
     apply(
         &sm,
